@@ -1,0 +1,40 @@
+# qnuma: NUMA-placed QEMU launcher.
+GO      ?= go
+BIN     := build/qnuma
+GOFLAGS ?=
+export GOFLAGS
+
+.PHONY: all build deps test unit demo bench vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/qnuma
+
+# Installs (apt-get) only what is missing: qemu-system-x86, numactl, busybox-static, ...
+deps:
+	@scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# Everything: unit tests, real-QEMU tests, multi-node test host scenarios.
+test: deps build vet
+	$(GO) test -count=1 -timeout 30m ./...
+
+# Unit tests only (no QEMU started).
+unit:
+	$(GO) test -count=1 -short ./...
+
+demo: deps build
+	@scripts/demo.sh
+
+bench: deps build
+	@scripts/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf build

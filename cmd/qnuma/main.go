@@ -1,0 +1,100 @@
+// Command qnuma launches QEMU virtual machines placed on the right NUMA
+// nodes of the host: it plans, binds memory, pins every vCPU before the
+// guest runs, and supervises the VM.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+const description = `qnuma places QEMU virtual machines on the host's NUMA nodes.
+
+It reads the host's topology, chooses the node(s) with room for the VM's
+vCPUs and memory, gives the guest a matching NUMA layout, starts QEMU bound
+to those nodes and paused, pins every vCPU thread to its planned CPUs, then
+lets the guest run.
+
+Examples:
+  qnuma topology                                  what this host is
+  qnuma plan --vcpus 8 --memory 16G               where such a VM would go
+  qnuma run --vcpus 4 --memory 2G -- qemu-system-x86_64 -nographic ...
+  qnuma --membind=1 -- qemu-system-x86_64 ...     numactl's syntax, vCPUs pinned too`
+
+// CLI is qnuma's command line; each command lives in its own file.
+type CLI struct {
+	Topology TopologyCmd `cmd:"" help:"Show the host's NUMA nodes, CPUs, memory, hugepages and distances."`
+	Plan     PlanCmd     `cmd:"" help:"Show where a VM would be placed and the QEMU command line, without starting anything."`
+	Run      RunCmd      `cmd:"" help:"Start QEMU placed, pinned and supervised."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses args and runs the command, returning the process exit code.
+func run(args []string) int {
+	if isNumactlSyntax(args) {
+		return runNumactl(args)
+	}
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("qnuma"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qnuma:", err)
+		return 1
+	}
+	code, done := parse(parser, args)
+	if done {
+		return code
+	}
+	return 0
+}
+
+// exitCode carries kong's exit requests (after --help) out of Parse.
+type exitCode int
+
+func parse(parser *kong.Kong, args []string) (code int, done bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code, done = int(c), true
+		}
+	}()
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qnuma:", err)
+		return 2, true
+	}
+	if err := ctx.Run(); err != nil {
+		return report(err), true
+	}
+	return 0, true
+}
+
+// report prints err and chooses the exit code: 2 for bad input (nothing was
+// started), the wrapped code for an *ExitError, 1 otherwise.
+func report(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(os.Stderr, "qnuma:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(os.Stderr, "qnuma:", err)
+	if IsUsage(err) {
+		return 2
+	}
+	return 1
+}

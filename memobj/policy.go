@@ -1,0 +1,40 @@
+// Package memobj holds QEMU's memory and NUMA command-line fragments as
+// small typed values (memory backends, thread contexts, -numa node/cpu/dist,
+// -smp), each with Validate and Args, and the Linux memory policy modes.
+package memobj
+
+import "fmt"
+
+// Policy is a memory policy, as QEMU's memory backends spell it.
+type Policy string
+
+const (
+	PolicyDefault    Policy = "default"
+	PolicyPreferred  Policy = "preferred"
+	PolicyBind       Policy = "bind"
+	PolicyInterleave Policy = "interleave"
+)
+
+// ParsePolicy accepts the policy names qnuma's --policy takes.
+func ParsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case PolicyBind, PolicyPreferred, PolicyInterleave, PolicyDefault:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown memory policy %q: want bind, preferred or interleave", s)
+}
+
+// Mode returns the Linux set_mempolicy mode (MPOL_*) for p.
+func (p Policy) Mode() (int, error) {
+	switch p {
+	case PolicyDefault:
+		return 0, nil // MPOL_DEFAULT
+	case PolicyPreferred:
+		return 1, nil // MPOL_PREFERRED
+	case PolicyBind:
+		return 2, nil // MPOL_BIND
+	case PolicyInterleave:
+		return 3, nil // MPOL_INTERLEAVE
+	}
+	return 0, fmt.Errorf("unknown memory policy %q", string(p))
+}

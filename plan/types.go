@@ -1,0 +1,112 @@
+// Package plan decides where a VM goes on a host and what its guest NUMA
+// layout is. It is pure: host topology + spec + VMs already placed in, Plan
+// or error out; no sysfs reads, no exec, no logging.
+package plan
+
+import (
+	"errors"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/memobj"
+)
+
+// ErrDoesNotFit is wrapped by every error that says the VM does not fit.
+var ErrDoesNotFit = errors.New("vm does not fit")
+
+// ErrBadSpec is wrapped by errors about a spec that is invalid on its own.
+var ErrBadSpec = errors.New("invalid vm spec")
+
+// Spec is what the user asks for.
+type Spec struct {
+	VCPUs       int
+	MemoryBytes uint64
+	// HostNodes, when not nil, are the host nodes to use, honoured exactly
+	// or refused with the reason. Nil means auto.
+	HostNodes []int
+	// GuestNodes is the number of guest NUMA nodes; 0 means auto.
+	GuestNodes int
+	// Policy for guest RAM and for qemu's own allocations; "" means bind.
+	Policy memobj.Policy
+	// MaxVCPUsPerNode caps vCPUs per guest/host node (0: no cap).
+	MaxVCPUsPerNode int
+	// PreferHT counts SMT threads, not cores, as a node's CPU room.
+	PreferHT bool
+	// Spread uses more nodes (for bandwidth) instead of consolidating.
+	Spread bool
+	// HugepageBytes backs guest RAM with hugepages of this size (0: none).
+	HugepageBytes uint64
+	Prealloc      bool
+	// NearNode, when >= 0, is a node to prefer (the node of --near-device).
+	NearNode int
+	// Dedicated gives each vCPU its own host CPU; otherwise vCPUs float
+	// over their node's CPUs.
+	Dedicated bool
+	// AllowMemoryOnly lets CPU-less nodes hold memory of a wide VM.
+	AllowMemoryOnly bool
+}
+
+// Placed is a VM already on the host (from the ledger).
+type Placed struct {
+	Name string
+	// MemoryBytes promised per host node id.
+	MemoryBytes map[int]uint64
+	// VCPUs per host node id (load, for shared placement).
+	VCPUs map[int]int
+	// DedicatedCPUs are host CPUs given to this VM alone.
+	DedicatedCPUs cpuset.CPUSet
+}
+
+// Plan is where a VM goes and how its guest NUMA layout looks.
+type Plan struct {
+	Spec Spec
+	// HostNodes used, ascending.
+	HostNodes []int
+	// Reasons explain the choice, one sentence each, for `qnuma plan`.
+	Reasons []string
+	// Rooms is every node's room as the planner saw it.
+	Rooms []Room
+	// GuestNodes: guest node i is backed by HostNodes of GuestNodes[i].
+	GuestNodes []GuestNode
+	// VCPUs in vCPU index order.
+	VCPUs []VCPU
+	// -smp topology; Sockets == len(GuestNodes) when the guest has NUMA.
+	Sockets, Cores, Threads int
+	// EmulatorCPUs is where qemu's non-vCPU threads run.
+	EmulatorCPUs cpuset.CPUSet
+	// Mempolicy is the policy qemu's process starts under.
+	Mempolicy Mempolicy
+}
+
+// GuestNode is one guest NUMA node.
+type GuestNode struct {
+	ID          int
+	HostNodes   []int
+	VCPUs       []int
+	MemoryBytes uint64
+}
+
+// VCPU is one vCPU's place.
+type VCPU struct {
+	ID        int
+	GuestNode int
+	Socket    int
+	Core      int
+	Thread    int
+	HostCPUs  cpuset.CPUSet
+}
+
+// Room is what one host node can give this VM.
+type Room struct {
+	Node        int
+	MemoryBytes uint64 // available memory, after other VMs' promises
+	CPUs        int    // usable CPUs (cores, or threads with PreferHT), after caps
+	FreeCPUs    cpuset.CPUSet
+	Hugepages   uint64 // free hugepages of the asked size (pages)
+}
+
+// Mempolicy is a set_mempolicy mode and node set.
+type Mempolicy struct {
+	Mode  memobj.Policy
+	Nodes cpuset.CPUSet
+}

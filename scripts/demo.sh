@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "make demo: not yet (issue 5)"

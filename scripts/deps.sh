@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, only what qnuma's build, tests and demo need and
+# this machine lacks. Safe to run again: it does nothing when all is there.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have qemu-system-x86_64 || need+=(qemu-system-x86)
+have qemu-img || need+=(qemu-utils)
+have numactl || need+=(numactl)
+[ -x /bin/busybox ] && file_static=$(LC_ALL=C ldd /bin/busybox 2>&1 || true) || file_static="missing"
+case "$file_static" in *"not a dynamic"*) ;; *) need+=(busybox-static) ;; esac
+have cpio || need+=(cpio)
+have xz || need+=(xz-utils)
+have setpriv || need+=(util-linux)
+have dpkg-deb || need+=(dpkg)
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "deps: all present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if have sudo; then sudo="sudo"; else
+    echo "deps: missing ${need[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+fi
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "deps: done"
