@@ -29,6 +29,9 @@ type CLI struct {
 	Topology TopologyCmd `cmd:"" help:"Show the host's NUMA nodes, CPUs, memory, hugepages and distances."`
 	Plan     PlanCmd     `cmd:"" help:"Show where a VM would be placed and the QEMU command line, without starting anything."`
 	Run      RunCmd      `cmd:"" help:"Start QEMU placed, pinned and supervised."`
+	Ps       PsCmd       `cmd:"" help:"List the VMs qnuma placed on this host."`
+	Stat     StatCmd     `cmd:"" help:"Show where each VM's memory and vCPUs really are."`
+	Doctor   DoctorCmd   `cmd:"" help:"Check what on this host hurts NUMA placement."`
 }
 
 func main() {
