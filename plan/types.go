@@ -44,6 +44,8 @@ type Spec struct {
 	Dedicated bool
 	// AllowMemoryOnly lets CPU-less nodes hold memory of a wide VM.
 	AllowMemoryOnly bool
+	// BindOnly: see Plan.BindOnly.
+	BindOnly bool
 }
 
 // Placed is a VM already on the host (from the ledger).
@@ -76,6 +78,13 @@ type Plan struct {
 	EmulatorCPUs cpuset.CPUSet
 	// Mempolicy is the policy qemu's process starts under.
 	Mempolicy Mempolicy
+	// Distances between guest nodes (Distances[i][j], from the host's
+	// distances between their host nodes); nil when the host gives none or
+	// the guest has one node.
+	Distances [][]int
+	// BindOnly: the user wrote their own -numa/memory backends; qnuma adds
+	// no -smp/-m/-numa/-object and only binds the process and pins threads.
+	BindOnly bool
 }
 
 // GuestNode is one guest NUMA node.
