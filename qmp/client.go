@@ -1,0 +1,268 @@
+// Package qmp is qnuma's client for QEMU's machine protocol (QMP) over a
+// unix socket.
+//
+// One reader goroutine per connection decodes a stream of JSON objects (no
+// line-length limit), hands each reply to the caller waiting on its id and
+// queues events without ever blocking replies. Every call takes a context.
+package qmp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// eventBuffer is how many events wait for a slow consumer before the oldest
+// are dropped.
+const eventBuffer = 256
+
+// Event is an asynchronous QMP event.
+type Event struct {
+	Name      string
+	Data      json.RawMessage
+	Timestamp time.Time
+}
+
+// Greeting is what QEMU announces when the connection opens.
+type Greeting struct {
+	Version      Version
+	Capabilities []string
+}
+
+// Version is QEMU's version from the greeting.
+type Version struct {
+	Major, Minor, Micro int
+	Package             string
+}
+
+// Client is one QMP connection. Its methods are safe for concurrent use.
+type Client struct {
+	conn net.Conn
+	path string
+
+	nextID atomic.Uint64
+	// writeSem serialises writes; a channel so that waiting for it honours
+	// the caller's context.
+	writeSem chan struct{}
+
+	mu      sync.Mutex
+	pending map[uint64]chan reply
+	closing error // first reason the connection is being shut down
+	err     error // set when the reader has stopped; wraps ErrClosed
+
+	greeted  chan Greeting // the reader's greeting, once
+	greeting Greeting
+	events   chan Event
+	dropped  atomic.Uint64
+	done     chan struct{}
+}
+
+// reply is a command's outcome as the reader hands it over.
+type reply struct {
+	ret json.RawMessage
+	err error
+}
+
+// Dial connects to the QMP socket at socketPath, waits for the greeting
+// (events sent before it are skipped) and negotiates capabilities. The
+// context bounds all of it.
+func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		return nil, fmt.Errorf("qmp dial %s: %w", socketPath, err)
+	}
+	c := &Client{
+		conn:     conn,
+		path:     socketPath,
+		writeSem: make(chan struct{}, 1),
+		pending:  make(map[uint64]chan reply),
+		greeted:  make(chan Greeting, 1),
+		events:   make(chan Event, eventBuffer),
+		done:     make(chan struct{}),
+	}
+	go c.read()
+
+	select {
+	case c.greeting = <-c.greeted:
+	case <-c.done:
+		return nil, fmt.Errorf("qmp dial %s: wait for greeting: %w", socketPath, c.Err())
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("qmp dial %s: wait for greeting: %w", socketPath, ctx.Err())
+	}
+	if err := c.Execute(ctx, "qmp_capabilities", nil, nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("qmp dial %s: %w", socketPath, err)
+	}
+	return c, nil
+}
+
+// Greeting returns what QEMU announced when the connection opened.
+func (c *Client) Greeting() Greeting { return c.greeting }
+
+// Execute runs command with args (nil: no "arguments") and decodes QEMU's
+// "return" into result (nil: ignored). A QMP error reply comes back as a
+// wrapped *Error. When ctx ends first, Execute returns ctx's error at once
+// and a late reply is discarded.
+func (c *Client) Execute(ctx context.Context, command string, args any, result any) error {
+	ret, _, err := c.call(ctx, command, args)
+	if err != nil {
+		return err
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(ret, result); err != nil {
+		return fmt.Errorf("qmp %s (%s): decode reply: %w", command, c.path, err)
+	}
+	return nil
+}
+
+// request is a command on the wire.
+type request struct {
+	Execute   string `json:"execute"`
+	Arguments any    `json:"arguments,omitempty"`
+	ID        uint64 `json:"id"`
+}
+
+// call sends command and waits for its reply. sent reports whether the whole
+// command reached the socket, which Quit needs to tell "QEMU quit" from "QEMU
+// was already gone".
+func (c *Client) call(ctx context.Context, command string, args any) (ret json.RawMessage, sent bool, err error) {
+	id := c.nextID.Add(1)
+	b, err := json.Marshal(request{Execute: command, Arguments: args, ID: id})
+	if err != nil {
+		return nil, false, fmt.Errorf("qmp %s (%s): encode arguments: %w", command, c.path, err)
+	}
+	b = append(b, '\n')
+
+	ch := make(chan reply, 1)
+	c.mu.Lock()
+	if c.err != nil || c.closing != nil {
+		c.mu.Unlock()
+		return nil, false, fmt.Errorf("qmp %s (%s): %w", command, c.path, c.closedErr())
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	if err := c.write(ctx, b); err != nil {
+		c.forget(id)
+		return nil, false, fmt.Errorf("qmp %s (%s): %w", command, c.path, err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, true, fmt.Errorf("qmp %s (%s): %w", command, c.path, r.err)
+		}
+		return r.ret, true, nil
+	case <-ctx.Done():
+		c.forget(id)
+		return nil, true, fmt.Errorf("qmp %s (%s): %w", command, c.path, ctx.Err())
+	}
+}
+
+// forget drops a pending call so that a late reply to it is discarded.
+func (c *Client) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// write sends b whole or not at all as far as the stream is concerned: a
+// write cut short leaves half a command on the wire, so it ends the
+// connection.
+func (c *Client) write(ctx context.Context, b []byte) error {
+	select {
+	case c.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return c.closedErr()
+	}
+	defer func() { <-c.writeSem }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// A stalled peer with a full socket buffer would block Write forever;
+	// an expired deadline is the only way to interrupt it.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.conn.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	n, err := c.conn.Write(b)
+	if !stop() {
+		<-fired
+		c.conn.SetWriteDeadline(time.Time{})
+	}
+	if err == nil {
+		return nil
+	}
+	if n == 0 && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	c.shutdown(fmt.Errorf("write: %w", err))
+	<-c.done
+	return c.closedErr()
+}
+
+// Events delivers QMP events in order. It never holds up replies: when the
+// consumer falls eventBuffer events behind, the oldest are dropped (see
+// Dropped). The channel is closed when the connection is gone.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Dropped is how many events were discarded because nobody read them.
+func (c *Client) Dropped() uint64 { return c.dropped.Load() }
+
+// Done is closed when the connection is gone (EOF, error or Close).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is nil while the connection is up; afterwards it says why it ended,
+// wrapping ErrClosed.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		return nil
+	}
+	return fmt.Errorf("qmp %s: %w", c.path, c.err)
+}
+
+// Close ends the connection, fails pending calls with ErrClosed and waits
+// for the reader to stop. Closing twice is harmless.
+func (c *Client) Close() error {
+	c.shutdown(ErrClosed)
+	<-c.done
+	return nil
+}
+
+// shutdown records the first reason for ending the connection and closes it;
+// the reader then sees its read fail and cleans up.
+func (c *Client) shutdown(reason error) {
+	c.mu.Lock()
+	if c.closing == nil {
+		c.closing = reason
+	}
+	c.mu.Unlock()
+	c.conn.Close()
+}
+
+// closedErr is the error for a call that finds the connection gone or going.
+func (c *Client) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if c.closing != nil && !errors.Is(c.closing, ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, c.closing)
+	}
+	return ErrClosed
+}

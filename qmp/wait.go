@@ -1,0 +1,41 @@
+package qmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// ErrExited is wrapped by DialWhenReady's error when the process that was
+// to serve the socket exited first.
+var ErrExited = errors.New("process exited before its qmp socket was ready")
+
+// retryEvery is how often DialWhenReady tries a socket that is not there yet.
+const retryEvery = 10 * time.Millisecond
+
+// DialWhenReady dials socketPath until QEMU has created and is listening on
+// it. It gives up when ctx ends or when exited (closed when the QEMU process
+// exits; nil to not watch one) is closed. Errors other than a missing or
+// not-yet-listening socket are returned at once.
+func DialWhenReady(ctx context.Context, socketPath string, exited <-chan struct{}) (*Client, error) {
+	tick := time.NewTicker(retryEvery)
+	defer tick.Stop()
+	for {
+		c, err := Dial(ctx, socketPath)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("qmp wait for socket %s: %w (last try: %v)", socketPath, ctx.Err(), err)
+		case <-exited:
+			return nil, fmt.Errorf("qmp wait for socket %s: %w", socketPath, ErrExited)
+		case <-tick.C:
+		}
+	}
+}
