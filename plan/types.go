@@ -37,8 +37,10 @@ type Spec struct {
 	// HugepageBytes backs guest RAM with hugepages of this size (0: none).
 	HugepageBytes uint64
 	Prealloc      bool
-	// NearNode, when >= 0, is a node to prefer (the node of --near-device).
-	NearNode int
+	// NearNode is a node to prefer (the node of --near-device), used only
+	// when HasNearNode is set, so that Spec's zero value prefers nothing.
+	NearNode    int
+	HasNearNode bool
 	// Dedicated gives each vCPU its own host CPU; otherwise vCPUs float
 	// over their node's CPUs.
 	Dedicated bool
@@ -112,6 +114,12 @@ type Room struct {
 	CPUs        int    // usable CPUs (cores, or threads with PreferHT), after caps
 	FreeCPUs    cpuset.CPUSet
 	Hugepages   uint64 // free hugepages of the asked size (pages)
+	// MemoryOnly: the node has no usable CPU, so it may only hold memory.
+	MemoryOnly bool
+	// Load is the vCPUs of other VMs floating over this node's CPUs.
+	Load int
+	// Unusable says why this VM cannot use the node at all ("" when it can).
+	Unusable string
 }
 
 // Mempolicy is a set_mempolicy mode and node set.
