@@ -1,0 +1,95 @@
+package memobj
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Version is a QEMU release, as `qemu-system-x86_64 -version` prints it.
+type Version struct {
+	Major, Minor, Micro int
+	// Package is the distribution's note in parentheses, if any
+	// ("Debian 1:7.2+dfsg-7+deb12u16").
+	Package string
+}
+
+// versionRE matches "QEMU emulator version 7.2.19 (Debian ...)" and the
+// older "QEMU PC emulator version 0.12.1 (qemu-kvm-0.12.1.2)".
+var versionRE = regexp.MustCompile(`(?m)^QEMU\b[^\n]*?\bversion (\d+)\.(\d+)(?:\.(\d+))?(?:[^\n(]*\(([^)\n]*)\))?`)
+
+// ParseVersion reads the output of `qemu-system-* -version`.
+func ParseVersion(out string) (Version, error) {
+	m := versionRE.FindStringSubmatch(out)
+	if m == nil {
+		first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+		return Version{}, fmt.Errorf("parse qemu version: no \"QEMU ... version X.Y\" in %q", first)
+	}
+	var v Version
+	var err error
+	if v.Major, err = strconv.Atoi(m[1]); err != nil {
+		return Version{}, fmt.Errorf("parse qemu version %q: major: %w", m[0], err)
+	}
+	if v.Minor, err = strconv.Atoi(m[2]); err != nil {
+		return Version{}, fmt.Errorf("parse qemu version %q: minor: %w", m[0], err)
+	}
+	if m[3] != "" {
+		if v.Micro, err = strconv.Atoi(m[3]); err != nil {
+			return Version{}, fmt.Errorf("parse qemu version %q: micro: %w", m[0], err)
+		}
+	}
+	v.Package = m[4]
+	return v, nil
+}
+
+// ProbeVersion runs `binary -version` and parses what it prints.
+func ProbeVersion(ctx context.Context, binary string) (Version, error) {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, binary, "-version")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return Version{}, fmt.Errorf("probe qemu version: run %s -version: %w: %s", binary, err, strings.TrimSpace(stderr.String()))
+	}
+	v, err := ParseVersion(string(out))
+	if err != nil {
+		return Version{}, fmt.Errorf("probe qemu version of %s: %w", binary, err)
+	}
+	return v, nil
+}
+
+func (v Version) String() string {
+	return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Micro)
+}
+
+// IsZero reports whether v was never set.
+func (v Version) IsZero() bool { return v == Version{} }
+
+// AtLeast reports whether v is major.minor or newer.
+func (v Version) AtLeast(major, minor int) bool {
+	if v.Major != major {
+		return v.Major > major
+	}
+	return v.Minor >= minor
+}
+
+// HasNUMADistCPU: -numa dist and -numa cpu (2.10).
+func (v Version) HasNUMADistCPU() bool { return v.AtLeast(2, 10) }
+
+// HasMemfd: memory-backend-memfd with hugetlb= and hugetlbsize= (2.12).
+func (v Version) HasMemfd() bool { return v.AtLeast(2, 12) }
+
+// HasPreallocThreads: the prealloc-threads backend property (5.0).
+func (v Version) HasPreallocThreads() bool { return v.AtLeast(5, 0) }
+
+// HasMachineMemoryBackend: -machine memory-backend=ID for main RAM (5.0,
+// when main RAM moved onto host memory backends).
+func (v Version) HasMachineMemoryBackend() bool { return v.AtLeast(5, 0) }
+
+// HasThreadContext: -object thread-context and the prealloc-context backend
+// property (7.2).
+func (v Version) HasThreadContext() bool { return v.AtLeast(7, 2) }
