@@ -5,7 +5,11 @@
 // instead of partial results.
 package topology
 
-import "k8s.io/utils/cpuset"
+import (
+	"slices"
+
+	"k8s.io/utils/cpuset"
+)
 
 // Host is the machine as the kernel describes it.
 type Host struct {
@@ -60,7 +64,10 @@ type CPU struct {
 type Allowed struct {
 	CPUs   cpuset.CPUSet
 	Mems   cpuset.CPUSet // node ids
-	Source string        // "proc-status", "cpuset-v1", "cpuset-v2" or "online"
+	// Source names where the sets came from: SourceProcStatus,
+	// SourceCpusetV1, SourceCgroupV1, SourceCgroupV2, or SourceNone (all
+	// online CPUs and every node).
+	Source string
 }
 
 // HasCPUs reports whether the node has any online CPU.
@@ -89,7 +96,8 @@ func (h *Host) NodeIDs() []int {
 }
 
 // Cores returns the distinct thread-sibling sets among online CPUs, ordered
-// by their lowest CPU; CPU.Core indexes this slice.
+// by their lowest CPU; CPU.Core indexes this slice. Read cuts sibling sets
+// down to online CPUs and checks that they agree, so each CPU is in one.
 func (h *Host) Cores() []cpuset.CPUSet {
 	var cores []cpuset.CPUSet
 	seen := map[string]bool{}
@@ -101,4 +109,30 @@ func (h *Host) Cores() []cpuset.CPUSet {
 		}
 	}
 	return cores
+}
+
+// Packages returns the distinct physical package ids, ascending (-1 where
+// the kernel gives none).
+func (h *Host) Packages() []int {
+	var ids []int
+	for _, c := range h.CPUs {
+		if !slices.Contains(ids, c.Package) {
+			ids = append(ids, c.Package)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ThreadsPerCore returns the fewest and most threads a core has; they
+// differ when some SMT siblings are offline.
+func (h *Host) ThreadsPerCore() (fewest, most int) {
+	for i, c := range h.Cores() {
+		n := c.Size()
+		if i == 0 || n < fewest {
+			fewest = n
+		}
+		most = max(most, n)
+	}
+	return fewest, most
 }

@@ -1,0 +1,271 @@
+package topology
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	"k8s.io/utils/cpuset"
+)
+
+// Read reads the host's topology from root/sys and root/proc; root is "/"
+// in production and an unpacked snapshot or a test's tree otherwise. It
+// lists directories one level at a time and never walks sysfs recursively,
+// whose node/cpuN links can point back at their own directory.
+func Read(root string) (*Host, error) {
+	h, err := read(root)
+	if err != nil {
+		return nil, fmt.Errorf("read host topology: %w", err)
+	}
+	return h, nil
+}
+
+func read(root string) (*Host, error) {
+	cpuDir := filepath.Join(root, "sys/devices/system/cpu")
+	online, err := readOnline(cpuDir)
+	if err != nil {
+		return nil, err
+	}
+	if online.IsEmpty() {
+		return nil, fmt.Errorf("no online cpus under %s", cpuDir)
+	}
+	nodes, err := readNodes(root, online)
+	if err != nil {
+		return nil, err
+	}
+	cpus, err := readCPUs(cpuDir, online, nodes)
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{Nodes: nodes, OnlineCPUs: online, CPUs: cpus}
+	if h.Allowed, err = readAllowed(root, online, cpuset.New(h.NodeIDs()...)); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// readClean reads a small sysfs or procfs file without its trailing NULs
+// and whitespace. os errors already name the file.
+func readClean(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return clean(string(b)), nil
+}
+
+// readSet reads a cpu or node list or mask with parse, naming the file in
+// errors; fs.ErrNotExist passes through for callers with a fallback.
+func readSet(path string, parse func(string) (cpuset.CPUSet, error)) (cpuset.CPUSet, error) {
+	s, err := readClean(path)
+	if err != nil {
+		return cpuset.CPUSet{}, err
+	}
+	set, err := parse(s)
+	if err != nil {
+		return cpuset.CPUSet{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return set, nil
+}
+
+// readOnline reads cpu/online, or where it is absent, the cpuN directories
+// and their online files. cpu0 often has no online file (it cannot be
+// taken offline), and some snapshots leave the file empty: both mean online.
+func readOnline(cpuDir string) (cpuset.CPUSet, error) {
+	set, err := readSet(filepath.Join(cpuDir, "online"), parseCPUList)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return set, err
+	}
+	entries, err := os.ReadDir(cpuDir)
+	if err != nil {
+		return cpuset.CPUSet{}, fmt.Errorf("list cpus: %w", err)
+	}
+	var ids []int
+	for _, e := range entries {
+		id, ok, err := parseIndexedName(e.Name(), "cpu")
+		if err != nil {
+			return cpuset.CPUSet{}, fmt.Errorf("list cpus in %s: %w", cpuDir, err)
+		}
+		if !ok {
+			continue
+		}
+		path := filepath.Join(cpuDir, e.Name(), "online")
+		s, err := readClean(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			s = ""
+		case err != nil:
+			return cpuset.CPUSet{}, err
+		}
+		switch s {
+		case "", "1":
+			ids = append(ids, id)
+		case "0":
+		default:
+			return cpuset.CPUSet{}, fmt.Errorf("parse %s: %q is not 0 or 1", path, s)
+		}
+	}
+	return cpuset.New(ids...), nil
+}
+
+// readNodes reads every nodeN directory, in ascending id order. Without a
+// node directory the host is one node 0 with all online CPUs and memory.
+func readNodes(root string, online cpuset.CPUSet) ([]Node, error) {
+	dir := filepath.Join(root, "sys/devices/system/node")
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var ids []int
+	for _, e := range entries {
+		id, ok, err := parseIndexedName(e.Name(), "node")
+		if err != nil {
+			return nil, fmt.Errorf("list nodes in %s: %w", dir, err)
+		}
+		if ok {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		n, err := readWholeMachine(root, online)
+		if err != nil {
+			return nil, err
+		}
+		return []Node{n}, nil
+	}
+	// ReadDir sorts by name: node250 comes before node8.
+	slices.Sort(ids)
+	nodes := make([]Node, len(ids))
+	for i, id := range ids {
+		n, row, err := readNode(filepath.Join(dir, "node"+strconv.Itoa(id)), id, online)
+		if err != nil {
+			return nil, fmt.Errorf("read node %d: %w", id, err)
+		}
+		// Rows list distances in ascending node-id order; a row of another
+		// length cannot be matched to ids, so the node gets none.
+		if len(row) == len(ids) {
+			n.Distances = make(map[int]int, len(ids))
+			for j, to := range ids {
+				n.Distances[to] = row[j]
+			}
+		}
+		for _, prev := range nodes[:i] {
+			if both := prev.CPUs.Intersection(n.CPUs); !both.IsEmpty() {
+				return nil, fmt.Errorf("cpus %s are listed by nodes %d and %d", both, prev.ID, id)
+			}
+		}
+		nodes[i] = n
+	}
+	return nodes, nil
+}
+
+// readNode reads one nodeN directory; row is its raw distance row.
+func readNode(dir string, id int, online cpuset.CPUSet) (n Node, row []int, err error) {
+	n.ID = id
+	cpus, err := readSet(filepath.Join(dir, "cpulist"), parseCPUList)
+	if errors.Is(err, fs.ErrNotExist) {
+		cpus, err = readSet(filepath.Join(dir, "cpumap"), parseCPUMask)
+		if errors.Is(err, fs.ErrNotExist) {
+			return n, nil, fmt.Errorf("%s has neither cpulist nor cpumap", dir)
+		}
+	}
+	if err != nil {
+		return n, nil, err
+	}
+	// Node lists can name offline CPUs (they keep their node).
+	n.CPUs = cpus.Intersection(online)
+	if err := readMemory(&n, filepath.Join(dir, "meminfo")); err != nil {
+		return n, nil, err
+	}
+	if n.Hugepages, err = readHugepages(filepath.Join(dir, "hugepages")); err != nil {
+		return n, nil, err
+	}
+	path := filepath.Join(dir, "distance")
+	s, err := readClean(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return n, nil, nil
+	}
+	if err != nil {
+		return n, nil, err
+	}
+	if row, err = parseDistances(s); err != nil {
+		return n, nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return n, row, nil
+}
+
+// readWholeMachine is node 0 of a host without a node directory (a kernel
+// built without NUMA): every online CPU, and memory from /proc/meminfo.
+func readWholeMachine(root string, online cpuset.CPUSet) (Node, error) {
+	n := Node{ID: 0, CPUs: online}
+	if err := readMemory(&n, filepath.Join(root, "proc/meminfo")); err != nil {
+		return n, fmt.Errorf("read memory of a host without nodes: %w", err)
+	}
+	hp, err := readHugepages(filepath.Join(root, "sys/kernel/mm/hugepages"))
+	if err != nil {
+		return n, fmt.Errorf("read hugepages of a host without nodes: %w", err)
+	}
+	n.Hugepages = hp
+	return n, nil
+}
+
+// readMemory fills n's memory figures from a meminfo file. MemTotal and
+// MemFree are required; Inactive(file) is absent before Linux 2.6.28.
+func readMemory(n *Node, path string) error {
+	s, err := readClean(path)
+	if err != nil {
+		return err
+	}
+	m, err := parseMeminfo(s)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	for _, key := range []string{"MemTotal", "MemFree"} {
+		if _, ok := m[key]; !ok {
+			return fmt.Errorf("parse %s: no %s line", path, key)
+		}
+	}
+	n.MemTotal, n.MemFree, n.InactiveFile = m["MemTotal"], m["MemFree"], m["Inactive(file)"]
+	return nil
+}
+
+// readHugepages reads hugepages-<size>kB/{nr,free}_hugepages under dir,
+// ascending by size; nil when the kernel has no hugepages directory.
+func readHugepages(dir string) ([]Hugepages, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list hugepage sizes: %w", err)
+	}
+	var pools []Hugepages
+	for _, e := range entries {
+		size, err := parseHugepageDir(e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("list hugepage sizes in %s: %w", dir, err)
+		}
+		hp := Hugepages{SizeBytes: size}
+		for _, f := range []struct {
+			name string
+			dst  *uint64
+		}{{"nr_hugepages", &hp.Total}, {"free_hugepages", &hp.Free}} {
+			path := filepath.Join(dir, e.Name(), f.name)
+			s, err := readClean(path)
+			if err != nil {
+				return nil, err
+			}
+			if *f.dst, err = parseCount(s); err != nil {
+				return nil, fmt.Errorf("parse %s: %w", path, err)
+			}
+		}
+		pools = append(pools, hp)
+	}
+	slices.SortFunc(pools, func(a, b Hugepages) int { return cmp.Compare(a.SizeBytes, b.SizeBytes) })
+	return pools, nil
+}
