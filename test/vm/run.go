@@ -1,0 +1,283 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrTimeout is wrapped by Run's error when the guest did not finish in
+// Options.Timeout.
+var ErrTimeout = errors.New("test host timed out")
+
+// DefaultTimeout applies when Options.Timeout is zero.
+const DefaultTimeout = 60 * time.Second
+
+// Share is a host directory mounted over 9p inside the test host.
+type Share struct {
+	HostPath  string
+	GuestPath string
+	Writable  bool
+}
+
+// Options describe one boot of the test host.
+type Options struct {
+	Topology Topology
+	// Timeout kills a guest that has not powered off (DefaultTimeout if 0).
+	Timeout time.Duration
+	// Shares besides the host's /usr (at /usr, read-only) and the
+	// repository's build/ (at /qnuma, read-only).
+	Shares []Share
+	// Env is exported to the script.
+	Env map[string]string
+}
+
+// Result is a finished boot.
+type Result struct {
+	// ExitCode is the script's exit status inside the test host.
+	ExitCode int
+	// Output is the script's stdout and stderr.
+	Output string
+	// Console is the serial console: the kernel's messages and the verdict.
+	Console string
+	// Elapsed is the wall time from starting QEMU to its exit.
+	Elapsed time.Duration
+}
+
+// Run boots the test host with opts.Topology under TCG, runs script (sh,
+// with lib.sh's functions loaded, in /tmp) inside it, and returns its exit
+// status and output. A guest still running at the timeout is killed and
+// reported with ErrTimeout and the last lines it printed.
+func Run(ctx context.Context, opts Options, script string) (*Result, error) {
+	a, err := Prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return boot(ctx, a, opts, script)
+}
+
+func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result, error) {
+	job, err := os.MkdirTemp("", "qnuma-vm-job-")
+	if err != nil {
+		return nil, fmt.Errorf("run test host: %w", err)
+	}
+	defer os.RemoveAll(job)
+	nonce, err := newNonce()
+	if err != nil {
+		return nil, fmt.Errorf("run test host: %w", err)
+	}
+	shares := []Share{{HostPath: "/usr", GuestPath: "/usr"}}
+	if a.BuildDir != "" {
+		if err := os.MkdirAll(a.BuildDir, 0o755); err != nil {
+			return nil, fmt.Errorf("run test host: %w", err)
+		}
+		shares = append(shares, Share{HostPath: a.BuildDir, GuestPath: "/qnuma"})
+	}
+	shares = append(shares, opts.Shares...)
+	args, err := hostArgs(a, opts.Topology, job, shares, nonce)
+	if err != nil {
+		return nil, fmt.Errorf("run test host: %w", err)
+	}
+	if err := writeJob(job, shares, opts.Env, script); err != nil {
+		return nil, fmt.Errorf("run test host: %w", err)
+	}
+
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var console, qemuErr syncBuffer
+	cmd := exec.CommandContext(tctx, "qemu-system-x86_64", args...)
+	cmd.Stdout, cmd.Stderr = &console, &qemuErr
+	// A test binary killed mid-boot must not leave QEMU behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 5 * time.Second
+	start := time.Now()
+	waitErr := cmd.Run()
+	elapsed := time.Since(start)
+	output, _ := os.ReadFile(filepath.Join(job, "output"))
+
+	if tctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("run test host: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("run test host: %w after %s; last output:\n%s\nlast console lines:\n%s",
+			ErrTimeout, timeout, lastLines(string(output), 10), lastLines(console.String(), 10))
+	}
+	v, err := parseVerdict(console.String(), nonce)
+	if err != nil {
+		return nil, fmt.Errorf("run test host: %w (qemu: %v: %s); last console lines:\n%s",
+			err, waitErr, lastLines(qemuErr.String(), 5), lastLines(console.String(), 10))
+	}
+	if v.setupFailed != "" {
+		return nil, fmt.Errorf("run test host: init failed to %s; last console lines:\n%s",
+			v.setupFailed, lastLines(console.String(), 10))
+	}
+	return &Result{ExitCode: v.exitCode, Output: string(output), Console: console.String(), Elapsed: elapsed}, nil
+}
+
+// hostArgs is the test host's QEMU command line.
+func hostArgs(a *Assets, t Topology, job string, shares []Share, nonce string) ([]string, error) {
+	topo, err := t.Args()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		// This host's KVM cannot boot a stock kernel; TCG with one thread
+		// per vCPU and every CPU feature (SVM included, for nested KVM).
+		"-accel", "tcg,thread=multi", "-cpu", "max",
+		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio",
+		"-kernel", a.Kernel, "-initrd", a.Initrd,
+		"-append", "console=ttyS0 quiet panic=-1 printk.devkmsg=on qnuma.nonce=" + nonce,
+	}
+	args = append(args, topo...)
+	args = append(args, virtfs("job", job, true)...)
+	for i, s := range shares {
+		if err := s.validate(); err != nil {
+			return nil, err
+		}
+		args = append(args, virtfs("s"+strconv.Itoa(i), s.HostPath, s.Writable)...)
+	}
+	return args, nil
+}
+
+func virtfs(tag, path string, writable bool) []string {
+	opt := "local,path=" + path + ",mount_tag=" + tag + ",security_model=none,multidevs=remap"
+	if !writable {
+		opt += ",readonly=on"
+	}
+	return []string{"-virtfs", opt}
+}
+
+var guestPathRe = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
+
+func (s Share) validate() error {
+	// Sharing / would let the guest's own /dev, /proc... shadow nothing and
+	// hand it the whole host: never.
+	if filepath.Clean(s.HostPath) == "/" || s.GuestPath == "/" {
+		return fmt.Errorf("share %s at %s: / is never shared", s.HostPath, s.GuestPath)
+	}
+	if !filepath.IsAbs(s.HostPath) || strings.Contains(s.HostPath, ",") {
+		return fmt.Errorf("share %q: want an absolute host path without commas", s.HostPath)
+	}
+	if !guestPathRe.MatchString(s.GuestPath) || strings.Contains(s.GuestPath, "..") {
+		return fmt.Errorf("share %s at %q: want an absolute guest path of letters, digits, . _ -", s.HostPath, s.GuestPath)
+	}
+	switch s.GuestPath {
+	case "/proc", "/sys", "/dev", "/job", "/tmp", "/run", "/bb", "/etc":
+		return fmt.Errorf("share %s at %s: that guest path is the test host's own", s.HostPath, s.GuestPath)
+	}
+	return nil
+}
+
+// writeJob fills the job share: the mounts init makes, the environment, the
+// script.
+func writeJob(dir string, shares []Share, env map[string]string, script string) error {
+	var mounts strings.Builder
+	for i, s := range shares {
+		mode := "ro"
+		if s.Writable {
+			mode = "rw"
+		}
+		fmt.Fprintf(&mounts, "s%d %s %s\n", i, s.GuestPath, mode)
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		if !envNameRe.MatchString(k) {
+			return fmt.Errorf("env %q: not a shell variable name", k)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var envFile strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&envFile, "export %s=%s\n", k, shellQuote(env[k]))
+	}
+	for name, data := range map[string]string{"shares": mounts.String(), "env": envFile.String(), "script": script} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+type verdict struct {
+	exitCode    int
+	setupFailed string
+}
+
+var verdictRe = regexp.MustCompile(`qnuma-vm ([0-9a-f]+) (exit ([0-9]+)|setup-failed (.*))`)
+
+// parseVerdict finds init's verdict line carrying this boot's nonce.
+func parseVerdict(console, nonce string) (verdict, error) {
+	for _, line := range strings.Split(console, "\n") {
+		m := verdictRe.FindStringSubmatch(strings.TrimRight(line, "\r"))
+		if m == nil || m[1] != nonce {
+			continue
+		}
+		if m[4] != "" {
+			return verdict{setupFailed: m[4]}, nil
+		}
+		code, err := strconv.Atoi(m[3])
+		if err != nil {
+			return verdict{}, fmt.Errorf("parse exit status %q: %w", m[3], err)
+		}
+		return verdict{exitCode: code}, nil
+	}
+	return verdict{}, errors.New("test host stopped without reporting an exit status")
+}
+
+func newNonce() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// lastLines returns the last n non-empty lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(s, "\r", ""), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for exec's copying goroutine and a
+// reader after Wait.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
