@@ -1,0 +1,230 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/qmp"
+)
+
+// waitQMP connects to qnuma's QMP socket within QMPTimeout, giving up as
+// soon as qemu exits.
+func waitQMP(ctx context.Context, r *run) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.QMPTimeout)
+	defer cancel()
+	// Dial also waits for the greeting: end that wait when qemu dies.
+	go func() {
+		select {
+		case <-r.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	mon, err := qmp.DialWhenReady(ctx, r.sock, r.exited)
+	if r.hasExited() {
+		if mon != nil {
+			mon.Close()
+		}
+		return r.exitedError()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("qemu (pid %d) did not answer on %s within %v: %w", r.pid, r.sock, r.cfg.QMPTimeout, err)
+	}
+	if err != nil {
+		return err
+	}
+	r.mon = mon
+	return nil
+}
+
+// queryVCPUs reads each vCPU's thread id and checks them against the plan.
+func queryVCPUs(ctx context.Context, r *run) error {
+	cpus, err := r.mon.QueryCPUsFast(ctx)
+	if err != nil {
+		return r.orExited(fmt.Errorf("query vcpu threads of pid %d: %w", r.pid, err))
+	}
+	tids, err := VCPUThreads(cpus, len(r.cfg.Plan.VCPUs))
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", r.pid, err)
+	}
+	r.vcpuThreads = tids
+	r.result.VCPUThreads = tids
+	r.log.Info("vcpu threads", "tids", tids)
+	return nil
+}
+
+// VCPUThreads orders query-cpus-fast's thread ids by vCPU index and checks
+// that qemu has the vCPUs the plan has.
+func VCPUThreads(cpus []qmp.CPU, planned int) ([]int, error) {
+	if len(cpus) != planned {
+		return nil, fmt.Errorf("qemu has %d vcpus, the plan has %d", len(cpus), planned)
+	}
+	tids := make([]int, len(cpus))
+	seen := make([]bool, len(cpus))
+	for _, c := range cpus {
+		if c.CPUIndex < 0 || c.CPUIndex >= len(cpus) || seen[c.CPUIndex] {
+			return nil, fmt.Errorf("query-cpus-fast: unexpected cpu-index %d among %d vcpus", c.CPUIndex, len(cpus))
+		}
+		seen[c.CPUIndex] = true
+		tids[c.CPUIndex] = c.ThreadID
+	}
+	return tids, nil
+}
+
+// ThreadPin is the CPUs for one thread and the vCPUs it runs.
+type ThreadPin struct {
+	TID   int
+	VCPUs []int
+	CPUs  cpuset.CPUSet
+}
+
+// VCPUPins groups vCPUs by thread: with TCG's single thread (or no
+// thread=multi) every vCPU shares one thread, which gets the union of their
+// CPUs. Pins come in order of their first vCPU.
+func VCPUPins(tids []int, cpus []cpuset.CPUSet) ([]ThreadPin, error) {
+	if len(tids) != len(cpus) {
+		return nil, fmt.Errorf("%d vcpu threads for %d planned vcpus", len(tids), len(cpus))
+	}
+	var pins []ThreadPin
+	at := map[int]int{}
+	for i, tid := range tids {
+		if cpus[i].Size() == 0 {
+			return nil, fmt.Errorf("vcpu %d has no planned cpus", i)
+		}
+		j, ok := at[tid]
+		if !ok {
+			at[tid] = len(pins)
+			pins = append(pins, ThreadPin{TID: tid, VCPUs: []int{i}, CPUs: cpus[i]})
+			continue
+		}
+		pins[j].VCPUs = append(pins[j].VCPUs, i)
+		pins[j].CPUs = pins[j].CPUs.Union(cpus[i])
+	}
+	return pins, nil
+}
+
+func pinVCPUs(ctx context.Context, r *run) error {
+	if r.vcpuThreads == nil {
+		return errors.New("no vcpu threads known")
+	}
+	planned := make([]cpuset.CPUSet, len(r.cfg.Plan.VCPUs))
+	for i, v := range r.cfg.Plan.VCPUs {
+		planned[i] = v.HostCPUs
+	}
+	pins, err := VCPUPins(r.vcpuThreads, planned)
+	if err != nil {
+		return err
+	}
+	for _, p := range pins {
+		if len(p.VCPUs) > 1 {
+			r.warn(fmt.Sprintf("vcpus %s share one thread (tid %d; TCG without thread=multi?): pinned it to the union of their cpus, %s",
+				cpuset.New(p.VCPUs...), p.TID, p.CPUs))
+		}
+		if err := r.sys.SchedSetaffinity(p.TID, p.CPUs); err != nil {
+			return r.orExited(fmt.Errorf("pin vcpu %s (tid %d) to cpus %s: %w", vcpuList(p.VCPUs), p.TID, p.CPUs, err))
+		}
+		r.log.Info("pinned vcpu", "vcpu", vcpuList(p.VCPUs), "tid", p.TID, "cpus", p.CPUs.String())
+	}
+	return nil
+}
+
+func vcpuList(v []int) string {
+	if len(v) == 1 {
+		return fmt.Sprint(v[0])
+	}
+	return cpuset.New(v...).String()
+}
+
+// emulatorCPUs is where the non-vCPU threads go.
+func (r *run) emulatorCPUs() cpuset.CPUSet {
+	if r.cfg.EmulatorCPUs.Size() > 0 {
+		return r.cfg.EmulatorCPUs
+	}
+	return r.cfg.Plan.EmulatorCPUs
+}
+
+// pinEmulator pins every thread of qemu that is not a vCPU (the main loop,
+// RCU, workers and I/O threads) to the emulator CPUs. Threads qemu starts
+// later inherit the affinity of the thread that starts them.
+func pinEmulator(ctx context.Context, r *run) error {
+	cpus := r.emulatorCPUs()
+	if cpus.Size() == 0 {
+		return errors.New("no emulator cpus planned")
+	}
+	io, err := r.mon.QueryIOThreads(ctx)
+	if err != nil {
+		return r.orExited(fmt.Errorf("query io threads of pid %d: %w", r.pid, err))
+	}
+	tids, err := affinity.Threads(r.cfg.ProcRoot, r.pid)
+	if err != nil {
+		return r.orExited(err)
+	}
+	others := EmulatorThreads(tids, r.vcpuThreads, io)
+	for _, tid := range others {
+		err := r.sys.SchedSetaffinity(tid, cpus)
+		if errors.Is(err, syscall.ESRCH) {
+			continue // the thread ended since the listing: nothing to pin
+		}
+		if err != nil {
+			return r.orExited(fmt.Errorf("pin emulator thread %d of pid %d to cpus %s: %w", tid, r.pid, cpus, err))
+		}
+	}
+	names := make([]string, len(io))
+	for i, t := range io {
+		names[i] = fmt.Sprintf("%s:%d", t.ID, t.ThreadID)
+	}
+	r.log.Info("pinned emulator threads", "tids", others, "iothreads", strings.Join(names, ","), "cpus", cpus.String())
+	return nil
+}
+
+// EmulatorThreads is every thread that is not a vCPU, including the I/O
+// threads (which may have started after the listing), ascending.
+func EmulatorThreads(all, vcpus []int, io []qmp.IOThread) []int {
+	var out []int
+	for _, t := range all {
+		if !slices.Contains(vcpus, t) {
+			out = append(out, t)
+		}
+	}
+	for _, t := range io {
+		if !slices.Contains(out, t.ThreadID) && !slices.Contains(vcpus, t.ThreadID) {
+			out = append(out, t.ThreadID)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// orExited replaces err by qemu's exit when qemu is gone: that is the
+// reason the step failed. A closed QMP connection usually means qemu is
+// dying, so its reaping is awaited for a moment.
+func (r *run) orExited(err error) error {
+	if r.hasExited() {
+		return fmt.Errorf("%w: %w", r.exitedError(), err)
+	}
+	if r.mon == nil {
+		return err
+	}
+	select {
+	case <-r.mon.Done():
+	default:
+		return err
+	}
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-r.exited:
+		return fmt.Errorf("%w: %w", r.exitedError(), err)
+	case <-t.C:
+		return err
+	}
+}

@@ -1,0 +1,143 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxSocketPath is sun_path's size less its NUL.
+const maxSocketPath = 107
+
+// start makes the runtime directory and starts qemu, paused, from a locked
+// OS thread that carries the mempolicy.
+func start(ctx context.Context, r *run) error {
+	dir, err := makeRuntimeDir(r.cfg.RuntimeParent)
+	if err != nil {
+		return err
+	}
+	r.dir = dir
+	r.sock = filepath.Join(dir, "qmp.sock")
+	if len(r.sock) > maxSocketPath {
+		return fmt.Errorf("qmp socket path %s is longer than %d bytes", r.sock, maxSocketPath)
+	}
+	argv := append(r.cfg.Argv[1:len(r.cfg.Argv):len(r.cfg.Argv)], ExtraArgs(r.sock, r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
+	cmd := exec.Command(r.qemuPath, argv...)
+	cmd.Args[0] = r.cfg.Argv[0]
+	cmd.Env = r.cfg.Env
+	cmd.Stdin = r.cfg.Stdin
+	cmd.Stdout = r.cfg.Stdout
+	r.stderr = newRing(8 << 10)
+	if r.cfg.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(r.cfg.Stderr, r.stderr)
+	} else {
+		cmd.Stderr = r.stderr
+	}
+	// qemu dies with the thread that started it, so qnuma never leaves a
+	// VM behind; it stays in qnuma's process group so the terminal's
+	// job control treats the two as one (a -nographic console reads stdin).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	r.cmd = cmd
+	if err := r.startLocked(); err != nil {
+		return err
+	}
+	r.log.Info("started qemu", "pid", r.pid, "qmp", r.sock, "argv", cmd.Args)
+	if r.cfg.Hooks.OnStarted != nil {
+		r.cfg.Hooks.OnStarted(r.pid, r.sock)
+	}
+	return nil
+}
+
+// ExtraArgs are the arguments qnuma adds to the user's qemu command: a
+// private QMP monitor, -S unless the user asked for it, and a name with
+// thread names unless the user named the VM.
+func ExtraArgs(sock, name string, userPaused, hasName bool) []string {
+	args := []string{"-qmp", "unix:" + sock + ",server=on,wait=off"}
+	if !userPaused {
+		args = append(args, "-S")
+	}
+	if !hasName {
+		n := "qnuma"
+		if name != "" {
+			n += "-" + name
+		}
+		args = append(args, "-name", n+",debug-threads=on")
+	}
+	return args
+}
+
+// startLocked starts qemu from a goroutine locked to its OS thread, which
+// sets the mempolicy (per-thread state the child inherits) and then waits
+// for qemu, so the thread lives exactly as long as qemu: Pdeathsig fires
+// when the thread that started the child exits. The thread is never
+// unlocked; it dies with the goroutine, taking its policy with it.
+func (r *run) startLocked() error {
+	mode, err := r.cfg.Plan.Mempolicy.Mode.Mode()
+	if r.cfg.Plan.Mempolicy.Mode == "" {
+		mode, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("mempolicy: %w", err)
+	}
+	nodes := r.cfg.Plan.Mempolicy.Nodes
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if mode != 0 {
+			if err := r.sys.SetMempolicy(mode, nodes); err != nil {
+				err = fmt.Errorf("set mempolicy %s nodes %s: %w", r.cfg.Plan.Mempolicy.Mode, nodes, err)
+				if !r.cfg.BestEffort {
+					started <- err
+					return
+				}
+				r.warn(fmt.Sprintf("%v; starting qemu without it (--best-effort)", err))
+			}
+		}
+		if err := r.cmd.Start(); err != nil {
+			started <- fmt.Errorf("start %s: %w", r.qemuPath, err)
+			return
+		}
+		r.pid = r.cmd.Process.Pid
+		started <- nil
+		r.cmd.Wait()
+		r.state = r.cmd.ProcessState
+		r.exitedByItself.Store(!r.stopping.Load())
+		close(r.exited)
+	}()
+	return <-started
+}
+
+// makeRuntimeDir makes a private (0700) directory for the QMP socket.
+func makeRuntimeDir(parent string) (string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+		if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && unix.Access(x, unix.W_OK|unix.X_OK) == nil {
+			parent = x
+		}
+	}
+	dir, err := os.MkdirTemp(parent, "qnuma-")
+	if err != nil {
+		return "", fmt.Errorf("make runtime directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", errors.Join(fmt.Errorf("make runtime directory: %w", err), os.RemoveAll(dir))
+	}
+	return dir, nil
+}
+
+// exitedError describes qemu's early exit with the tail of its stderr.
+func (r *run) exitedError() error {
+	msg := fmt.Sprintf("qemu (pid %d) exited with status %d", r.pid, exitCode(r.state))
+	if tail := r.stderr.Tail(10); tail != "" {
+		msg += ": " + tail
+	}
+	return errors.New(msg)
+}

@@ -1,0 +1,60 @@
+package launcher
+
+import (
+	"context"
+	"time"
+)
+
+// supervise passes signals to qemu, enforces Timeout and waits for qemu
+// to exit, filling in the result.
+func (r *run) supervise(ctx context.Context) {
+	if r.cfg.Hooks.OnRunning != nil {
+		r.cfg.Hooks.OnRunning(r.pid, r.vcpuThreads)
+	}
+	var timeout, kill <-chan time.Time
+	if r.cfg.Timeout > 0 {
+		t := time.NewTimer(r.cfg.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case <-r.exited:
+			r.result.ExitCode = exitCode(r.state)
+			if r.result.TimedOut {
+				r.result.ExitCode = 124
+			}
+			r.log.Info("qemu exited", "pid", r.pid, "status", exitCode(r.state))
+			return
+		case sig := <-r.cfg.Signals:
+			r.log.Info("forwarding signal", "signal", sig, "pid", r.pid)
+			r.cmd.Process.Signal(sig)
+		case <-timeout:
+			timeout = nil
+			r.result.TimedOut = true
+			kill = r.powerdown("timeout")
+		case <-done:
+			done = nil
+			kill = r.powerdown("context ended")
+		case <-kill:
+			kill = nil
+			r.log.Warn("qemu did not power down in time: killing it", "pid", r.pid, "grace", r.cfg.Grace)
+			r.cmd.Process.Kill()
+		}
+	}
+}
+
+// powerdown asks the guest to power off and returns when to kill qemu.
+func (r *run) powerdown(why string) <-chan time.Time {
+	r.stopping.Store(true)
+	r.log.Info("powering down", "why", why, "pid", r.pid, "grace", r.cfg.Grace)
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Grace)
+	defer cancel()
+	if err := r.mon.SystemPowerdown(ctx); err != nil {
+		r.log.Warn("system_powerdown failed: killing qemu", "pid", r.pid, "err", err)
+		r.cmd.Process.Kill()
+		return nil
+	}
+	return time.After(r.cfg.Grace)
+}

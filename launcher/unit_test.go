@@ -1,0 +1,133 @@
+package launcher
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/qmp"
+)
+
+func TestExtraArgs(t *testing.T) {
+	tests := []struct {
+		name              string
+		vm                string
+		userPaused, named bool
+		want              []string
+	}{
+		{"defaults", "web", false, false,
+			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-S", "-name", "qnuma-web,debug-threads=on"}},
+		{"no name", "", false, false,
+			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-S", "-name", "qnuma,debug-threads=on"}},
+		{"user paused", "web", true, false,
+			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-name", "qnuma-web,debug-threads=on"}},
+		{"user named", "web", false, true,
+			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-S"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ExtraArgs("/r/qmp.sock", tt.vm, tt.userPaused, tt.named)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ExtraArgs = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVCPUThreads(t *testing.T) {
+	tests := []struct {
+		name    string
+		cpus    []qmp.CPU
+		planned int
+		want    []int
+		wantErr string
+	}{
+		{"in order", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 1, ThreadID: 11}}, 2, []int{10, 11}, ""},
+		{"out of order", []qmp.CPU{{CPUIndex: 1, ThreadID: 11}, {CPUIndex: 0, ThreadID: 10}}, 2, []int{10, 11}, ""},
+		{"shared thread", []qmp.CPU{{CPUIndex: 0, ThreadID: 7}, {CPUIndex: 1, ThreadID: 7}}, 2, []int{7, 7}, ""},
+		{"fewer than planned", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}}, 2, nil, "qemu has 1 vcpus, the plan has 2"},
+		{"duplicate index", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 0, ThreadID: 11}}, 2, nil, "unexpected cpu-index 0"},
+		{"index out of range", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 5, ThreadID: 11}}, 2, nil, "unexpected cpu-index 5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := VCPUThreads(tt.cpus, tt.planned)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("VCPUThreads error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("VCPUThreads = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVCPUPins(t *testing.T) {
+	c := cpuset.New
+	tests := []struct {
+		name    string
+		tids    []int
+		cpus    []cpuset.CPUSet
+		want    []ThreadPin
+		wantErr string
+	}{
+		{"one thread per vcpu", []int{10, 11}, []cpuset.CPUSet{c(0), c(1)},
+			[]ThreadPin{{10, []int{0}, c(0)}, {11, []int{1}, c(1)}}, ""},
+		{"single tcg thread gets the union", []int{7, 7, 7}, []cpuset.CPUSet{c(0), c(1), c(4, 5)},
+			[]ThreadPin{{7, []int{0, 1, 2}, c(0, 1, 4, 5)}}, ""},
+		{"mixed", []int{7, 8, 7}, []cpuset.CPUSet{c(0), c(1), c(2)},
+			[]ThreadPin{{7, []int{0, 2}, c(0, 2)}, {8, []int{1}, c(1)}}, ""},
+		{"count mismatch", []int{7}, []cpuset.CPUSet{c(0), c(1)}, nil, "1 vcpu threads for 2 planned vcpus"},
+		{"empty plan for a vcpu", []int{7, 8}, []cpuset.CPUSet{c(0), c()}, nil, "vcpu 1 has no planned cpus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := VCPUPins(tt.tids, tt.cpus)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("VCPUPins error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("VCPUPins = %+v, want %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i].TID != tt.want[i].TID || !slices.Equal(got[i].VCPUs, tt.want[i].VCPUs) || !got[i].CPUs.Equals(tt.want[i].CPUs) {
+					t.Errorf("pin %d = %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestEmulatorThreads(t *testing.T) {
+	got := EmulatorThreads([]int{100, 101, 102, 103, 104}, []int{103, 104},
+		[]qmp.IOThread{{ID: "io0", ThreadID: 102}, {ID: "io1", ThreadID: 109}})
+	if want := []int{100, 101, 102, 109}; !slices.Equal(got, want) {
+		t.Errorf("EmulatorThreads = %v, want %v", got, want)
+	}
+}
+
+func TestRingTail(t *testing.T) {
+	r := newRing(16)
+	r.Write([]byte("first line\nsecond\n"))
+	r.Write([]byte("third\n"))
+	if got, want := r.Tail(2), "second\nthird"; got != want {
+		t.Errorf("Tail(2) = %q, want %q", got, want)
+	}
+	if got, want := r.Tail(10), "ne\nsecond\nthird"; got != want {
+		t.Errorf("Tail(10) after overflow = %q, want %q", got, want)
+	}
+}
