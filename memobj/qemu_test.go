@@ -1,0 +1,167 @@
+package memobj
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/qnuma/qnuma/memobj/qemutest"
+)
+
+// hostHasNode reports whether this host has NUMA node n.
+func hostHasNode(n int) bool {
+	_, err := os.Stat(filepath.Join("/sys/devices/system/node", "node"+strconv.Itoa(n)))
+	return err == nil
+}
+
+// memdevWant is what query-memdev must report for one backend.
+type memdevWant struct {
+	nodes    []int
+	policy   string
+	prealloc bool
+	share    bool
+	size     uint64
+}
+
+// TestFragmentsInQEMU starts the real QEMU with fragments and checks it
+// took them as meant: query-memdev shows the host nodes and policy.
+// Host nodes other than 0 are only named next to node 0 (a set that holds
+// a present node binds) or in the error rows, so this runs on one node.
+func TestFragmentsInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		frags   []Fragment
+		want    map[string]memdevWant
+		wantErr string // in what QEMU printed when it refused
+		needs   func() string
+	}{
+		{
+			name: "bound main ram",
+			frags: []Fragment{
+				Memory{SizeBytes: 64 * MiB},
+				MemoryBackend{Type: BackendRAM, ID: "qnuma-ram0", SizeBytes: 64 * MiB, HostNodes: []int{0}, Policy: PolicyBind},
+				MachineMemoryBackend{ID: "qnuma-ram0"},
+			},
+			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", size: 64 * MiB}},
+		},
+		{
+			name: "node list ranges and repeats",
+			frags: []Fragment{
+				Memory{SizeBytes: 64 * MiB},
+				MemoryBackend{Type: BackendRAM, ID: "m", SizeBytes: 64 * MiB, HostNodes: []int{0, 1, 3, 5, 6}, Policy: PolicyPreferred},
+				MachineMemoryBackend{ID: "m"},
+			},
+			want: map[string]memdevWant{"m": {nodes: []int{0, 1, 3, 5, 6}, policy: "preferred", size: 64 * MiB}},
+		},
+		{
+			name: "prealloc in a thread context",
+			frags: []Fragment{
+				Memory{SizeBytes: 32 * MiB},
+				ThreadContext{ID: "qnuma-tc0", NodeAffinity: []int{0}},
+				MemoryBackend{Type: BackendRAM, ID: "qnuma-ram0", SizeBytes: 32 * MiB, HostNodes: []int{0}, Policy: PolicyBind,
+					Prealloc: true, PreallocThreads: 2, PreallocContext: "qnuma-tc0"},
+				MachineMemoryBackend{ID: "qnuma-ram0"},
+			},
+			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", prealloc: true, size: 32 * MiB}},
+		},
+		{
+			name: "memfd and file backends on two guest nodes with distances",
+			frags: []Fragment{
+				SMP{CPUs: 4, Sockets: 2, Cores: 2, Threads: 1},
+				Memory{SizeBytes: 96 * MiB},
+				MemoryBackend{Type: BackendMemfd, ID: "a", SizeBytes: 64 * MiB, HostNodes: []int{0}, Policy: PolicyInterleave, Share: true},
+				MemoryBackend{Type: BackendFile, ID: "b", SizeBytes: 32 * MiB, MemPath: dir, HostNodes: []int{0}, Policy: PolicyBind},
+				NumaNode{NodeID: 0, Memdev: "a"},
+				NumaNode{NodeID: 1, Memdev: "b"},
+				NumaNode{NodeID: 2},
+				NumaCPU{NodeID: 0, SocketID: 0},
+				NumaCPU{NodeID: 1, SocketID: 1, CoreID: intp(0)},
+				NumaCPU{NodeID: 2, SocketID: 1, CoreID: intp(1), ThreadID: intp(0)},
+				NumaDist{Src: 0, Dst: 1, Val: 21}, NumaDist{Src: 1, Dst: 0, Val: 31},
+				NumaDist{Src: 0, Dst: 2, Val: 22}, NumaDist{Src: 2, Dst: 0, Val: 32},
+				NumaDist{Src: 1, Dst: 2, Val: 23}, NumaDist{Src: 2, Dst: 1, Val: 33},
+			},
+			want: map[string]memdevWant{
+				"a": {nodes: []int{0}, policy: "interleave", share: true, size: 64 * MiB},
+				"b": {nodes: []int{0}, policy: "bind", size: 32 * MiB},
+			},
+		},
+		{
+			name: "binding to a node the host lacks",
+			frags: []Fragment{
+				Memory{SizeBytes: 64 * MiB},
+				MemoryBackend{Type: BackendRAM, ID: "m", SizeBytes: 64 * MiB, HostNodes: []int{1}, Policy: PolicyBind},
+				MachineMemoryBackend{ID: "m"},
+			},
+			wantErr: "cannot bind memory to host NUMA nodes",
+			needs: func() string {
+				if hostHasNode(1) {
+					return "this host has node 1"
+				}
+				return ""
+			},
+		},
+		{
+			name: "thread context on a node the host lacks",
+			frags: []Fragment{
+				Memory{SizeBytes: 32 * MiB},
+				ThreadContext{ID: "tc", NodeAffinity: []int{1}},
+				MemoryBackend{Type: BackendRAM, ID: "m", SizeBytes: 32 * MiB, HostNodes: []int{0}, Policy: PolicyBind, Prealloc: true, PreallocContext: "tc"},
+				MachineMemoryBackend{ID: "m"},
+			},
+			wantErr: "The nodes select no CPUs",
+			needs: func() string {
+				if hostHasNode(1) {
+					return "this host has node 1"
+				}
+				return ""
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.needs != nil {
+				if why := tc.needs(); why != "" {
+					t.Skip(why)
+				}
+			}
+			args, err := Render(tc.frags...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, err := qemutest.Start(t, args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("qemu with %q: err = %v, want it to refuse with %q", args, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			devs, err := vm.Memdevs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(devs) != len(tc.want) {
+				t.Fatalf("query-memdev lists %d backends (%+v), want %d", len(devs), devs, len(tc.want))
+			}
+			for _, d := range devs {
+				w, ok := tc.want[d.ID]
+				if !ok {
+					t.Errorf("unexpected backend %+v", d)
+					continue
+				}
+				if !slices.Equal(d.HostNodes, w.nodes) || d.Policy != w.policy || d.Prealloc != w.prealloc || d.Share != w.share || d.Size != w.size {
+					t.Errorf("backend %s: qemu has host-nodes %v policy %s prealloc %v share %v size %d; want %v %s %v %v %d",
+						d.ID, d.HostNodes, d.Policy, d.Prealloc, d.Share, d.Size, w.nodes, w.policy, w.prealloc, w.share, w.size)
+				}
+			}
+		})
+	}
+}
