@@ -24,12 +24,12 @@ func (e *FitError) Error() string {
 	if e.PreferHT {
 		unit = "threads"
 	}
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	hp := ""
 	if e.HugepageBytes > 0 {
-		hp = sizeString(e.HugepageBytes) + " pages\t"
+		hp = sizeString(e.HugepageBytes) + " pages free\t"
 	}
-	fmt.Fprintf(tw, "node\t%s\tmemory free\t%s note\n", unit, hp)
+	fmt.Fprintf(tw, "  node\t%s\tmemory free\t%snote\n", unit, hp)
 	for _, r := range e.Rooms {
 		pages := ""
 		if e.HugepageBytes > 0 {
@@ -39,15 +39,19 @@ func (e *FitError) Error() string {
 		if note == "" && r.MemoryOnly {
 			note = "memory only"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s %s\n", r.Node, r.CPUs, sizeString(r.MemoryBytes), pages, note)
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s%s\n", r.Node, r.CPUs, sizeString(r.MemoryBytes), pages, note)
 	}
 	pages := ""
 	if e.HugepageBytes > 0 {
 		pages = fmt.Sprintf("%d\t", e.MemoryBytes/e.HugepageBytes)
 	}
-	fmt.Fprintf(tw, "asked\t%d\t%s\t%s \n", e.VCPUs, sizeString(e.MemoryBytes), pages)
+	fmt.Fprintf(tw, "  asked\t%d\t%s\t%s\n", e.VCPUs, sizeString(e.MemoryBytes), pages)
 	tw.Flush()
-	return strings.TrimRight(b.String(), "\n ")
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (e *FitError) Unwrap() error { return ErrDoesNotFit }

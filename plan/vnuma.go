@@ -116,16 +116,23 @@ func splitMemory(caps []uint64, total, g uint64) (shares []uint64, byRoom bool) 
 			sum += c / g
 		}
 		var given uint64
+		rem := make([]uint64, len(caps))
 		for i, c := range caps {
 			hi, lo := bits.Mul64(n, c/g)
-			shares[i], _ = bits.Div64(hi, lo, sum) // n <= sum, so no overflow
+			shares[i], rem[i] = bits.Div64(hi, lo, sum) // n <= sum, so no overflow
 			given += shares[i]
 		}
-		for i, c := range caps {
+		// The granules left go to the largest fractions, as in rounding.
+		order := make([]int, len(caps))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return rem[order[a]] > rem[order[b]] })
+		for _, i := range order {
 			if given == n {
 				break
 			}
-			if shares[i] < c/g {
+			if shares[i] < caps[i]/g {
 				shares[i]++
 				given++
 			}

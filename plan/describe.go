@@ -1,0 +1,122 @@
+package plan
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"k8s.io/utils/cpuset"
+)
+
+// Describe writes the plan for a person to check before anything starts:
+// why these nodes, every node's room, guest node → host node, vCPU → host
+// CPUs (runs of vCPUs with the same CPUs on one line), memory per node.
+func (p *Plan) Describe(w io.Writer) error {
+	ew := &errWriter{w: w}
+	s := p.Spec
+	mode := "shared"
+	if s.Dedicated {
+		mode = "dedicated"
+	}
+	ew.printf("VM: %d vCPUs, %s, %s vCPUs, %s memory policy", s.VCPUs, sizeString(s.MemoryBytes), mode, p.Mempolicy.Mode)
+	if s.HugepageBytes > 0 {
+		ew.printf(", %s hugepages", sizeString(s.HugepageBytes))
+	}
+	if p.BindOnly {
+		ew.printf(", bind only")
+	}
+	ew.printf("\nHost nodes: %s\n\nWhy:\n", cpuset.New(p.HostNodes...))
+	for _, r := range p.Reasons {
+		ew.printf("  - %s\n", r)
+	}
+
+	ew.printf("\nRoom per node (after other VMs):\n")
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	hp := ""
+	if s.HugepageBytes > 0 {
+		hp = "\t" + sizeString(s.HugepageBytes) + " pages"
+	}
+	fmt.Fprintf(tw, "  node\t%s\tmemory free%s\tother vCPUs\tnote\n", cpuUnit(s), hp)
+	for _, r := range p.Rooms {
+		pages := ""
+		if s.HugepageBytes > 0 {
+			pages = fmt.Sprintf("\t%d", r.Hugepages)
+		}
+		note := r.Unusable
+		if note == "" && r.MemoryOnly {
+			note = "memory only"
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s%s\t%d\t%s\n", r.Node, r.CPUs, sizeString(r.MemoryBytes), pages, r.Load, note)
+	}
+	tw.Flush()
+
+	ew.printf("\nGuest nodes:\n")
+	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  guest node\thost nodes\tvCPUs\tmemory\n")
+	for _, g := range p.GuestNodes {
+		vcpus := "-"
+		if len(g.VCPUs) > 0 {
+			vcpus = cpuset.New(g.VCPUs...).String()
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", g.ID, cpuset.New(g.HostNodes...), vcpus, sizeString(g.MemoryBytes))
+	}
+	tw.Flush()
+
+	ew.printf("\nvCPUs → host CPUs:\n")
+	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  vCPUs\tguest node\tsocket/core/thread\thost CPUs\n")
+	for i := 0; i < len(p.VCPUs); {
+		j := i + 1
+		for j < len(p.VCPUs) && p.VCPUs[j].HostCPUs.Equals(p.VCPUs[i].HostCPUs) && p.VCPUs[j].GuestNode == p.VCPUs[i].GuestNode {
+			j++
+		}
+		ids := make([]int, 0, j-i)
+		for _, v := range p.VCPUs[i:j] {
+			ids = append(ids, v.ID)
+		}
+		sct := fmt.Sprintf("%d/%d/%d", p.VCPUs[i].Socket, p.VCPUs[i].Core, p.VCPUs[i].Thread)
+		if j-i > 1 {
+			last := p.VCPUs[j-1]
+			sct += fmt.Sprintf("..%d/%d/%d", last.Socket, last.Core, last.Thread)
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", cpuset.New(ids...), p.VCPUs[i].GuestNode, sct, p.VCPUs[i].HostCPUs)
+		i = j
+	}
+	tw.Flush()
+
+	ew.printf("\nGuest CPU topology: sockets=%d cores=%d threads=%d\n", p.Sockets, p.Cores, p.Threads)
+	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
+	ew.printf("Process memory policy: %s on nodes %s\n", p.Mempolicy.Mode, p.Mempolicy.Nodes)
+	if p.Distances != nil {
+		ew.printf("Guest node distances:\n")
+		for i, row := range p.Distances {
+			ew.printf("  %d:", i)
+			for _, d := range row {
+				ew.printf(" %d", d)
+			}
+			ew.printf("\n")
+		}
+	}
+	return ew.err
+}
+
+// errWriter keeps the first write error so Describe can report it once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(b []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(b)
+	if err != nil {
+		e.err = fmt.Errorf("write plan: %w", err)
+	}
+	return n, e.err
+}
+
+func (e *errWriter) printf(format string, a ...any) {
+	fmt.Fprintf(e, format, a...)
+}
