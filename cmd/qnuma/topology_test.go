@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/qnuma/qnuma/topology/topotest"
+)
+
+// parseTopology parses `qnuma topology ARGS...` with qnuma's own CLI.
+func parseTopology(t *testing.T, args ...string) *TopologyCmd {
+	t.Helper()
+	var cli CLI
+	parser, err := kong.New(&cli, kong.Name("qnuma"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, err := parser.Parse(append([]string{"topology"}, args...))
+	if err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	if ctx.Command() != "topology" {
+		t.Fatalf("parse %q: command %q, want topology", args, ctx.Command())
+	}
+	return &cli.Topology
+}
+
+// TestTopologyJSONSnapshots is issue 2's acceptance: `qnuma topology --json
+// --root DIR` prints the expected facts for every shared snapshot.
+func TestTopologyJSONSnapshots(t *testing.T) {
+	for _, name := range topotest.Snapshots(t) {
+		t.Run(name, func(t *testing.T) {
+			cmd := parseTopology(t, "--json", "--root", topotest.Unpack(t, name))
+			var out bytes.Buffer
+			if err := cmd.write(&out); err != nil {
+				t.Fatalf("qnuma topology: %v", err)
+			}
+			topotest.MatchExpected(t, name, out.Bytes())
+		})
+	}
+}
+
+// TestTopologyText checks the readable report against topology's reviewed
+// golden files.
+func TestTopologyText(t *testing.T) {
+	for _, name := range []string{"32intel64-2p8co2t+8ve", "nvidiagpunumanodes"} {
+		t.Run(name, func(t *testing.T) {
+			cmd := parseTopology(t, "--root", topotest.Unpack(t, name))
+			var out bytes.Buffer
+			if err := cmd.write(&out); err != nil {
+				t.Fatalf("qnuma topology: %v", err)
+			}
+			want, err := os.ReadFile(filepath.Join("..", "..", "topology", "testdata", name+".txt"))
+			if err != nil {
+				t.Fatalf("read golden file: %v", err)
+			}
+			if out.String() != string(want) {
+				t.Errorf("qnuma topology --root %s:\n%s\nwant (topology/testdata/%s.txt):\n%s", name, out.String(), name, want)
+			}
+		})
+	}
+}
+
+// TestTopologyThisHost reads the real /sys and /proc.
+func TestTopologyThisHost(t *testing.T) {
+	if _, err := os.Stat("/sys/devices/system/cpu"); err != nil {
+		t.Skipf("no sysfs on this machine: %v", err)
+	}
+	var out bytes.Buffer
+	if err := parseTopology(t, "--json").write(&out); err != nil {
+		t.Fatalf("qnuma topology --json: %v", err)
+	}
+	var r struct {
+		Nodes []struct {
+			ID               int    `json:"id"`
+			CPUs             string `json:"cpus"`
+			MemoryTotalBytes uint64 `json:"memory_total_bytes"`
+		} `json:"nodes"`
+		OnlineCPUs    string `json:"online_cpus"`
+		AllowedSource string `json:"allowed_source"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("decode: %v\n%s", err, out.String())
+	}
+	online, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		t.Skipf("no cpu/online to compare with: %v", err)
+	}
+	if got, want := r.OnlineCPUs, strings.TrimSpace(string(online)); got != want {
+		t.Errorf("online_cpus %q, /sys/devices/system/cpu/online says %q", got, want)
+	}
+	if len(r.Nodes) == 0 || r.Nodes[0].MemoryTotalBytes == 0 {
+		t.Errorf("no node with memory in %s", out.String())
+	}
+	// Linux has had Cpus_allowed_list since 2.6.26.
+	if r.AllowedSource != "proc-status" {
+		t.Errorf("allowed_source %q, want proc-status on a live host", r.AllowedSource)
+	}
+}
+
+// TestTopologyExitCodes runs the whole CLI: a wrong --root is bad input
+// (2), a broken host is a fault (1).
+func TestTopologyExitCodes(t *testing.T) {
+	// One CPU and no node directory: the smallest host Read accepts.
+	small := t.TempDir()
+	topotest.WriteTree(t, small, map[string]string{
+		"sys/devices/system/cpu/online": "0\n",
+		"proc/meminfo":                  "MemTotal: 1024 kB\nMemFree: 512 kB\n",
+	})
+	broken := t.TempDir()
+	topotest.WriteTree(t, broken, map[string]string{"sys/devices/system/cpu/online": "0-x\n"})
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"small host", []string{"topology", "--root", small}, 0},
+		{"small host json", []string{"topology", "--json", "--root", small}, 0},
+		{"missing root", []string{"topology", "--root", filepath.Join(t.TempDir(), "absent")}, 2},
+		{"root without sys", []string{"topology", "--root", t.TempDir()}, 2},
+		{"unknown flag", []string{"topology", "--jsn"}, 2},
+		{"broken cpu/online", []string{"topology", "--root", broken}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := run(tc.args); got != tc.want {
+				t.Errorf("qnuma %q exited %d, want %d", tc.args, got, tc.want)
+			}
+		})
+	}
+}
