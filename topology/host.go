@@ -62,8 +62,8 @@ type CPU struct {
 
 // Allowed is the CPUs and memory nodes this process may use.
 type Allowed struct {
-	CPUs   cpuset.CPUSet
-	Mems   cpuset.CPUSet // node ids
+	CPUs cpuset.CPUSet
+	Mems cpuset.CPUSet // node ids
 	// Source names where the sets came from: SourceProcStatus,
 	// SourceCpusetV1, SourceCgroupV1, SourceCgroupV2, or SourceNone (all
 	// online CPUs and every node).
