@@ -26,7 +26,8 @@ type run struct {
 	dir      string // runtime directory, removed at the end
 	sock     string // qnuma's private QMP socket
 
-	cmd    *exec.Cmd
+	cmd    *exec.Cmd   // nil when attached to a qemu qnuma did not start
+	proc   *os.Process // qemu
 	pid    int
 	stderr *ring
 	// exited is closed once qemu has been reaped; state is then set.
@@ -36,6 +37,8 @@ type run struct {
 	exitedByItself atomic.Bool
 	stopping       atomic.Bool
 	cleaned        bool
+	// leaveRunning: cleanup does not stop qemu (a successful Attach).
+	leaveRunning bool
 
 	mon         *qmp.Client
 	vcpuThreads []int // by vCPU index
@@ -91,7 +94,7 @@ func (r *run) cleanup() {
 		return
 	}
 	r.cleaned = true
-	if r.cmd != nil && r.cmd.Process != nil && !r.hasExited() {
+	if r.proc != nil && !r.leaveRunning && !r.hasExited() {
 		r.stop(stopGrace)
 	}
 	if r.mon != nil {
@@ -115,7 +118,7 @@ func (r *run) stop(grace time.Duration) {
 		cancel()
 	}
 	if !asked {
-		r.cmd.Process.Signal(syscall.SIGTERM)
+		r.proc.Signal(syscall.SIGTERM)
 	}
 	t := time.NewTimer(grace)
 	defer t.Stop()
@@ -125,7 +128,7 @@ func (r *run) stop(grace time.Duration) {
 	case <-t.C:
 	}
 	r.log.Warn("qemu did not stop in time: killing it", "pid", r.pid, "grace", grace)
-	r.cmd.Process.Kill()
+	r.proc.Kill()
 	<-r.exited
 }
 

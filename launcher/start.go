@@ -105,7 +105,8 @@ func (r *run) startLocked() error {
 			started <- fmt.Errorf("start %s: %w", r.qemuPath, err)
 			return
 		}
-		r.pid = r.cmd.Process.Pid
+		r.proc = r.cmd.Process
+		r.pid = r.proc.Pid
 		started <- nil
 		r.cmd.Wait()
 		r.state = r.cmd.ProcessState
@@ -135,6 +136,9 @@ func makeRuntimeDir(parent string) (string, error) {
 
 // exitedError describes qemu's early exit with the tail of its stderr.
 func (r *run) exitedError() error {
+	if r.state == nil { // attached: not qnuma's child, its status is not ours to read
+		return fmt.Errorf("qemu (pid %d) exited", r.pid)
+	}
 	msg := fmt.Sprintf("qemu (pid %d) exited with status %d", r.pid, exitCode(r.state))
 	if tail := r.stderr.Tail(10); tail != "" {
 		msg += ": " + tail

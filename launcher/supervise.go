@@ -29,7 +29,7 @@ func (r *run) supervise(ctx context.Context) {
 			return
 		case sig := <-r.cfg.Signals:
 			r.log.Info("forwarding signal", "signal", sig, "pid", r.pid)
-			r.cmd.Process.Signal(sig)
+			r.proc.Signal(sig)
 		case <-timeout:
 			timeout = nil
 			r.result.TimedOut = true
@@ -40,7 +40,7 @@ func (r *run) supervise(ctx context.Context) {
 		case <-kill:
 			kill = nil
 			r.log.Warn("qemu did not power down in time: killing it", "pid", r.pid, "grace", r.cfg.Grace)
-			r.cmd.Process.Kill()
+			r.proc.Kill()
 		}
 	}
 }
@@ -53,7 +53,7 @@ func (r *run) powerdown(why string) <-chan time.Time {
 	defer cancel()
 	if err := r.mon.SystemPowerdown(ctx); err != nil {
 		r.log.Warn("system_powerdown failed: killing qemu", "pid", r.pid, "err", err)
-		r.cmd.Process.Kill()
+		r.proc.Kill()
 		return nil
 	}
 	return time.After(r.cfg.Grace)
