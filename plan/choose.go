@@ -32,8 +32,10 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 	}
 	unit := cpuUnit(spec)
 	switch {
+	case seeds == 0 && spec.HugepageBytes > 0:
+		return nil, fitError(spec, all, "no node has both a usable CPU and free %s hugepages", sizeString(spec.HugepageBytes))
 	case seeds == 0:
-		return nil, fitError(spec, all, "no node has a usable CPU and free memory")
+		return nil, fitError(spec, all, "no node has both a usable CPU and free memory")
 	case cpus < spec.VCPUs:
 		return nil, fitError(spec, all, "%d vCPUs asked, the usable nodes have %d %s in all", spec.VCPUs, cpus, unit)
 	case mem < spec.MemoryBytes:

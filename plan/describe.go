@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"k8s.io/utils/cpuset"
@@ -31,7 +32,7 @@ func (p *Plan) Describe(w io.Writer) error {
 	}
 
 	ew.printf("\nRoom per node (after other VMs):\n")
-	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	tw := newTable(ew)
 	hp := ""
 	if s.HugepageBytes > 0 {
 		hp = "\t" + sizeString(s.HugepageBytes) + " pages"
@@ -48,10 +49,10 @@ func (p *Plan) Describe(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "  %d\t%d\t%s%s\t%d\t%s\n", r.Node, r.CPUs, sizeString(r.MemoryBytes), pages, r.Load, note)
 	}
-	tw.Flush()
+	tw.flush()
 
 	ew.printf("\nGuest nodes:\n")
-	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	tw = newTable(ew)
 	fmt.Fprintf(tw, "  guest node\thost nodes\tvCPUs\tmemory\n")
 	for _, g := range p.GuestNodes {
 		vcpus := "-"
@@ -60,10 +61,10 @@ func (p *Plan) Describe(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", g.ID, cpuset.New(g.HostNodes...), vcpus, sizeString(g.MemoryBytes))
 	}
-	tw.Flush()
+	tw.flush()
 
 	ew.printf("\nvCPUs → host CPUs:\n")
-	tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+	tw = newTable(ew)
 	fmt.Fprintf(tw, "  vCPUs\tguest node\tsocket/core/thread\thost CPUs\n")
 	for i := 0; i < len(p.VCPUs); {
 		j := i + 1
@@ -82,7 +83,7 @@ func (p *Plan) Describe(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", cpuset.New(ids...), p.VCPUs[i].GuestNode, sct, p.VCPUs[i].HostCPUs)
 		i = j
 	}
-	tw.Flush()
+	tw.flush()
 
 	ew.printf("\nGuest CPU topology: sockets=%d cores=%d threads=%d\n", p.Sockets, p.Cores, p.Threads)
 	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
@@ -98,6 +99,28 @@ func (p *Plan) Describe(w io.Writer) error {
 		}
 	}
 	return ew.err
+}
+
+// table is a tabwriter whose lines lose their trailing padding.
+type table struct {
+	*tabwriter.Writer
+	buf *strings.Builder
+	out io.Writer
+}
+
+func newTable(out io.Writer) *table {
+	buf := &strings.Builder{}
+	return &table{Writer: tabwriter.NewWriter(buf, 0, 0, 2, ' ', 0), buf: buf, out: out}
+}
+
+func (t *table) flush() {
+	t.Writer.Flush()
+	for _, l := range strings.SplitAfter(t.buf.String(), "\n") {
+		if l != "" {
+			io.WriteString(t.out, strings.TrimRight(l, " \n")+"\n")
+		}
+	}
+	t.buf.Reset()
 }
 
 // errWriter keeps the first write error so Describe can report it once.

@@ -93,7 +93,7 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 		case r.memCap == 0:
 			r.Unusable = "no free memory"
 		case r.MemoryOnly && !spec.AllowMemoryOnly && n.CPUs.Size() > 0:
-			r.Unusable = "no usable CPU (not allowed, dedicated or capped)"
+			r.Unusable = "no usable CPU (offline, not allowed, or dedicated to other VMs)"
 		case r.MemoryOnly && !spec.AllowMemoryOnly:
 			r.Unusable = "memory-only node (see --allow-memory-only-nodes)"
 		}
