@@ -1,0 +1,62 @@
+package numastat
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestParseProcStat(t *testing.T) {
+	real, err := os.ReadFile("testdata/qemu-tcg-64M/task_stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same line with a comm holding ") (" and spaces.
+	tricky := strings.Replace(string(real), "(CPU 1/TCG)", "(a) (b c)", 1)
+	// Field N holds N, except utime (14) and stime (15).
+	f := []string{"9", "(x)", "R"}
+	for n := 4; n <= 52; n++ {
+		f = append(f, strconv.Itoa(n))
+	}
+	f[13], f[14] = "5", "7"
+	synthetic := strings.Join(f, " ")
+	tests := []struct {
+		name    string
+		line    string
+		want    ProcStat
+		wantErr bool
+	}{
+		{name: "qemu vcpu thread", line: string(real), want: ProcStat{PID: 23758, Comm: "CPU 1/TCG", State: 'S', StartTime: 348611, Processor: 0}},
+		{name: "parentheses in comm", line: tricky, want: ProcStat{PID: 23758, Comm: "a) (b c", State: 'S', StartTime: 348611, Processor: 0}},
+		{name: "times and processor", line: synthetic, want: ProcStat{PID: 9, Comm: "x", State: 'R', UTime: 5, STime: 7, StartTime: 22, Processor: 39}},
+		{name: "no comm", line: "12 S 1 2", wantErr: true},
+		{name: "bad pid", line: "x (a) S 1", wantErr: true},
+		{name: "short", line: "12 (a) S 1 2 3", wantErr: true},
+		{name: "bad start time", line: strings.Replace(string(real), " 348611 ", " x ", 1), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseProcStat([]byte(tt.line))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadProcStatOfThisProcess(t *testing.T) {
+	s, err := ReadProcStat("/", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PID != os.Getpid() || s.State != 'R' || s.StartTime == 0 {
+		t.Errorf("this process: %+v", s)
+	}
+	if _, err := ReadProcStat(t.TempDir(), 1); err == nil {
+		t.Error("reading stat under an empty root succeeded")
+	}
+}
