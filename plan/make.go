@@ -47,7 +47,7 @@ func checkSpec(host *topology.Host, spec Spec) (Spec, error) {
 	}
 	if g := granule(spec); spec.MemoryBytes%g != 0 {
 		what := "1 MiB (memory is split over nodes in MiB)"
-		if spec.HugepageBytes > mib {
+		if spec.HugepageBytes > oneMiB {
 			what = "the " + sizeString(spec.HugepageBytes) + " hugepage size"
 		}
 		return spec, badSpec("memory %s (%d bytes) is not a multiple of %s", sizeString(spec.MemoryBytes), spec.MemoryBytes, what)

@@ -9,8 +9,8 @@ import (
 	"github.com/qnuma/qnuma/topology"
 )
 
-// mib is the granule guest memory is split in when no hugepages are asked.
-const mib = 1 << 20
+// oneMiB is the granule guest memory is split in when no hugepages are asked.
+const oneMiB = 1 << 20
 
 // core is one physical core's threads that this VM may use.
 type core struct {
@@ -130,10 +130,10 @@ func groupCores(free cpuset.CPUSet, siblings map[int]cpuset.CPUSet) []core {
 // granule is the unit guest memory is split in: a MiB, or the hugepage
 // size when that is larger.
 func granule(spec Spec) uint64 {
-	if spec.HugepageBytes > mib {
+	if spec.HugepageBytes > oneMiB {
 		return spec.HugepageBytes
 	}
-	return mib
+	return oneMiB
 }
 
 // distance between two host nodes; unknown distances count as remote (20),

@@ -34,7 +34,7 @@ func TestSplitVCPUs(t *testing.T) {
 }
 
 func TestSplitMemory(t *testing.T) {
-	const m = mib
+	const m = oneMiB
 	tests := []struct {
 		caps   []uint64
 		total  uint64
