@@ -92,7 +92,10 @@ func parseStatus(s string) (cpus, mems string, ok bool) {
 			mems, haveMems = strings.TrimSpace(val), true
 		}
 	}
-	return cpus, mems, haveCPUs && haveMems
+	if !haveCPUs || !haveMems {
+		return "", "", false
+	}
+	return cpus, mems, true
 }
 
 // cpusetKind is one way a cpuset can be mounted.
