@@ -1,0 +1,278 @@
+package plan
+
+import (
+	"fmt"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/memobj"
+)
+
+// RenderOptions is what rendering needs beyond the Plan.
+type RenderOptions struct {
+	// QEMU is the version of the binary that will run (memobj.ProbeVersion).
+	QEMU memobj.Version
+	// Backend for guest RAM; "" means ram, or memfd with hugepages.
+	Backend memobj.BackendType
+	// MemPath is the directory (a hugetlbfs mount for hugepages) file
+	// backends create their files in.
+	MemPath string
+}
+
+// Backend and thread-context ids, by guest node.
+const (
+	ramIDFormat = "qnuma-ram%d"
+	tcIDFormat  = "qnuma-tc%d"
+)
+
+// Args renders the plan as QEMU arguments: -smp, -m, a memory backend per
+// guest node (with a thread-context for preallocation on QEMU 7.2+), and
+// -numa node/cpu/dist for a guest with several nodes. A one-node guest gets
+// no -numa: its backend is the machine's RAM. A BindOnly plan renders
+// nothing (nil): the user's own arguments stand. Args is pure.
+func (p *Plan) Args(opts RenderOptions) ([]string, error) {
+	if p.BindOnly {
+		return nil, nil
+	}
+	if err := checkQEMU(opts.QEMU); err != nil {
+		return nil, err
+	}
+	if err := p.checkShape(); err != nil {
+		return nil, fmt.Errorf("render qemu args: %w", err)
+	}
+	backend, err := p.backend(opts)
+	if err != nil {
+		return nil, fmt.Errorf("render qemu args: %w", err)
+	}
+
+	frags := []memobj.Fragment{p.smp(), memobj.Memory{SizeBytes: p.Spec.MemoryBytes}}
+	for _, g := range p.GuestNodes {
+		if g.MemoryBytes == 0 {
+			continue
+		}
+		b := backend
+		b.ID = fmt.Sprintf(ramIDFormat, g.ID)
+		b.SizeBytes = g.MemoryBytes
+		b.HostNodes = g.HostNodes
+		if b.Prealloc && opts.QEMU.HasPreallocThreads() {
+			b.PreallocThreads = p.preallocThreads(g)
+		}
+		// A memory-only guest node may sit on a CPU-less host node, where a
+		// node-affinity thread-context has no CPUs to run on.
+		if b.Prealloc && opts.QEMU.HasThreadContext() && len(g.VCPUs) > 0 {
+			tc := memobj.ThreadContext{ID: fmt.Sprintf(tcIDFormat, g.ID), NodeAffinity: g.HostNodes}
+			b.PreallocContext = tc.ID
+			frags = append(frags, tc)
+		}
+		frags = append(frags, b)
+	}
+	if len(p.GuestNodes) == 1 {
+		frags = append(frags, p.mainRAM(opts.QEMU))
+	} else {
+		numa, err := p.numa()
+		if err != nil {
+			return nil, fmt.Errorf("render qemu args: %w", err)
+		}
+		frags = append(frags, numa...)
+	}
+	args, err := memobj.Render(frags...)
+	if err != nil {
+		return nil, fmt.Errorf("render qemu args: %w", err)
+	}
+	return args, nil
+}
+
+// checkQEMU refuses an unknown or too old QEMU: qnuma needs -numa dist and
+// -numa cpu (2.10).
+func checkQEMU(v memobj.Version) error {
+	if v.IsZero() {
+		return fmt.Errorf("render qemu args: qemu version not known (probe it with memobj.ProbeVersion)")
+	}
+	if !v.HasNUMADistCPU() {
+		return fmt.Errorf("render qemu args: qemu %s is too old: qnuma needs 2.10 or newer (-numa dist, -numa cpu)", v)
+	}
+	return nil
+}
+
+// checkShape verifies what QEMU will derive from the arguments agrees with
+// the plan: guest node ids, memory adding up to -m, and every vCPU where
+// QEMU's topology puts it (vCPU i is socket i/(cores*threads), core
+// (i/threads)%cores, thread i%threads), or the pinning would be wrong.
+func (p *Plan) checkShape() error {
+	if len(p.GuestNodes) == 0 {
+		return fmt.Errorf("plan has no guest nodes")
+	}
+	if len(p.VCPUs) == 0 {
+		return fmt.Errorf("plan has no vcpus")
+	}
+	var sum uint64
+	for i, g := range p.GuestNodes {
+		if g.ID != i {
+			return fmt.Errorf("guest node %d has id %d: ids must be 0..%d in order", i, g.ID, len(p.GuestNodes)-1)
+		}
+		if g.MemoryBytes > 0 && len(g.HostNodes) == 0 {
+			return fmt.Errorf("guest node %d has memory and no host nodes", g.ID)
+		}
+		if g.MemoryBytes%memobj.MiB != 0 {
+			return fmt.Errorf("guest node %d memory (%d bytes) is not a multiple of 1 MiB", g.ID, g.MemoryBytes)
+		}
+		if hp := p.Spec.HugepageBytes; hp > 0 && g.MemoryBytes%hp != 0 {
+			return fmt.Errorf("guest node %d memory %s is not a multiple of the hugepage size %s", g.ID, memobj.FormatSize(g.MemoryBytes), memobj.FormatSize(hp))
+		}
+		sum += g.MemoryBytes
+	}
+	if sum != p.Spec.MemoryBytes {
+		return fmt.Errorf("guest nodes' memory adds up to %s, not the VM's %s (qemu insists they match -m)", memobj.FormatSize(sum), memobj.FormatSize(p.Spec.MemoryBytes))
+	}
+	if len(p.GuestNodes) == 1 && p.GuestNodes[0].MemoryBytes == 0 {
+		return fmt.Errorf("the only guest node has no memory")
+	}
+	if p.Sockets <= 0 || p.Cores <= 0 || p.Threads <= 0 {
+		return fmt.Errorf("topology %d sockets, %d cores, %d threads: each must be at least 1", p.Sockets, p.Cores, p.Threads)
+	}
+	if p.Sockets*p.Cores*p.Threads < len(p.VCPUs) {
+		return fmt.Errorf("%d vcpus do not fit %d sockets × %d cores × %d threads", len(p.VCPUs), p.Sockets, p.Cores, p.Threads)
+	}
+	perSocket := p.Cores * p.Threads
+	for i, v := range p.VCPUs {
+		if v.ID != i {
+			return fmt.Errorf("vcpu %d has id %d: ids must be 0..%d in order", i, v.ID, len(p.VCPUs)-1)
+		}
+		if v.GuestNode < 0 || v.GuestNode >= len(p.GuestNodes) {
+			return fmt.Errorf("vcpu %d is on guest node %d, which does not exist", i, v.GuestNode)
+		}
+		s, c, t := i/perSocket, (i/p.Threads)%p.Cores, i%p.Threads
+		if v.Socket != s || v.Core != c || v.Thread != t {
+			return fmt.Errorf("vcpu %d is planned as socket %d core %d thread %d, but -smp sockets=%d,cores=%d,threads=%d makes it socket %d core %d thread %d",
+				i, v.Socket, v.Core, v.Thread, p.Sockets, p.Cores, p.Threads, s, c, t)
+		}
+	}
+	return nil
+}
+
+// backend is the template for every guest node's memory backend.
+func (p *Plan) backend(opts RenderOptions) (memobj.MemoryBackend, error) {
+	hp := p.Spec.HugepageBytes
+	b := memobj.MemoryBackend{Type: opts.Backend, Policy: p.Spec.Policy, Prealloc: p.Spec.Prealloc}
+	if b.Policy == "" {
+		b.Policy = memobj.PolicyBind
+	}
+	if b.Type == "" {
+		b.Type = memobj.BackendRAM
+		if hp > 0 {
+			b.Type = memobj.BackendMemfd
+		}
+	}
+	switch b.Type {
+	case memobj.BackendRAM:
+		if hp > 0 {
+			return b, fmt.Errorf("hugepages need a memfd or file backend, not ram")
+		}
+	case memobj.BackendMemfd:
+		if !opts.QEMU.HasMemfd() {
+			return b, fmt.Errorf("qemu %s has no memfd backend (2.12 or newer)", opts.QEMU)
+		}
+		b.Hugetlb, b.HugetlbSize = hp > 0, hp
+	case memobj.BackendFile:
+		if opts.MemPath == "" {
+			return b, fmt.Errorf("a file backend needs a directory (mem-path) to create its files in")
+		}
+		b.MemPath = opts.MemPath
+	default:
+		_, err := memobj.ParseBackendType(string(b.Type))
+		return b, err
+	}
+	return b, nil
+}
+
+// smp is -smp from the plan's topology; maxcpus covers a topology with
+// more slots than vCPUs.
+func (p *Plan) smp() memobj.SMP {
+	s := memobj.SMP{CPUs: len(p.VCPUs), Sockets: p.Sockets, Cores: p.Cores, Threads: p.Threads}
+	if n := p.Sockets * p.Cores * p.Threads; n != s.CPUs {
+		s.MaxCPUs = n
+	}
+	return s
+}
+
+// preallocThreads is one preallocation thread per host CPU the guest
+// node's vCPUs run on (the emulator's CPUs for a memory-only node).
+func (p *Plan) preallocThreads(g GuestNode) int {
+	cpus := cpuset.New()
+	for _, id := range g.VCPUs {
+		if id >= 0 && id < len(p.VCPUs) {
+			cpus = cpus.Union(p.VCPUs[id].HostCPUs)
+		}
+	}
+	if len(g.VCPUs) == 0 {
+		cpus = p.EmulatorCPUs
+	}
+	return max(1, cpus.Size())
+}
+
+// mainRAM makes a one-node guest's only backend its RAM: -machine
+// memory-backend= where QEMU has it (5.0), else a single -numa node.
+func (p *Plan) mainRAM(v memobj.Version) memobj.Fragment {
+	id := fmt.Sprintf(ramIDFormat, 0)
+	if v.HasMachineMemoryBackend() {
+		return memobj.MachineMemoryBackend{ID: id}
+	}
+	return memobj.NumaNode{NodeID: 0, Memdev: id}
+}
+
+// numa is -numa node for every guest node, -numa cpu for every socket (a
+// socket belongs to its vCPUs' guest node) and -numa dist for every ordered
+// pair of distinct nodes: QEMU refuses a partial list when any pair is
+// asymmetric and sets a node's distance to itself to 10.
+func (p *Plan) numa() ([]memobj.Fragment, error) {
+	var frags []memobj.Fragment
+	for _, g := range p.GuestNodes {
+		n := memobj.NumaNode{NodeID: g.ID}
+		if g.MemoryBytes > 0 {
+			n.Memdev = fmt.Sprintf(ramIDFormat, g.ID)
+		}
+		frags = append(frags, n)
+	}
+	socketNode := make([]int, p.Sockets)
+	for i := range socketNode {
+		socketNode[i] = -1
+	}
+	for _, v := range p.VCPUs {
+		switch socketNode[v.Socket] {
+		case -1:
+			socketNode[v.Socket] = v.GuestNode
+		case v.GuestNode:
+		default:
+			return nil, fmt.Errorf("socket %d holds vcpus of guest nodes %d and %d: a socket must stay in one node", v.Socket, socketNode[v.Socket], v.GuestNode)
+		}
+	}
+	for s, g := range socketNode {
+		if g < 0 {
+			return nil, fmt.Errorf("socket %d has no vcpus, so it has no guest node", s)
+		}
+		frags = append(frags, memobj.NumaCPU{NodeID: g, SocketID: s})
+	}
+	if p.Distances == nil {
+		return frags, nil
+	}
+	n := len(p.GuestNodes)
+	if len(p.Distances) != n {
+		return nil, fmt.Errorf("distances have %d rows for %d guest nodes", len(p.Distances), n)
+	}
+	for i, row := range p.Distances {
+		if len(row) != n {
+			return nil, fmt.Errorf("distance row %d has %d entries for %d guest nodes", i, len(row), n)
+		}
+		if row[i] != memobj.LocalDistance {
+			return nil, fmt.Errorf("guest node %d's distance to itself is %d; qemu fixes it at %d", i, row[i], memobj.LocalDistance)
+		}
+	}
+	for i, row := range p.Distances {
+		for j, d := range row {
+			if i != j {
+				frags = append(frags, memobj.NumaDist{Src: i, Dst: j, Val: d})
+			}
+		}
+	}
+	return frags, nil
+}
