@@ -1,6 +1,7 @@
 package numastat
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,36 +25,37 @@ type Home struct {
 
 // Sample is one look at a QEMU process.
 type Sample struct {
-	PID int
+	PID int `json:"pid"`
 	// HomeNodes, and whether they came from the caller (the ledger) or were
 	// taken as the node holding most guest RAM.
-	HomeNodes []int
-	HomeGiven bool
+	HomeNodes []int `json:"home_nodes"`
+	HomeGiven bool  `json:"home_from_ledger"`
 	// RAM is guest RAM resident per node, ascending by node.
-	RAM []NodeBytes
+	RAM []NodeBytes `json:"guest_ram"`
 	// RAMMatch says how the guest RAM mappings were found (Match*), and
 	// RAMMappings how many there are.
-	RAMMatch    string
-	RAMMappings int
+	RAMMatch    string `json:"guest_ram_match"`
+	RAMMappings int    `json:"guest_ram_mappings"`
 	// Local and remote bytes against the home nodes (esxtop's NLMEM, NRMEM).
-	LocalBytes, RemoteBytes uint64
+	LocalBytes  uint64 `json:"local_bytes"`
+	RemoteBytes uint64 `json:"remote_bytes"`
 	// LocalPercent is 100 × local / (local + remote), 100 with no RAM yet.
-	LocalPercent float64
-	LowLocal     bool
-	VCPUs        []VCPU
+	LocalPercent float64 `json:"local_percent"`
+	LowLocal     bool    `json:"low_local"`
+	VCPUs        []VCPU  `json:"vcpus"`
 	// Threads is every thread, vCPUs included.
-	Threads int
+	Threads int `json:"threads"`
 	// OutsideNow counts vCPUs whose last CPU is outside their home nodes;
 	// OutsideSince (set by Since) those that ran since the previous sample
 	// and last ran outside, -1 before there is a previous sample.
-	OutsideNow   int
-	OutsideSince int
+	OutsideNow   int `json:"vcpus_outside_now"`
+	OutsideSince int `json:"vcpus_ran_outside_since_last"`
 }
 
 // NodeBytes is an amount of memory on one node.
 type NodeBytes struct {
-	Node  int
-	Bytes uint64
+	Node  int    `json:"node"`
+	Bytes uint64 `json:"bytes"`
 }
 
 // VCPU is one vCPU thread.
@@ -186,4 +188,19 @@ func (s *Sample) Since(prev *Sample) {
 			s.OutsideSince++
 		}
 	}
+}
+
+// MarshalJSON writes a vCPU with its CPU set as a cpulist.
+func (v VCPU) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Index      int    `json:"vcpu"`
+		TID        int    `json:"tid"`
+		Comm       string `json:"comm"`
+		Allowed    string `json:"allowed_cpus"`
+		LastCPU    int    `json:"last_cpu"`
+		LastNode   int    `json:"last_node"`
+		HomeNodes  []int  `json:"home_nodes"`
+		Outside    bool   `json:"outside"`
+		RanOutside bool   `json:"ran_outside_since_last"`
+	}{v.Index, v.TID, v.Comm, v.Allowed.String(), v.LastCPU, v.LastNode, v.HomeNodes, v.Outside, v.RanOutside})
 }

@@ -1,8 +1,107 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-// PsCmd is `qnuma ps` (being written).
-type PsCmd struct{}
+	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/memobj"
+)
 
-func (c *PsCmd) Run() error { return errors.New("qnuma ps: not yet") }
+// PsCmd is `qnuma ps`: the VMs in the ledger.
+type PsCmd struct {
+	JSON     bool   `help:"Print JSON."`
+	StateDir string `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
+}
+
+func (c *PsCmd) Run() error { return c.write(os.Stdout, time.Now()) }
+
+// psVM is one VM as `qnuma ps --json` prints it.
+type psVM struct {
+	Name          string         `json:"name"`
+	PID           int            `json:"pid"` // qemu's; 0 while starting
+	OwnerPID      int            `json:"owner_pid"`
+	HostNodes     []int          `json:"host_nodes"`
+	VCPUs         int            `json:"vcpus"`
+	MemoryBytes   uint64         `json:"memory_bytes"`
+	NodeMemory    map[int]uint64 `json:"memory_bytes_per_node"`
+	NodeVCPUs     map[int]int    `json:"vcpus_per_node"`
+	DedicatedCPUs string         `json:"dedicated_cpus"`
+	Created       time.Time      `json:"created"`
+	AgeSeconds    int64          `json:"age_seconds"`
+}
+
+func (c *PsCmd) write(w io.Writer, now time.Time) error {
+	l, err := ledger.Open(c.StateDir)
+	if err != nil {
+		return err
+	}
+	st, err := l.List(context.Background())
+	if err != nil {
+		return err
+	}
+	vms := make([]psVM, 0, len(st.Entries))
+	for _, e := range st.Entries {
+		vms = append(vms, psVM{
+			Name: e.Name, PID: e.QEMU.PID, OwnerPID: e.Owner.PID, HostNodes: e.HostNodes,
+			VCPUs: e.TotalVCPUs(), MemoryBytes: e.TotalMemory(), NodeMemory: e.MemoryBytes,
+			NodeVCPUs: e.VCPUs, DedicatedCPUs: e.DedicatedCPUs.String(), Created: e.Created,
+			AgeSeconds: int64(now.Sub(e.Created) / time.Second),
+		})
+	}
+	if c.JSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(vms); err != nil {
+			return err
+		}
+	} else if err := psTable(w, vms); err != nil {
+		return err
+	}
+	return corruptError(st.Corrupt)
+}
+
+func psTable(w io.Writer, vms []psVM) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPID\tNODES\tVCPUS\tCPUS\tMEMORY\tAGE")
+	for _, v := range vms {
+		pid := fmt.Sprint(v.PID)
+		if v.PID == 0 {
+			pid = fmt.Sprintf("starting (qnuma %d)", v.OwnerPID)
+		}
+		cpus := v.DedicatedCPUs
+		if cpus == "" {
+			cpus = "shared"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Name, pid, intList(v.HostNodes), v.VCPUs, cpus,
+			memobj.FormatSize(v.MemoryBytes), time.Duration(v.AgeSeconds)*time.Second)
+	}
+	return tw.Flush()
+}
+
+// corruptError reports unreadable ledger files after the listing: exit 1.
+func corruptError(cs []ledger.Corrupt) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		errs[i] = c
+	}
+	return &ExitError{Code: 1, Err: errors.Join(errs...)}
+}
+
+func intList(ids []int) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
+}

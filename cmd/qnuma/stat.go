@@ -1,8 +1,212 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
 
-// StatCmd is `qnuma stat` (being written).
-type StatCmd struct{}
+	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/numastat"
+	"github.com/qnuma/qnuma/topology"
+)
 
-func (c *StatCmd) Run() error { return errors.New("qnuma stat: not yet") }
+// StatCmd is `qnuma stat`: where each VM's guest RAM and vCPUs really are.
+type StatCmd struct {
+	Targets  []string `arg:"" optional:"" name:"name|pid" help:"VMs in the ledger by name, or any QEMU pid (default: every VM in the ledger)."`
+	Watch    float64  `placeholder:"SECONDS" help:"Sample again every SECONDS until interrupted, counting vCPUs that ran outside their home node in between."`
+	JSON     bool     `help:"Print JSON (with --watch, one line per sample round)."`
+	StateDir string   `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
+}
+
+func (c *StatCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.run(ctx, os.Stdout)
+}
+
+// statTarget is one process to sample.
+type statTarget struct {
+	name string // "" for a pid not in the ledger
+	pid  int
+	home numastat.Home
+}
+
+// statVM is one VM as `qnuma stat --json` prints it.
+type statVM struct {
+	Name string `json:"name,omitempty"`
+	*numastat.Sample
+}
+
+func (c *StatCmd) run(ctx context.Context, w io.Writer) error {
+	if c.Watch < 0 {
+		return badInput("--watch %v: want a positive number of seconds", c.Watch)
+	}
+	host, err := topology.Read("/")
+	if err != nil {
+		return err
+	}
+	targets, err := c.targets(ctx)
+	if err != nil {
+		return err
+	}
+	prev := map[int]*numastat.Sample{}
+	var tick <-chan time.Time
+	if c.Watch > 0 {
+		t := time.NewTicker(time.Duration(c.Watch * float64(time.Second)))
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		round := make([]statVM, 0, len(targets))
+		for _, tg := range targets {
+			s, err := numastat.Take("/", host, tg.pid, tg.home)
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", tg.label(), err)
+			}
+			s.Since(prev[tg.pid])
+			prev[tg.pid] = s
+			round = append(round, statVM{Name: tg.name, Sample: s})
+		}
+		if err := c.print(w, round); err != nil {
+			return err
+		}
+		if tick == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+		}
+	}
+}
+
+func (tg statTarget) label() string {
+	if tg.name != "" {
+		return fmt.Sprintf("vm %s (pid %d)", tg.name, tg.pid)
+	}
+	return fmt.Sprintf("pid %d", tg.pid)
+}
+
+// targets resolves names and pids; a pid that is a ledger VM's qemu gets
+// that VM's home nodes.
+func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
+	l, err := ledger.Open(c.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := l.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fromEntry := func(e ledger.Entry) statTarget {
+		return statTarget{name: e.Name, pid: e.QEMU.PID, home: numastat.Home{Nodes: e.HostNodes, VCPUs: e.VCPUHomeNodes}}
+	}
+	var out []statTarget
+	if len(c.Targets) == 0 {
+		for _, e := range st.Entries {
+			if e.QEMU.PID != 0 {
+				out = append(out, fromEntry(e))
+			}
+		}
+		if len(out) == 0 {
+			return nil, badInput("no running VM in the ledger %s: name a QEMU pid", l.Dir())
+		}
+		return out, nil
+	}
+	for _, arg := range c.Targets {
+		pid, err := strconv.Atoi(arg)
+		if err == nil && pid > 0 {
+			tg := statTarget{pid: pid}
+			for _, e := range st.Entries {
+				if e.QEMU.PID == pid {
+					tg = fromEntry(e)
+				}
+			}
+			out = append(out, tg)
+			continue
+		}
+		found := false
+		for _, e := range st.Entries {
+			if e.Name == arg {
+				if e.QEMU.PID == 0 {
+					return nil, fmt.Errorf("stat vm %s: qemu is not started yet", arg)
+				}
+				out, found = append(out, fromEntry(e)), true
+			}
+		}
+		if !found {
+			return nil, badInput("stat %s: no such vm in the ledger %s, and not a pid", arg, l.Dir())
+		}
+	}
+	return out, nil
+}
+
+func (c *StatCmd) print(w io.Writer, round []statVM) error {
+	if c.JSON {
+		enc := json.NewEncoder(w)
+		if c.Watch == 0 {
+			enc.SetIndent("", "  ")
+		}
+		return enc.Encode(round)
+	}
+	for _, v := range round {
+		if err := statText(w, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func statText(w io.Writer, v statVM) error {
+	s := v.Sample
+	name := fmt.Sprintf("pid %d", s.PID)
+	if v.Name != "" {
+		name = fmt.Sprintf("%s (pid %d)", v.Name, s.PID)
+	}
+	from := "ledger"
+	if !s.HomeGiven {
+		from = "node with most guest RAM"
+	}
+	fmt.Fprintf(w, "%s  home node(s) %s (%s)\n", name, intList(s.HomeNodes), from)
+	fmt.Fprintf(w, "  guest RAM (%d mappings, %s):", s.RAMMappings, s.RAMMatch)
+	for _, nb := range s.RAM {
+		fmt.Fprintf(w, "  node %d %s", nb.Node, mib(nb.Bytes))
+	}
+	flag := ""
+	if s.LowLocal {
+		flag = fmt.Sprintf("  LOW (under %.0f%%)", numastat.LowLocal)
+	}
+	fmt.Fprintf(w, "\n  NLMEM %s  NRMEM %s  N%%L %.1f%s\n", mib(s.LocalBytes), mib(s.RemoteBytes), s.LocalPercent, flag)
+	if len(s.VCPUs) == 0 {
+		fmt.Fprintf(w, "  no vcpu threads among %d threads (qemu names them with -name ...,debug-threads=on)\n", s.Threads)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VCPU\tTID\tALLOWED\tLAST CPU\tNODE\tHOME")
+	for _, c := range s.VCPUs {
+		mark := ""
+		if c.Outside {
+			mark = "  outside"
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%d\t%s%s\n", c.Index, c.TID, c.Allowed, c.LastCPU, c.LastNode, intList(c.HomeNodes), mark)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	since := "-"
+	if s.OutsideSince >= 0 {
+		since = strconv.Itoa(s.OutsideSince)
+	}
+	_, err := fmt.Fprintf(w, "  vcpus outside home: %d now, %s ran outside since the last sample\n", s.OutsideNow, since)
+	return err
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/plan"
+)
+
+// placeOne puts a VM with dedicated cpus on one node into the ledger in dir,
+// owned by this test process.
+func placeOne(t *testing.T, dir, name string, node int, mem uint64, cpus ...int) *ledger.Reservation {
+	t.Helper()
+	l, err := ledger.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &plan.Plan{
+		Spec:       plan.Spec{VCPUs: len(cpus), MemoryBytes: mem, Dedicated: true},
+		HostNodes:  []int{node},
+		GuestNodes: []plan.GuestNode{{HostNodes: []int{node}, MemoryBytes: mem}},
+	}
+	for i, c := range cpus {
+		p.VCPUs = append(p.VCPUs, plan.VCPU{ID: i, HostCPUs: cpuset.New(c)})
+	}
+	r, err := l.Place(context.Background(), name, func([]plan.Placed) (*plan.Plan, error) { return p, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestPs(t *testing.T) {
+	dir := t.TempDir()
+	a := placeOne(t, dir, "db", 1, 2<<30, 8, 9)
+	if err := a.SetQEMU(os.Getppid()); err != nil { // a live process stands in for qemu
+		t.Fatal(err)
+	}
+	placeOne(t, dir, "", 0, 512<<20, 2)
+	now := a.Entry.Created.Add(90 * time.Second)
+
+	var out bytes.Buffer
+	if err := (&PsCmd{JSON: true, StateDir: dir}).write(&out, now); err != nil {
+		t.Fatal(err)
+	}
+	var got []psVM
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if len(got) != 2 {
+		t.Fatalf("ps --json = %s", out.String())
+	}
+	db := got[0]
+	if db.Name != "db" || db.PID != os.Getppid() || db.OwnerPID != os.Getpid() || !reflect.DeepEqual(db.HostNodes, []int{1}) ||
+		db.VCPUs != 2 || db.MemoryBytes != 2<<30 || db.DedicatedCPUs != "8-9" || db.AgeSeconds != 90 {
+		t.Errorf("db = %+v", db)
+	}
+	if got[1].Name != "vm-1" || got[1].PID != 0 {
+		t.Errorf("second vm = %+v, want vm-1 still starting", got[1])
+	}
+
+	out.Reset()
+	if err := (&PsCmd{StateDir: dir}).write(&out, now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") ||
+		!reflect.DeepEqual(strings.Fields(lines[1]), []string{"db", itoa(os.Getppid()), "1", "2", "8-9", "2G", "1m30s"}) ||
+		!strings.Contains(lines[2], "starting (qnuma ") {
+		t.Errorf("ps table:\n%s", out.String())
+	}
+}
+
+func TestPsReportsCorruptEntries(t *testing.T) {
+	dir := t.TempDir()
+	placeOne(t, dir, "ok", 0, 1<<30, 1)
+	if err := os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := (&PsCmd{StateDir: dir}).write(&out, time.Now())
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 1 || !strings.Contains(err.Error(), "bad.json") {
+		t.Fatalf("err = %v, want exit 1 naming bad.json", err)
+	}
+	if !strings.Contains(out.String(), "ok") {
+		t.Errorf("the readable vm is not listed:\n%s", out.String())
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
