@@ -118,31 +118,40 @@ func Unpack(t testing.TB, snapshot string) string {
 // UnpackFile unpacks a .tar.bz2 of one top-level folder into dest and
 // returns that folder's name. Symlinks stay symlinks (sysfs is full of
 // them, some looping); entries that would land outside dest are refused,
-// and nothing is written through a symlink.
+// and nothing is written through a symlink that leaves dest.
 func UnpackFile(archive, dest string) (top string, err error) {
 	f, err := os.Open(archive)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	top, err = unpackTar(bzip2.NewReader(f), dest)
+	if err != nil {
+		return "", fmt.Errorf("unpack %s: %w", archive, err)
+	}
+	return top, nil
+}
+
+// unpackTar unpacks a tar stream of one top-level folder into dest.
+func unpackTar(r io.Reader, dest string) (string, error) {
 	root, err := os.OpenRoot(dest)
 	if err != nil {
 		return "", err
 	}
 	defer root.Close()
 	var tops []string
-	tr := tar.NewReader(bzip2.NewReader(f))
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("read %s: %w", archive, err)
+			return "", err
 		}
 		name, err := localName(h.Name)
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", archive, err)
+			return "", err
 		}
 		if name == "." {
 			continue
@@ -151,11 +160,11 @@ func UnpackFile(archive, dest string) (top string, err error) {
 			tops = append(tops, first)
 		}
 		if err := extract(root, name, h, tr); err != nil {
-			return "", fmt.Errorf("%s: entry %s: %w", archive, h.Name, err)
+			return "", fmt.Errorf("entry %s: %w", h.Name, err)
 		}
 	}
 	if len(tops) != 1 {
-		return "", fmt.Errorf("%s: want one top-level folder, have %q", archive, tops)
+		return "", fmt.Errorf("want one top-level folder, have %q", tops)
 	}
 	return tops[0], nil
 }
