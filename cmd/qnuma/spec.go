@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/topology"
+)
+
+// defaultQEMU is the binary probed for its version when the user gives no
+// QEMU command line.
+const defaultQEMU = "qemu-system-x86_64"
+
+// SpecFlags are the VM spec flags `qnuma plan` and `qnuma run` share, and
+// the user's own QEMU command line after "--".
+type SpecFlags struct {
+	VCPUs      int    `name:"vcpus" placeholder:"N" help:"Number of vCPUs. Defaults to the -smp of the QEMU command line, if any."`
+	Memory     string `name:"memory" placeholder:"SIZE" help:"Guest RAM, with an IEC suffix K, M, G or T (16G = 16 GiB); a bare number is MiB, as for QEMU's -m. Defaults to the -m of the QEMU command line, if any."`
+	HostNodes  string `name:"host-nodes" default:"auto" placeholder:"auto|LIST" help:"Host NUMA nodes to use, as a list such as 0 or 0-1,4: honoured exactly or refused with the reason. auto (the default) picks the fewest nodes with room for both the vCPUs and the memory."`
+	GuestNodes string `name:"guest-nodes" default:"auto" placeholder:"auto|N" help:"Number of guest NUMA nodes, one per host node used. auto (the default) gives the guest one node per host node the VM needs."`
+	Policy     string `name:"policy" default:"bind" enum:"bind,preferred,interleave" help:"Memory policy for guest RAM and qemu's own allocations: bind (only the chosen nodes; the default), preferred (the chosen nodes first, others when full), interleave (pages round-robin over the chosen nodes)."`
+
+	MaxVCPUsPerNode int  `name:"max-vcpus-per-node" placeholder:"N" help:"At most N vCPUs per node (like ESXi's numa.vcpu.maxPerVirtualNode); a wider VM spans more nodes."`
+	PreferHT        bool `name:"prefer-ht" help:"Size nodes by SMT threads instead of physical cores (like ESXi's numa.vcpu.preferHT): a 12-vCPU VM fits one node of 8 cores × 2 threads."`
+	Spread          bool `name:"spread" help:"Use more nodes (for memory bandwidth) instead of the fewest."`
+	CPUsDedicated   bool `name:"cpus-dedicated" help:"Give each vCPU its own host core (its own thread with --prefer-ht, sibling threads as guest thread pairs), never shared with another VM qnuma places. Default: vCPUs float over their node's CPUs."`
+
+	Hugepages  string `name:"hugepages" placeholder:"SIZE" help:"Back guest RAM with hugepages of SIZE (2M, 1G); nodes are sized by their free hugepages of that size."`
+	Prealloc   bool   `name:"prealloc" help:"Allocate all guest RAM before the guest starts, by threads on the RAM's own node (QEMU 7.2+)."`
+	NearDevice string `name:"near-device" placeholder:"PCI_ADDR" help:"Prefer the node of this PCI device (0000:3b:00.0), as sysfs reports it; a device without a node gives no preference."`
+
+	AllowMemoryOnlyNodes bool `name:"allow-memory-only-nodes" help:"Let nodes without CPUs (CXL or GPU memory) hold part of a wide VM's memory. They never get vCPUs."`
+	BindOnly             bool `name:"bind-only" help:"Your QEMU command line keeps its own -smp, -m, -numa and memory backends: qnuma adds none and only binds memory and pins threads."`
+
+	Root        string `name:"root" default:"/" placeholder:"DIR" help:"Plan for the host whose /sys and /proc snapshot is under DIR instead of this one."`
+	QEMUVersion string `name:"qemu-version" placeholder:"X.Y" help:"Render for this QEMU version instead of asking the binary (for snapshots and machines without QEMU)."`
+
+	QEMU []string `arg:"" optional:"" passthrough:"" name:"qemu-command" help:"Your QEMU command line after --, binary first (qemu-system-x86_64 -nographic ...); its -smp and -m serve as --vcpus and --memory."`
+}
+
+// Prepared is a VM ready to start: the host it was planned on, the spec
+// after merging the user's QEMU command line, the plan, and the argv.
+type Prepared struct {
+	Host *topology.Host
+	Spec plan.Spec
+	Plan *plan.Plan
+	// User is the user's QEMU command line; nil when none was given.
+	User *plan.QEMUArgv
+	// QEMU is the version rendered for.
+	QEMU memobj.Version
+	// Rendered is qnuma's own arguments (-smp, -m, backends, -numa).
+	Rendered []string
+	// Argv is the command to exec: the user's command line merged with
+	// Rendered; just Rendered when the user gave none.
+	Argv []string
+}
+
+// Prepare turns the flags and the user's QEMU command line into a plan
+// for this host, around the VMs already placed, and the final argv. It
+// starts nothing. Bad flags and VMs that do not fit return errors that
+// IsUsage reports (exit 2). `qnuma run` calls it with the ledger's VMs.
+func (f *SpecFlags) Prepare(ctx context.Context, placed []plan.Placed) (*Prepared, error) {
+	pr := &Prepared{}
+	spec, set, err := f.spec()
+	if err != nil {
+		return nil, err
+	}
+	argv := f.QEMU
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:] // kong's passthrough keeps the separator
+	}
+	if len(argv) > 0 {
+		if pr.User, err = plan.ParseQEMUArgv(argv); err != nil {
+			return nil, badInput("%w", err)
+		}
+		if !pr.User.IsSystemEmulator {
+			return nil, badInput("%s is not a QEMU system emulator (qemu-system-*): give the QEMU command line after --", pr.User.Binary)
+		}
+	}
+	if spec, err = plan.MergeSpec(spec, set, pr.User); err != nil {
+		return nil, err
+	}
+	if spec.VCPUs == 0 {
+		return nil, badInput("how many vCPUs? give --vcpus N, or -smp N in the QEMU command line after --")
+	}
+	if spec.MemoryBytes == 0 {
+		return nil, badInput("how much memory? give --memory SIZE, or -m SIZE in the QEMU command line after --")
+	}
+
+	if _, err := os.Stat(filepath.Join(f.Root, "sys")); err != nil {
+		return nil, badInput("--root %s is not a snapshot of / (no sys folder): %w", f.Root, err)
+	}
+	if pr.Host, err = topology.Read(f.Root); err != nil {
+		return nil, err
+	}
+	var note string
+	if spec.NearNode, spec.HasNearNode, note, err = f.deviceNode(); err != nil {
+		return nil, err
+	}
+	pr.Spec = spec
+	if pr.Plan, err = plan.Make(pr.Host, spec, placed); err != nil {
+		return nil, err
+	}
+	if note != "" {
+		pr.Plan.Reasons = append(pr.Plan.Reasons, note)
+	}
+
+	if pr.QEMU, err = f.qemuVersion(ctx, pr.User); err != nil {
+		return nil, err
+	}
+	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU}); err != nil {
+		return nil, err
+	}
+	pr.Argv = pr.Rendered
+	if pr.User != nil {
+		pr.Argv = pr.User.Final(pr.Rendered)
+	}
+	return pr, nil
+}
+
+// spec reads the flags into a plan.Spec and says which of --vcpus and
+// --memory were given.
+func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
+	s := plan.Spec{
+		VCPUs:           f.VCPUs,
+		MaxVCPUsPerNode: f.MaxVCPUsPerNode,
+		PreferHT:        f.PreferHT,
+		Spread:          f.Spread,
+		Prealloc:        f.Prealloc,
+		Dedicated:       f.CPUsDedicated,
+		AllowMemoryOnly: f.AllowMemoryOnlyNodes,
+		BindOnly:        f.BindOnly,
+	}
+	set := plan.MergeFlags{VCPUs: f.VCPUs != 0, Memory: f.Memory != ""}
+	if f.VCPUs < 0 {
+		return s, set, badInput("--vcpus %d: want a positive count", f.VCPUs)
+	}
+	if f.MaxVCPUsPerNode < 0 {
+		return s, set, badInput("--max-vcpus-per-node %d: want a positive count", f.MaxVCPUsPerNode)
+	}
+	var err error
+	if f.Memory != "" {
+		if s.MemoryBytes, err = memobj.ParseSize(f.Memory, memobj.MiB); err != nil {
+			return s, set, badInput("--memory: %w", err)
+		}
+		if s.MemoryBytes == 0 {
+			return s, set, badInput("--memory %s: want more than nothing", f.Memory)
+		}
+	}
+	if f.Hugepages != "" {
+		if s.HugepageBytes, err = memobj.ParseSize(f.Hugepages, memobj.MiB); err != nil {
+			return s, set, badInput("--hugepages: %w", err)
+		}
+	}
+	if f.HostNodes != "auto" {
+		nodes, err := cpuset.Parse(f.HostNodes)
+		if err != nil || nodes.IsEmpty() {
+			return s, set, badInput("--host-nodes %q: want auto or a node list such as 0 or 0-1,4", f.HostNodes)
+		}
+		s.HostNodes = nodes.List()
+	}
+	if f.GuestNodes != "auto" {
+		n, err := strconv.Atoi(f.GuestNodes)
+		if err != nil || n < 1 {
+			return s, set, badInput("--guest-nodes %q: want auto or a count of at least 1", f.GuestNodes)
+		}
+		s.GuestNodes = n
+	}
+	if s.Policy, err = memobj.ParsePolicy(f.Policy); err != nil {
+		return s, set, badInput("--policy: %w", err)
+	}
+	return s, set, nil
+}
+
+// pciAddr is a PCI address as sysfs names devices: domain:bus:device.function.
+var pciAddr = regexp.MustCompile(`^(?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
+
+// deviceNode reads --near-device's node from sysfs. A device the kernel
+// gives no node (-1) means no preference, which the note says.
+func (f *SpecFlags) deviceNode() (node int, ok bool, note string, err error) {
+	if f.NearDevice == "" {
+		return 0, false, "", nil
+	}
+	addr := strings.ToLower(f.NearDevice)
+	if !pciAddr.MatchString(addr) {
+		return 0, false, "", badInput("--near-device %q: want a PCI address such as 0000:3b:00.0", f.NearDevice)
+	}
+	if strings.Count(addr, ":") == 1 {
+		addr = "0000:" + addr
+	}
+	path := filepath.Join(f.Root, "sys/bus/pci/devices", addr, "numa_node")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, "", badInput("--near-device %s: no such PCI device (%s is absent)", f.NearDevice, path)
+	}
+	if err != nil {
+		return 0, false, "", fmt.Errorf("read node of pci device %s: %w", addr, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimRight(string(b), "\x00")))
+	if err != nil {
+		return 0, false, "", fmt.Errorf("read node of pci device %s: %s: %w", addr, path, err)
+	}
+	if n < 0 {
+		return 0, false, fmt.Sprintf("PCI device %s has no NUMA node (the kernel says %d), so --near-device prefers no node.", addr, n), nil
+	}
+	return n, true, "", nil
+}
+
+// versionFlag is --qemu-version's form.
+var versionFlag = regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`)
+
+// qemuVersion is --qemu-version, else what the user's binary (or
+// qemu-system-x86_64) says it is.
+func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memobj.Version, error) {
+	if f.QEMUVersion != "" {
+		if !versionFlag.MatchString(f.QEMUVersion) {
+			return memobj.Version{}, badInput("--qemu-version %q: want X.Y or X.Y.Z", f.QEMUVersion)
+		}
+		return memobj.ParseVersion("QEMU emulator version " + f.QEMUVersion)
+	}
+	bin := defaultQEMU
+	if user != nil {
+		bin = user.Binary
+	}
+	v, err := memobj.ProbeVersion(ctx, bin)
+	if err != nil {
+		return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
+	}
+	return v, nil
+}
