@@ -1,13 +1,18 @@
 package plan
 
 import (
+	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/topology"
 )
 
 const mib = 1 << 20
@@ -470,4 +475,167 @@ func countPrefix(args []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// probeQEMU is the installed QEMU's version (skipping without QEMU).
+func probeQEMU(t *testing.T) memobj.Version {
+	t.Helper()
+	bin := qemutest.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	v, err := memobj.ProbeVersion(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// freeHugepages is how many pages of size are free on the host's node id.
+func freeHugepages(h *topology.Host, id int, size uint64) uint64 {
+	n, ok := h.Node(id)
+	if !ok {
+		return 0
+	}
+	for _, hp := range n.Hugepages {
+		if hp.SizeBytes == size {
+			return hp.Free
+		}
+	}
+	return 0
+}
+
+// Rendered plans on the real QEMU: it starts them paused, and query-memdev
+// shows each guest node's backend with the planned host nodes, policy,
+// size and preallocation. This host may have one node, so hand-made plans
+// put every guest node on host node 0; the plans Make builds are for this
+// host as it is.
+func TestRenderedPlansInQEMU(t *testing.T) {
+	v := probeQEMU(t)
+	host, err := topology.Read("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := func(spec Spec) func(t *testing.T) *Plan {
+		return func(t *testing.T) *Plan {
+			p, err := Make(host, spec, nil)
+			if err != nil {
+				t.Fatalf("Make(%+v) on this host: %v", spec, err)
+			}
+			return p
+		}
+	}
+	given := func(p *Plan) func(*testing.T) *Plan { return func(*testing.T) *Plan { return p } }
+	_, hasNode1 := host.Node(1)
+	c0 := cpuset.New(0)
+	hp := 2 * uint64(mib)
+	tests := []struct {
+		name string
+		plan func(t *testing.T) *Plan
+		// refused: QEMU must exit with this in its message.
+		refused string
+		skip    string
+	}{
+		{name: "planned for this host", plan: made(Spec{VCPUs: 2, MemoryBytes: 256 * mib})},
+		{name: "planned for this host, prealloc", plan: made(Spec{VCPUs: 1, MemoryBytes: 64 * mib, Prealloc: true, Policy: memobj.PolicyPreferred})},
+		{
+			name: "two guest nodes with distances",
+			plan: given(func() *Plan {
+				p := mkPlan(Spec{}, 2, 1, 1, gn{host: []int{0}, vcpus: 1, mem: 128 * mib, cpus: c0}, gn{host: []int{0}, vcpus: 1, mem: 64 * mib, cpus: c0})
+				p.Distances = [][]int{{10, 21}, {31, 10}}
+				return p
+			}()),
+		},
+		{
+			name: "prealloc in thread contexts, a memory-only node, uneven split",
+			plan: given(func() *Plan {
+				p := mkPlan(Spec{Prealloc: true, Policy: memobj.PolicyInterleave}, 3, 1, 1,
+					gn{host: []int{0}, vcpus: 2, mem: 64 * mib, cpus: c0},
+					gn{host: []int{0}, vcpus: 1, mem: 32 * mib, cpus: c0},
+					gn{host: []int{0}, mem: 32 * mib})
+				p.Distances = [][]int{{10, 21, 40}, {21, 10, 40}, {40, 40, 10}}
+				return p
+			}()),
+		},
+		{
+			name: "smt topology with spare slots",
+			plan: given(mkPlan(Spec{}, 2, 2, 2, gn{host: []int{0}, vcpus: 4, mem: 64 * mib, cpus: c0}, gn{host: []int{0}, vcpus: 2, mem: 64 * mib, cpus: c0})),
+		},
+		{
+			name: "hugepages on memfd",
+			plan: given(mkPlan(Spec{HugepageBytes: hp, Prealloc: true}, 1, 1, 1, gn{host: []int{0}, vcpus: 1, mem: 32 * mib, cpus: c0})),
+			refused: func() string {
+				if freeHugepages(host, 0, hp) >= 16 {
+					return ""
+				}
+				// No free 2 MiB pages here: QEMU must get past the syntax
+				// and fail mapping the memory.
+				return "unable to map backing store for guest RAM"
+			}(),
+		},
+		{
+			name:    "host node this host lacks",
+			plan:    given(mkPlan(Spec{}, 1, 1, 1, gn{host: []int{1}, vcpus: 1, mem: 64 * mib, cpus: c0})),
+			refused: "cannot bind memory to host NUMA nodes",
+			skip:    map[bool]string{true: "this host has node 1"}[hasNode1],
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip != "" {
+				t.Skip(tc.skip)
+			}
+			p := tc.plan(t)
+			args, err := p.Args(RenderOptions{QEMU: v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, err := qemutest.Start(t, args...)
+			if tc.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refused) {
+					t.Fatalf("qemu with %q: err = %v; want it refused with %q", args, err, tc.refused)
+				}
+				for _, syntax := range []string{"Invalid parameter", "Parameter '", "invalid option", "Property '"} {
+					if strings.Contains(err.Error(), syntax) {
+						t.Errorf("qemu refused the syntax, not the resource: %v", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			devs, err := vm.Memdevs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy := string(p.Spec.Policy)
+			if policy == "" {
+				policy = "bind"
+			}
+			byID := map[string]int{}
+			for i, d := range devs {
+				byID[d.ID] = i
+			}
+			backends := 0
+			for _, g := range p.GuestNodes {
+				if g.MemoryBytes == 0 {
+					continue
+				}
+				backends++
+				i, ok := byID["qnuma-ram"+strconv.Itoa(g.ID)]
+				if !ok {
+					t.Errorf("guest node %d: no backend qnuma-ram%d in %+v", g.ID, g.ID, devs)
+					continue
+				}
+				d := devs[i]
+				if !slices.Equal(d.HostNodes, g.HostNodes) || d.Policy != policy || d.Size != g.MemoryBytes || d.Prealloc != p.Spec.Prealloc {
+					t.Errorf("guest node %d: qemu has host-nodes %v policy %s size %d prealloc %v; planned %v %s %d %v",
+						g.ID, d.HostNodes, d.Policy, d.Size, d.Prealloc, g.HostNodes, policy, g.MemoryBytes, p.Spec.Prealloc)
+				}
+			}
+			if len(devs) != backends {
+				t.Errorf("qemu has %d backends, the plan %d: %+v", len(devs), backends, devs)
+			}
+		})
+	}
 }

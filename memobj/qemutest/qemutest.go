@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -57,9 +58,16 @@ type VM struct {
 func Start(t testing.TB, args ...string) (*VM, error) {
 	t.Helper()
 	bin := Require(t)
-	sock := filepath.Join(t.TempDir(), "qmp.sock")
+	// Not t.TempDir: test names make paths past the 108 bytes a unix
+	// socket path may have, and put commas in them.
+	dir, err := os.MkdirTemp("", "qemutest")
+	if err != nil {
+		return nil, fmt.Errorf("start qemu: %w", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "qmp.sock")
 	argv := append([]string{"-S", "-nodefaults", "-display", "none", "-accel", "tcg"}, args...)
-	argv = append(argv, "-qmp", "unix:"+sock+",server=on,wait=off")
+	argv = append(argv, "-qmp", "unix:"+strings.ReplaceAll(sock, ",", ",,")+",server=on,wait=off")
 	vm := &VM{cmd: exec.Command(bin, argv...), exited: make(chan struct{})}
 	vm.cmd.Stderr = &vm.stderr
 	if err := vm.cmd.Start(); err != nil {
