@@ -98,6 +98,10 @@ func ParseQEMUArgv(argv []string) (*QEMUArgv, error) {
 			continue
 		}
 		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if n, v, ok := strings.Cut(name, "="); ok {
+			// QEMU refuses this ("invalid option"); say what it wants.
+			return nil, fmt.Errorf("parse qemu command line: %s: qemu takes the value as the next argument (-%s %s)", a, n, v)
+		}
 		if noArgOptions[name] {
 			q.opts = append(q.opts, qopt{name: name, at: i, n: 1})
 			i++

@@ -86,6 +86,8 @@ func TestParseQEMUArgv(t *testing.T) {
 			argv: []string{bin, "-m", "1G", "-some-new-flag"},
 			want: QEMUArgv{IsSystemEmulator: true, MemoryBytes: gib, MemoryArg: "1G"},
 		},
+		{name: "option=value", argv: []string{bin, "-smp=2"}, wantErr: "-smp=2: qemu takes the value as the next argument (-smp 2)"},
+		{name: "double dash option=value", argv: []string{bin, "-name", "a", "--m=1G"}, wantErr: "--m=1G: qemu takes the value as the next argument (-m 1G)"},
 		{name: "empty", argv: nil, wantErr: "no binary"},
 		{name: "empty binary", argv: []string{""}, wantErr: "no binary"},
 		{name: "smp without value", argv: []string{bin, "-smp"}, wantErr: "-smp needs a value"},
