@@ -52,7 +52,7 @@ func writeCPIO(w io.Writer, entries map[string]cpioEntry) error {
 		case e.Dir:
 			mode |= cpioTypeDir
 		case e.Link != "":
-			mode |= cpioTypeLink
+			mode = cpioTypeLink | 0o777
 			body = []byte(e.Link)
 		default:
 			mode |= cpioTypeReg

@@ -254,8 +254,11 @@ func newNonce() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// lastLines returns the last n non-empty lines of s.
+// lastLines returns the last n lines of s, or "(none)".
 func lastLines(s string, n int) string {
+	if strings.TrimSpace(s) == "" {
+		return "(none)"
+	}
 	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(s, "\r", ""), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

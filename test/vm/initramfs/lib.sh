@@ -40,3 +40,14 @@ cpus_allowed() { awk '/^Cpus_allowed_list/ {print $2}' /proc/$1/status; }
 
 # mems_allowed TID: the thread's Mems_allowed_list.
 mems_allowed() { awk '/^Mems_allowed_list/ {print $2}' /proc/$1/status; }
+
+# load_kvm: insmod kvm and kvm_amd (the test host's -cpu max has SVM) so a
+# nested qemu can use -accel kvm. Idempotent.
+load_kvm() {
+	[ -e /dev/kvm ] && return 0
+	for m in irqbypass ccp kvm kvm_amd; do
+		[ -e /modules/$m.ko ] || continue
+		grep -q "^$m " /proc/modules || insmod /modules/$m.ko || die "insmod $m"
+	done
+	[ -e /dev/kvm ] || die "no /dev/kvm after loading kvm_amd"
+}

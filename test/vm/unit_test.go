@@ -1,0 +1,224 @@
+package vm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseVerdict(t *testing.T) {
+	const nonce = "0123456789abcdef"
+	tests := []struct {
+		name    string
+		console string
+		want    verdict
+		wantErr bool
+	}{
+		{name: "exit 0", console: "[    4.08] qnuma-vm 0123456789abcdef exit 0\n[ 4.1] reboot: Power down\n", want: verdict{exitCode: 0}},
+		{name: "exit 3 with CRLF", console: "noise\r\n[    4.08] qnuma-vm 0123456789abcdef exit 3\r\n", want: verdict{exitCode: 3}},
+		{name: "setup failed", console: "[ 1.0] qnuma-vm 0123456789abcdef setup-failed mount share s0 at /usr\n", want: verdict{setupFailed: "mount share s0 at /usr"}},
+		{name: "other boot's nonce", console: "[ 1.0] qnuma-vm 00000000000000ff exit 0\n", wantErr: true},
+		{name: "no verdict", console: "[ 1.0] Kernel panic - not syncing: Attempted to kill init!\n", wantErr: true},
+		{name: "empty", console: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseVerdict(tt.console, nonce)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("parseVerdict() = %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseVerdict(): %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("parseVerdict() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestShareValidate(t *testing.T) {
+	tests := []struct {
+		share   Share
+		wantErr string
+	}{
+		{share: Share{HostPath: "/srv/data", GuestPath: "/data"}},
+		{share: Share{HostPath: "/srv/out", GuestPath: "/mnt/out-1", Writable: true}},
+		{share: Share{HostPath: "/", GuestPath: "/host"}, wantErr: "never shared"},
+		{share: Share{HostPath: "/srv/..", GuestPath: "/host"}, wantErr: "never shared"},
+		{share: Share{HostPath: "/srv", GuestPath: "/"}, wantErr: "never shared"},
+		{share: Share{HostPath: "srv", GuestPath: "/srv"}, wantErr: "absolute host path"},
+		{share: Share{HostPath: "/a,b", GuestPath: "/srv"}, wantErr: "without commas"},
+		{share: Share{HostPath: "/srv", GuestPath: "srv"}, wantErr: "absolute guest path"},
+		{share: Share{HostPath: "/srv", GuestPath: "/a b"}, wantErr: "absolute guest path"},
+		{share: Share{HostPath: "/srv", GuestPath: "/mnt/../etc"}, wantErr: "absolute guest path"},
+		{share: Share{HostPath: "/srv", GuestPath: "/proc"}, wantErr: "test host's own"},
+		{share: Share{HostPath: "/srv", GuestPath: "/job"}, wantErr: "test host's own"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.share.HostPath+"→"+tt.share.GuestPath, func(t *testing.T) {
+			err := tt.share.validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("validate(): %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("validate() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestWriteJobRejectsBadEnvName(t *testing.T) {
+	err := writeJob(t.TempDir(), nil, map[string]string{"NOT-A-NAME": "x"}, "true")
+	if err == nil || !strings.Contains(err.Error(), "NOT-A-NAME") {
+		t.Fatalf("writeJob() = %v, want an error naming the variable", err)
+	}
+}
+
+// The env file is sourced by a real shell, so quoting is checked by one.
+func TestWriteJobEnvQuoting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts /bin/sh; skipped under -short")
+	}
+	dir := t.TempDir()
+	values := map[string]string{"PLAIN": "a b", "QUOTES": `it's "x" $HOME ; exit 9`, "EMPTY": ""}
+	if err := writeJob(dir, nil, values, ""); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("/bin/sh", "-c", `. "$1/env" && printf '%s|%s|%s' "$PLAIN" "$QUOTES" "$EMPTY"`, "sh", dir).Output()
+	if err != nil {
+		t.Fatalf("source env: %v", err)
+	}
+	want := values["PLAIN"] + "|" + values["QUOTES"] + "|"
+	if string(out) != want {
+		t.Errorf("sourced env gives %q, want %q", out, want)
+	}
+}
+
+func note(name string, typ uint32, desc []byte) []byte {
+	var b bytes.Buffer
+	le := binary.LittleEndian
+	_ = binary.Write(&b, le, uint32(len(name)+1))
+	_ = binary.Write(&b, le, uint32(len(desc)))
+	_ = binary.Write(&b, le, typ)
+	b.Write(pad4(append([]byte(name), 0)))
+	b.Write(pad4(desc))
+	return b.Bytes()
+}
+
+func TestHasNote(t *testing.T) {
+	pvh := note("Xen", xenElfNotePhys32Entry, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	other := note("Xen", 6, []byte("linux\x00"))
+	gnu := note("GNU", xenElfNotePhys32Entry, []byte{1, 2, 3, 4})
+	tests := []struct {
+		name  string
+		notes []byte
+		want  bool
+	}{
+		{"pvh alone", pvh, true},
+		{"pvh after others", append(append(append([]byte{}, other...), gnu...), pvh...), true},
+		{"same type, other owner", gnu, false},
+		{"other xen notes only", other, false},
+		{"truncated pvh", pvh[:len(pvh)-4], false},
+		{"empty", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hasNote(tt.notes, "Xen", xenElfNotePhys32Entry); got != tt.want {
+				t.Errorf("hasNote() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestModuleName(t *testing.T) {
+	for file, want := range map[string]string{
+		"9pnet_virtio.ko": "9pnet_virtio", "kvm-amd.ko": "kvm_amd", "virtio.ko.xz": "virtio",
+	} {
+		if got := moduleName(file); got != want {
+			t.Errorf("moduleName(%q) = %q, want %q", file, got, want)
+		}
+	}
+}
+
+// The archive is read back by GNU cpio, an independent reader.
+func TestWriteCPIOReadByCpio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts cpio; skipped under -short")
+	}
+	if _, err := exec.LookPath("cpio"); err != nil {
+		t.Skip("cpio not installed: ", err)
+	}
+	entries := map[string]cpioEntry{
+		"bin":         {Link: "usr/bin"},
+		"etc":         {Mode: 0o755, Dir: true},
+		"etc/motd":    {Mode: 0o644, Data: []byte("hello\n")},
+		"init":        {Mode: 0o755, Data: []byte("#!/bin/sh\nexit 0\n")},
+		"dev":         {Mode: 0o755, Dir: true},
+		"dev/console": {Mode: 0o600, Char: true, Major: 5, Minor: 1},
+		"odd":         {Mode: 0o644, Data: []byte("abc")}, // not a multiple of 4
+	}
+	var buf bytes.Buffer
+	if err := writeCPIO(&buf, entries); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("cpio", "-itv", "--quiet")
+	cmd.Stdin = bytes.NewReader(buf.Bytes())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cpio -itv: %v\n%s", err, out)
+	}
+	listing := string(out)
+	for _, want := range []string{
+		"lrwxrwxrwx", "bin -> usr/bin",
+		"drwxr-xr-x", " etc\n",
+		"-rw-r--r--", "6 Jan  1  1970 etc/motd",
+		"-rwxr-xr-x", "init",
+		"crw-------", "5,   1", "dev/console",
+		"3 Jan  1  1970 odd",
+	} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("cpio listing lacks %q:\n%s", want, listing)
+		}
+	}
+	// Contents survive the round trip.
+	dir := t.TempDir()
+	ex := exec.Command("cpio", "-idm", "--quiet", "--no-absolute-filenames", "etc/motd", "odd", "init")
+	ex.Dir = dir
+	ex.Stdin = bytes.NewReader(buf.Bytes())
+	if out, err := ex.CombinedOutput(); err != nil {
+		t.Fatalf("cpio -id: %v\n%s", err, out)
+	}
+	for name, e := range entries {
+		if e.Data == nil {
+			continue
+		}
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, e.Data) {
+			t.Errorf("%s: got %q (%v), want %q", name, got, err, e.Data)
+		}
+	}
+}
+
+func TestWriteCPIOErrors(t *testing.T) {
+	for name, e := range map[string]cpioEntry{
+		"/abs":       {Data: []byte("x")},
+		"a/../b":     {Data: []byte("x")},
+		"":           {Data: []byte("x")},
+		"dir-and-ln": {Dir: true, Link: "x"},
+	} {
+		if err := writeCPIO(&bytes.Buffer{}, map[string]cpioEntry{name: e}); err == nil {
+			t.Errorf("writeCPIO(%q) succeeded, want an error", name)
+		}
+	}
+}
