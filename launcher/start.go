@@ -20,7 +20,7 @@ const maxSocketPath = 107
 // start makes the runtime directory and starts qemu, paused, from a locked
 // OS thread that carries the mempolicy.
 func start(ctx context.Context, r *run) error {
-	dir, err := makeRuntimeDir(r.cfg.RuntimeParent)
+	dir, err := MakeRuntimeDir(r.cfg.RuntimeParent)
 	if err != nil {
 		return err
 	}
@@ -116,8 +116,10 @@ func (r *run) startLocked() error {
 	return <-started
 }
 
-// makeRuntimeDir makes a private (0700) directory for the QMP socket.
-func makeRuntimeDir(parent string) (string, error) {
+// MakeRuntimeDir makes a private (0700) directory for the QMP socket under
+// parent, or under $XDG_RUNTIME_DIR (when usable) or os.TempDir() when
+// parent is "".
+func MakeRuntimeDir(parent string) (string, error) {
 	if parent == "" {
 		parent = os.TempDir()
 		if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && unix.Access(x, unix.W_OK|unix.X_OK) == nil {

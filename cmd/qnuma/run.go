@@ -1,8 +1,167 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
-// RunCmd is `qnuma run` (being written).
-type RunCmd struct{}
+	"k8s.io/utils/cpuset"
 
-func (c *RunCmd) Run() error { return errors.New("qnuma run: not yet") }
+	"github.com/qnuma/qnuma/launcher"
+)
+
+// RunCmd is `qnuma run`: plan, start qemu bound and paused, pin every
+// thread, let the guest run, and supervise it.
+type RunCmd struct {
+	SpecFlags `embed:""`
+
+	Name         string        `name:"name" placeholder:"NAME" help:"VM name, for -name qnuma-NAME when the QEMU command line has no -name."`
+	Timeout      time.Duration `name:"timeout" placeholder:"DURATION" help:"Stop the VM after it has run this long (powerdown, then kill after --grace) and exit 124."`
+	Grace        time.Duration `name:"grace" default:"10s" placeholder:"DURATION" help:"How long a powerdown (--timeout) may take before qemu is killed."`
+	BestEffort   bool          `name:"best-effort" help:"Run the VM even when binding memory or pinning a thread fails, with a warning; by default such a VM is stopped."`
+	EmulatorCPUs string        `name:"emulator-cpus" placeholder:"LIST" help:"Host CPUs for qemu's non-vCPU threads (main loop, I/O threads); default: the planned nodes' CPUs."`
+	QMPTimeout   time.Duration `name:"qmp-timeout" default:"10s" placeholder:"DURATION" help:"How long qemu may take to open its QMP socket."`
+	Verbose      bool          `name:"verbose" short:"v" help:"Show each launch step with its timing."`
+}
+
+func (c *RunCmd) Run() error {
+	cfg, err := c.config(context.Background())
+	if err != nil {
+		return err
+	}
+	return launchVM(cfg, c.Verbose)
+}
+
+// config checks the flags and prepares the plan: every bad input is
+// found here, before anything starts (exit 2).
+func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
+	var cfg launcher.Config
+	var emu cpuset.CPUSet
+	if c.EmulatorCPUs != "" {
+		s, err := cpuset.Parse(c.EmulatorCPUs)
+		if err != nil || s.IsEmpty() {
+			return cfg, badInput("--emulator-cpus %q: want a CPU list such as 0-1,8", c.EmulatorCPUs)
+		}
+		emu = s
+	}
+	if c.Timeout < 0 || c.Grace < 0 || c.QMPTimeout < 0 {
+		return cfg, badInput("--timeout, --grace and --qmp-timeout take positive durations")
+	}
+	if c.QEMUVersion != "" {
+		return cfg, badInput("--qemu-version is for planning only: qnuma run asks the qemu it starts")
+	}
+	if c.Root != "/" {
+		return cfg, badInput("--root is for planning only: qnuma run starts qemu on this host")
+	}
+	if n := argvLen(c.QEMU); n == 0 {
+		return cfg, badInput("give the QEMU command line after --: qnuma run [flags] -- qemu-system-x86_64 ...")
+	}
+	pr, err := c.Prepare(ctx, nil)
+	if err != nil {
+		return cfg, err
+	}
+	if emu.Size() > 0 {
+		if extra := emu.Difference(pr.Host.OnlineCPUs); extra.Size() > 0 {
+			return cfg, badInput("--emulator-cpus %s: cpus %s are not online on this host", emu, extra)
+		}
+	}
+	return launcher.Config{
+		Argv:         pr.Argv,
+		Name:         c.Name,
+		UserPaused:   pr.User.Paused,
+		HasName:      pr.User.HasName,
+		Plan:         pr.Plan,
+		EmulatorCPUs: emu,
+		QMPTimeout:   c.QMPTimeout,
+		Timeout:      c.Timeout,
+		Grace:        c.Grace,
+		BestEffort:   c.BestEffort,
+	}, nil
+}
+
+// argvLen counts the QEMU command line's words, less kong's "--".
+func argvLen(q []string) int {
+	if len(q) > 0 && q[0] == "--" {
+		return len(q) - 1
+	}
+	return len(q)
+}
+
+// launchVM runs cfg with qnuma's own stdio and signals, and turns the
+// result into qnuma's exit: qemu's status, 124 on --timeout, or the error.
+func launchVM(cfg launcher.Config, verbose bool) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	cfg.Signals = sigs
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cfg.Log = newCLILogger(os.Stderr, verbose)
+	res, err := launcher.Launch(context.Background(), cfg)
+	if err != nil {
+		return &ExitError{Code: res.ExitCode, Err: err}
+	}
+	if res.ExitCode != 0 {
+		return &ExitError{Code: res.ExitCode}
+	}
+	return nil
+}
+
+// newCLILogger writes launch steps (with -v) and warnings as plain lines:
+// "qnuma: step start took=1.2ms", "qnuma: warning: ...".
+func newCLILogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	return slog.New(&cliHandler{w: w, level: level, mu: &sync.Mutex{}})
+}
+
+type cliHandler struct {
+	w     io.Writer
+	level slog.Level
+	mu    *sync.Mutex
+	attrs []slog.Attr
+}
+
+func (h *cliHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *cliHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString("qnuma: ")
+	if r.Level >= slog.LevelWarn {
+		b.WriteString("warning: ")
+	}
+	b.WriteString(r.Message)
+	add := func(a slog.Attr) bool {
+		if a.Key == "name" { // a step's name reads as part of the message
+			fmt.Fprintf(&b, " %s:", a.Value)
+			return true
+		}
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *cliHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+
+func (h *cliHandler) WithGroup(string) slog.Handler { return h }
