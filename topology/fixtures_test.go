@@ -8,10 +8,15 @@ import (
 	"github.com/qnuma/qnuma/topology/topotest"
 )
 
-// TestSnapshotsMatchExpected reads every shared snapshot of a real machine
-// and checks the JSON report against the facts in its .expected.json: the
-// same keys, the same values, every node.
-func TestSnapshotsMatchExpected(t *testing.T) {
+// TestSnapshots reads every shared snapshot of a real machine (unpacked
+// once: thousands of files) and checks the JSON report against the facts
+// in its .expected.json (the same keys, the same values, every node), and
+// the text report against its golden file; for the common server, the
+// whole JSON report (hugepages, cpus[]) against its golden file too.
+// jsonGolden is the snapshot whose whole JSON report is pinned.
+const jsonGolden = "32intel64-2p8co2t+8ve"
+
+func TestSnapshots(t *testing.T) {
 	names := topotest.Snapshots(t)
 	if len(names) == 0 {
 		t.Fatal("the snapshot folder holds no snapshots")
@@ -31,6 +36,14 @@ func TestSnapshotsMatchExpected(t *testing.T) {
 				t.Fatalf("marshal report: %v", err)
 			}
 			topotest.MatchExpected(t, name, out)
+			golden(t, name+".txt", []byte(h.Text()))
+			if name == jsonGolden {
+				indented, err := json.MarshalIndent(h.Report(), "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, name+".json", append(indented, '\n'))
+			}
 		})
 	}
 }
