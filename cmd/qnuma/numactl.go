@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,9 +54,12 @@ func numactl(args []string) error {
 	if err != nil {
 		return badInput("%w", err)
 	}
-	p, err := numactlPlan(host, b, q)
+	p, note, err := numactlPlan(host, b, q)
 	if err != nil {
 		return err
+	}
+	if note != "" {
+		fmt.Fprintln(os.Stderr, "qnuma: warning:", note)
 	}
 	if o.Exec {
 		return execQEMU(b, p, q, o.Verbose)
@@ -72,7 +76,10 @@ func numactl(args []string) error {
 // numactlPlan places a QEMU guest within the nodes given, keeping the
 // user's own -smp, -m and -numa (bind only), and takes the memory policy
 // exactly as numactl's options say.
-func numactlPlan(host *topology.Host, b numactlBinding, q *plan.QEMUArgv) (*plan.Plan, error) {
+//
+// A VM that does not fit the nodes still runs, as under numactl, with its
+// vCPUs floating over the nodes' CPUs; note then says so.
+func numactlPlan(host *topology.Host, b numactlBinding, q *plan.QEMUArgv) (p *plan.Plan, note string, err error) {
 	spec := plan.Spec{BindOnly: true, Policy: b.Policy}
 	if b.Nodes.Size() > 0 {
 		spec.HostNodes = b.Nodes.List()
@@ -80,13 +87,19 @@ func numactlPlan(host *topology.Host, b numactlBinding, q *plan.QEMUArgv) (*plan
 	if spec.Policy == "" || spec.Policy == memobj.PolicyDefault {
 		spec.Policy = memobj.PolicyBind // for placing only: the real policy is b's
 	}
-	spec, err := plan.MergeSpec(spec, plan.MergeFlags{}, q)
+	spec, err = plan.MergeSpec(spec, plan.MergeFlags{}, q)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	p, err := plan.Make(host, spec, nil)
+	p, err = plan.Make(host, spec, nil)
+	if errors.Is(err, plan.ErrDoesNotFit) {
+		// numactl runs whatever it is given: so does its drop-in, with the
+		// vCPUs floating over the nodes' CPUs instead of a layout.
+		note = fmt.Sprintf("%v\nthe vcpus float over the cpus of nodes %s instead", err, b.Nodes)
+		p, err = floatingPlan(host, b, spec), nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	p.Mempolicy = plan.Mempolicy{Mode: b.Policy, Nodes: b.Mem}
 	if b.Policy == "" {
@@ -104,7 +117,25 @@ func numactlPlan(host *topology.Host, b numactlBinding, q *plan.QEMUArgv) (*plan
 			}
 		}
 	}
-	return p, nil
+	return p, note, nil
+}
+
+// floatingPlan puts every vCPU and the emulator on all the CPUs of b's
+// nodes (all online CPUs when b names none).
+func floatingPlan(host *topology.Host, b numactlBinding, spec plan.Spec) *plan.Plan {
+	cpus := cpuset.New()
+	for _, id := range b.Nodes.List() {
+		n, _ := host.Node(id)
+		cpus = cpus.Union(n.CPUs)
+	}
+	if cpus.IsEmpty() {
+		cpus = host.OnlineCPUs
+	}
+	p := &plan.Plan{Spec: spec, HostNodes: b.Nodes.List(), EmulatorCPUs: cpus, BindOnly: true}
+	for i := 0; i < spec.VCPUs; i++ {
+		p.VCPUs = append(p.VCPUs, plan.VCPU{ID: i, HostCPUs: cpus})
+	}
+	return p
 }
 
 // bindSelf applies b to the calling OS thread, which the caller has locked
