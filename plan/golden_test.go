@@ -185,6 +185,10 @@ func TestMemoryOnlySnapshots(t *testing.T) {
 			{VCPUs: 8, MemoryBytes: 250 * gib},
 			{VCPUs: 64, MemoryBytes: 8 * gib, AllowMemoryOnly: true, Spread: true},
 			{VCPUs: 2, MemoryBytes: gib, AllowMemoryOnly: true, HostNodes: c.memOnly[:1]},
+			// Node ids of 128 and above only with BindOnly: QEMU's
+			// host-nodes= cannot name them.
+			{VCPUs: 8, MemoryBytes: 250 * gib, AllowMemoryOnly: true, BindOnly: true},
+			{VCPUs: 4, MemoryBytes: 2 * gib, AllowMemoryOnly: true, BindOnly: true, GuestNodes: 4},
 		} {
 			p, err := Make(h, spec, nil)
 			if errors.Is(err, ErrDoesNotFit) {

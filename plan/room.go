@@ -12,6 +12,10 @@ import (
 // oneMiB is the granule guest memory is split in when no hugepages are asked.
 const oneMiB = 1 << 20
 
+// qemuMaxNodes bounds the node ids QEMU's memory backends take (host-nodes=
+// is a bitmap of MAX_NODES, 128 since QEMU 2.x).
+const qemuMaxNodes = 128
+
 // core is one physical core's threads that this VM may use.
 type core struct {
 	threads []int // ascending
@@ -86,6 +90,8 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 		}
 
 		switch {
+		case n.ID >= qemuMaxNodes && !spec.BindOnly:
+			r.Unusable = fmt.Sprintf("QEMU's host-nodes= takes node ids below %d", qemuMaxNodes)
 		case !host.Allowed.Mems.Contains(n.ID):
 			r.Unusable = "memory not allowed to qnuma"
 		case r.memCap == 0 && spec.HugepageBytes > 0:
