@@ -205,10 +205,12 @@ func (c *Client) write(ctx context.Context, b []byte) error {
 	if err == nil {
 		return nil
 	}
-	if n == 0 && ctx.Err() != nil {
+	if n > 0 || ctx.Err() == nil { // half a command on the wire, or a broken socket
+		c.shutdown(fmt.Errorf("write: %w", err))
+	}
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	c.shutdown(fmt.Errorf("write: %w", err))
 	<-c.done
 	return c.closedErr()
 }
