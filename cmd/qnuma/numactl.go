@@ -31,7 +31,10 @@ func runNumactl(args []string) int {
 	if len(args) > 0 && args[0] == pinHelperArg {
 		return runPinHelper(args[1:])
 	}
-	return report(numactl(args))
+	if err := numactl(args); err != nil {
+		return report(err)
+	}
+	return 0
 }
 
 func numactl(args []string) error {
