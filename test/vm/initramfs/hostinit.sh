@@ -33,7 +33,7 @@ for m in $($B cat /modules/order); do
 done
 
 # msize: the 6.1 default (128 KiB) makes exec over 9p needlessly slow.
-mount9p() { # tag dir ro|rw
+mount9p() { # tag dir options
 	$B mkdir -p "$2" &&
 		$B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,"$3" "$1" "$2"
 }

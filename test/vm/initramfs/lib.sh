@@ -32,7 +32,16 @@ mib_on_node() {
 expect_mem_on() {
 	got=$(mib_on_node "$1" "$2") || die "read /proc/$1/numa_maps"
 	echo "pid $1: ${got} MiB on node $2 (want >= $3)"
-	[ "$got" -ge "$3" ] || { grep -E 'N[0-9]+=' /proc/$1/numa_maps | sort -t= -k2 -n | tail -3 >&2; die "pid $1 has ${got} MiB on node $2, want >= $3"; }
+	[ "$got" -ge "$3" ] || { biggest_mapping "$1" >&2; die "pid $1 has ${got} MiB on node $2, want >= $3"; }
+}
+
+# biggest_mapping PID: the numa_maps line of PID's largest resident mapping
+# (a VM's guest RAM), e.g. "7f.. bind:1 anon=65536 dirty=65536 N1=65536 ...".
+biggest_mapping() {
+	awk '{ n = 0
+	       for (i = 1; i <= NF; i++) if ($i ~ /^N[0-9]+=/) { split($i, kv, "="); n += kv[2] }
+	       if (n > max) { max = n; line = $0 } }
+	     END { print line }' /proc/$1/numa_maps
 }
 
 # cpus_allowed TID: the thread's Cpus_allowed_list.
