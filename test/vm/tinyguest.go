@@ -2,7 +2,11 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
 )
 
 // The tiny guest prints lines starting with TinyGuestPrefix (its vCPUs and
@@ -37,4 +41,48 @@ func TinyGuestArgs(kernel, initrd string) []string {
 		"-append", "console=ttyS0 quiet panic=-1 printk.devkmsg=on printk.time=0",
 		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio",
 	}
+}
+
+// GuestNodeView is one node as the tiny guest printed it.
+type GuestNodeView struct {
+	ID          int
+	CPUs        string // cpulist, "" for a memory-only node
+	MemTotalKiB int
+	Distances   []int
+}
+
+var guestNodeRe = regexp.MustCompile(`qnuma-guest: node (\d+) cpus (\S+) memtotal (\d+) kB distance ([\d ]+)`)
+
+// ParseTinyGuest reads the tiny guest's console: its nodes, in the order
+// printed. It fails when the boot marker is missing (the guest did not
+// finish) or a node line is malformed.
+func ParseTinyGuest(console string) ([]GuestNodeView, error) {
+	if !strings.Contains(console, TinyGuestMarker) {
+		return nil, fmt.Errorf("parse tiny guest console: no %q line", TinyGuestMarker)
+	}
+	var nodes []GuestNodeView
+	for _, line := range strings.Split(console, "\n") {
+		m := guestNodeRe.FindStringSubmatch(strings.TrimRight(line, "\r "))
+		if m == nil {
+			continue
+		}
+		n := GuestNodeView{CPUs: m[2]}
+		n.ID, _ = strconv.Atoi(m[1])
+		n.MemTotalKiB, _ = strconv.Atoi(m[3])
+		if n.CPUs == "-" {
+			n.CPUs = ""
+		}
+		for _, f := range strings.Fields(m[4]) {
+			d, err := strconv.Atoi(f)
+			if err != nil {
+				return nil, fmt.Errorf("parse tiny guest node %d distances %q: %w", n.ID, m[4], err)
+			}
+			n.Distances = append(n.Distances, d)
+		}
+		nodes = append(nodes, n)
+	}
+	if len(nodes) == 0 {
+		return nil, errors.New("parse tiny guest console: no node lines")
+	}
+	return nodes, nil
 }
