@@ -105,6 +105,9 @@ func TestAttachFailureStopsQEMU(t *testing.T) {
 }
 
 func TestAttachToAMissingProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process: skipped under -short")
+	}
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
 		t.Skip("cannot run true: ", err)
