@@ -75,6 +75,9 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
+		if cerr := spent(ctx); cerr != nil { // net reports a passed deadline as an i/o timeout
+			return nil, fmt.Errorf("qmp dial %s: %w", socketPath, cerr)
+		}
 		return nil, fmt.Errorf("qmp dial %s: %w", socketPath, err)
 	}
 	c := &Client{
@@ -101,6 +104,18 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		return nil, fmt.Errorf("qmp dial %s: %w", socketPath, err)
 	}
 	return c, nil
+}
+
+// spent is ctx.Err(), or DeadlineExceeded as soon as the deadline has
+// passed, even before ctx's own timer has fired.
+func spent(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Greeting returns what QEMU announced when the connection opened.

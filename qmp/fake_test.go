@@ -37,7 +37,12 @@ type req struct {
 // connection; the test waits for the script at cleanup.
 func serve(t *testing.T, script func(p *peer)) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "qmp.sock")
+	return serveAt(t, filepath.Join(t.TempDir(), "qmp.sock"), script)
+}
+
+// serveAt is serve on a given path.
+func serveAt(t *testing.T, path string, script func(p *peer)) string {
+	t.Helper()
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatalf("listen %s: %v", path, err)

@@ -22,17 +22,23 @@ const retryEvery = 10 * time.Millisecond
 func DialWhenReady(ctx context.Context, socketPath string, exited <-chan struct{}) (*Client, error) {
 	tick := time.NewTicker(retryEvery)
 	defer tick.Stop()
+	var notReady error // why the last try failed, for the timeout message
 	for {
 		c, err := Dial(ctx, socketPath)
 		if err == nil {
 			return c, nil
 		}
-		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+		switch {
+		case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+			notReady = err
+		case errors.Is(err, context.DeadlineExceeded) && notReady != nil:
+			return nil, fmt.Errorf("qmp wait for socket %s: %w (last try: %v)", socketPath, context.DeadlineExceeded, notReady)
+		default:
 			return nil, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("qmp wait for socket %s: %w (last try: %v)", socketPath, ctx.Err(), err)
+			return nil, fmt.Errorf("qmp wait for socket %s: %w (last try: %v)", socketPath, ctx.Err(), notReady)
 		case <-exited:
 			return nil, fmt.Errorf("qmp wait for socket %s: %w", socketPath, ErrExited)
 		case <-tick.C:
