@@ -122,7 +122,36 @@ func prepare(ctx context.Context) (*Assets, error) {
 	if a.GuestInitrd, err = prepareInitrd(dir, "tiny", kdir, nil, nil, map[string][]byte{"init": tinyInit}); err != nil {
 		return nil, err
 	}
+	if err := writeFileAtomic(filepath.Join(dir, "assets.env"), []byte(a.shellEnv())); err != nil {
+		return nil, fmt.Errorf("prepare vm assets: %w", err)
+	}
 	return a, nil
+}
+
+var plainWordRe = regexp.MustCompile(`^[A-Za-z0-9_./=,:+@%-]+$`)
+
+// shellEnv is assets.env: the assets for scripts (scripts/boot-test.sh),
+// as shell assignments. QNUMA_GUEST_ARGS is TinyGuestArgs as quoted words,
+// for eval "args=($QNUMA_GUEST_ARGS)".
+func (a *Assets) shellEnv() string {
+	words := TinyGuestArgs(a.Kernel, a.GuestInitrd)
+	for i, w := range words {
+		if !plainWordRe.MatchString(w) {
+			words[i] = shellQuote(w)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("# Written by qnuma's test/vm Prepare (scripts/vm-assets.sh); source it.\n")
+	for _, kv := range [][2]string{
+		{"QNUMA_VM_KERNEL", a.Kernel},
+		{"QNUMA_VM_INITRD", a.Initrd},
+		{"QNUMA_GUEST_INITRD", a.GuestInitrd},
+		{"QNUMA_VM_KERNEL_PACKAGE", a.KernelPackage + "=" + a.KernelVersion},
+		{"QNUMA_GUEST_ARGS", strings.Join(words, " ")},
+	} {
+		b.WriteString(kv[0] + "=" + shellQuote(kv[1]) + "\n")
+	}
+	return b.String()
 }
 
 // prepareKernel fills a's kernel fields and returns the unpacked kernel's
