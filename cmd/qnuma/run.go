@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/launcher"
+	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/plan"
 )
 
 // RunCmd is `qnuma run`: plan, start qemu bound and paused, pin every
@@ -29,14 +32,57 @@ type RunCmd struct {
 	EmulatorCPUs string        `name:"emulator-cpus" placeholder:"LIST" help:"Host CPUs for qemu's non-vCPU threads (main loop, I/O threads); default: the planned nodes' CPUs."`
 	QMPTimeout   time.Duration `name:"qmp-timeout" default:"10s" placeholder:"DURATION" help:"How long qemu may take to open its QMP socket."`
 	Verbose      bool          `name:"verbose" short:"v" help:"Show each launch step with its timing."`
+	prepared     *Prepared
+
+	StateDir string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host: this VM is planned around them and recorded there until it exits (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma)."`
 }
 
 func (c *RunCmd) Run() error {
-	cfg, err := c.config(context.Background())
+	ctx := context.Background()
+	cfg, err := c.config(ctx)
 	if err != nil {
 		return err
 	}
+	res, err := c.reserve(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer res.Release()
 	return launchVM(cfg, c.Verbose)
+}
+
+// reserve plans the VM around the VMs in the ledger, under its lock, and
+// records it there: two qnuma run started at once never get the same
+// dedicated CPUs or the same memory. The caller releases the entry when
+// qemu has exited.
+func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Reservation, error) {
+	l, err := ledger.Open(c.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := l.Place(ctx, c.Name, func(placed []plan.Placed) (*plan.Plan, error) {
+		if err := c.prepared.PlanFor(placed); err != nil {
+			return nil, err
+		}
+		return c.prepared.Plan, nil
+	})
+	if errors.Is(err, ledger.ErrNameTaken) {
+		return nil, badInput("%w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pr := c.prepared
+	for _, q := range r.Quarantined {
+		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (moved aside; its room is no longer held)\n", q)
+	}
+	cfg.Argv, cfg.Plan, cfg.Name = pr.Argv, pr.Plan, r.Entry.Name
+	cfg.Hooks.OnStarted = func(pid int, _ string) {
+		if err := r.SetQEMU(pid); err != nil {
+			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
+		}
+	}
+	return r, nil
 }
 
 // config checks the flags and prepares the plan: every bad input is
@@ -63,21 +109,24 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 	if n := argvLen(c.QEMU); n == 0 {
 		return cfg, badInput("give the QEMU command line after --: qnuma run [flags] -- qemu-system-x86_64 ...")
 	}
-	pr, err := c.Prepare(ctx, nil)
+	if c.Name != "" {
+		if err := ledger.ValidateName(c.Name); err != nil {
+			return cfg, badInput("--name: %w", err)
+		}
+	}
+	pr, err := c.Gather(ctx)
 	if err != nil {
 		return cfg, err
 	}
+	c.prepared = pr
 	if emu.Size() > 0 {
 		if extra := emu.Difference(pr.Host.OnlineCPUs); extra.Size() > 0 {
 			return cfg, badInput("--emulator-cpus %s: cpus %s are not online on this host", emu, extra)
 		}
 	}
 	return launcher.Config{
-		Argv:         pr.Argv,
-		Name:         c.Name,
 		UserPaused:   pr.User.Paused,
 		HasName:      pr.User.HasName,
-		Plan:         pr.Plan,
 		EmulatorCPUs: emu,
 		QMPTimeout:   c.QMPTimeout,
 		Timeout:      c.Timeout,

@@ -64,13 +64,30 @@ type Prepared struct {
 	// Argv is the command to exec: the user's command line merged with
 	// Rendered; just Rendered when the user gave none.
 	Argv []string
+	// note is a sentence for the plan's reasons (--near-device's node).
+	note string
 }
 
 // Prepare turns the flags and the user's QEMU command line into a plan
 // for this host, around the VMs already placed, and the final argv. It
 // starts nothing. Bad flags and VMs that do not fit return errors that
-// IsUsage reports (exit 2). `qnuma run` calls it with the ledger's VMs.
+// IsUsage reports (exit 2).
 func (f *SpecFlags) Prepare(ctx context.Context, placed []plan.Placed) (*Prepared, error) {
+	pr, err := f.Gather(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := pr.PlanFor(placed); err != nil {
+		return nil, err
+	}
+	return pr, nil
+}
+
+// Gather does everything Prepare does before planning: it checks the
+// flags, merges the user's QEMU command line, reads the host and learns
+// QEMU's version. `qnuma run` calls it before taking the ledger's lock, so
+// that only PlanFor runs while the lock is held.
+func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	pr := &Prepared{}
 	spec, set, err := f.spec()
 	if err != nil {
@@ -104,29 +121,34 @@ func (f *SpecFlags) Prepare(ctx context.Context, placed []plan.Placed) (*Prepare
 	if pr.Host, err = topology.Read(f.Root); err != nil {
 		return nil, err
 	}
-	var note string
-	if spec.NearNode, spec.HasNearNode, note, err = f.deviceNode(); err != nil {
+	if spec.NearNode, spec.HasNearNode, pr.note, err = f.deviceNode(); err != nil {
 		return nil, err
 	}
 	pr.Spec = spec
-	if pr.Plan, err = plan.Make(pr.Host, spec, placed); err != nil {
-		return nil, err
-	}
-	if note != "" {
-		pr.Plan.Reasons = append(pr.Plan.Reasons, note)
-	}
-
 	if pr.QEMU, err = f.qemuVersion(ctx, pr.User); err != nil {
 		return nil, err
 	}
+	return pr, nil
+}
+
+// PlanFor plans the gathered VM around the VMs already placed and renders
+// its argv. It is pure: it reads nothing and starts nothing.
+func (pr *Prepared) PlanFor(placed []plan.Placed) error {
+	var err error
+	if pr.Plan, err = plan.Make(pr.Host, pr.Spec, placed); err != nil {
+		return err
+	}
+	if pr.note != "" {
+		pr.Plan.Reasons = append(pr.Plan.Reasons, pr.note)
+	}
 	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU}); err != nil {
-		return nil, err
+		return err
 	}
 	pr.Argv = pr.Rendered
 	if pr.User != nil {
 		pr.Argv = pr.User.Final(pr.Rendered)
 	}
-	return pr, nil
+	return nil
 }
 
 // spec reads the flags into a plan.Spec and says which of --vcpus and
