@@ -7,6 +7,16 @@ die() {
 	exit 1
 }
 
+# check CMD...: run one check (a function that dies on failure) in a
+# subshell and count its failure, so that every check of a script runs and
+# shows; checks_done exits 1 if any failed.
+checks_failed=0
+check() { ("$@") || checks_failed=$((checks_failed + 1)); }
+checks_done() {
+	[ "$checks_failed" -eq 0 ] || die "$checks_failed check(s) failed"
+	echo "all checks passed"
+}
+
 # node_cpulist N: the CPUs the kernel lists for node N.
 node_cpulist() { cat /sys/devices/system/node/node$1/cpulist; }
 
@@ -59,4 +69,67 @@ load_kvm() {
 		grep -q "^$m " /proc/modules || insmod /modules/$m.ko || die "insmod $m"
 	done
 	[ -e /dev/kvm ] || die "no /dev/kvm after loading kvm_amd"
+}
+
+# qemu_args PID: the process's command line, one argument per line.
+qemu_args() { tr '\0' '\n' </proc/$1/cmdline; }
+
+# vcpu_tids PID: "VCPU TID" per vCPU thread, from the thread names qemu
+# gives with -name ...,debug-threads=on ("CPU 3/TCG", "CPU 3/KVM").
+vcpu_tids() {
+	for t in /proc/$1/task/*; do
+		c=$(cat $t/comm)
+		case $c in "CPU "*/*) v=${c#CPU }; echo "${v%%/*} ${t##*/}" ;; esac
+	done | sort -n
+}
+
+# vcpu_cpus PID: "VCPU CPULIST" per vCPU thread, from Cpus_allowed_list.
+vcpu_cpus() { vcpu_tids $1 | while read -r v t; do echo "$v $(cpus_allowed $t)"; done; }
+
+# expect_vcpus_on PID CPULIST [COUNT]: every vCPU thread may run exactly on
+# CPULIST (and there are COUNT of them, when given).
+expect_vcpus_on() {
+	got=$(vcpu_cpus $1)
+	[ -n "$got" ] || die "pid $1 has no vCPU threads"
+	echo "$got" | while read -r v c; do
+		[ "$c" = "$2" ] || die "vcpu $v of pid $1 may run on $c, want $2"
+	done || exit 1
+	[ -z "$3" ] || [ "$(echo "$got" | wc -l)" -eq "$3" ] || die "pid $1 has $(echo "$got" | wc -l) vCPU threads, want $3"
+	echo "pid $1: vcpus on $2"
+}
+
+# qnuma_start LOG QNUMA_ARGS...: run `qnuma QNUMA_ARGS` (e.g. run --vcpus 2
+# ... -- qemu-system-x86_64 -S ...) in the background with -v, wait until it
+# has started, placed and pinned the VM (its "step cont" line; the VM stays
+# paused with -S), and set $qnuma_pid and $qemu_pid.
+qnuma_start() {
+	log=$1
+	shift
+	: >"$log"
+	if [ "$1" = run ]; then
+		shift
+		qnuma run -v "$@" >"$log" 2>&1 &
+	else
+		qnuma --verbose "$@" >"$log" 2>&1 & # numactl syntax
+	fi
+	qnuma_pid=$!
+	i=0
+	until grep -q 'step cont' "$log"; do
+		if ! kill -0 $qnuma_pid 2>/dev/null; then
+			cat "$log" >&2
+			die "qnuma exited before the VM was running"
+		fi
+		i=$((i + 1))
+		[ $i -le 1200 ] || { cat "$log" >&2; die "qnuma did not start the VM in 120 s"; }
+		sleep 0.1
+	done
+	qemu_pid=$(sed -n 's/.*started qemu pid=\([0-9]*\).*/\1/p' "$log" | head -1)
+	[ -n "$qemu_pid" ] || { cat "$log" >&2; die "no qemu pid in qnuma's log"; }
+}
+
+# qnuma_stop: stop the VM qnuma_start started and wait for qnuma to exit.
+qnuma_stop() {
+	kill -TERM $qnuma_pid 2>/dev/null
+	wait $qnuma_pid 2>/dev/null
+	return 0
 }

@@ -1,0 +1,122 @@
+package vm
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The scenarios of issue 5: qnuma run inside the multi-node test host, each
+// asserted from /proc there, each with a negative control (a row whose
+// setup differs so that the same check must fail).
+
+var (
+	qnumaOnce sync.Once
+	qnumaDir  string
+	qnumaErr  error
+)
+
+// requireQnuma builds qnuma from this checkout (so the scenarios test the
+// code, not a stale build/qnuma) and returns the Share that puts it on
+// the test host's PATH at /opt/qnuma.
+func requireQnuma(t *testing.T) Share {
+	t.Helper()
+	qnumaOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			qnumaErr = err
+			return
+		}
+		qnumaDir, qnumaErr = os.MkdirTemp("", "qnuma-vm-bin-")
+		if qnumaErr != nil {
+			return
+		}
+		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		cmd := exec.Command(goBin, "build", "-o", filepath.Join(qnumaDir, "qnuma"), "./cmd/qnuma")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			qnumaErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if qnumaErr != nil {
+		t.Fatalf("build qnuma for the test host: %v", qnumaErr)
+	}
+	return Share{HostPath: qnumaDir, GuestPath: "/opt/qnuma"}
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+// scenario is one boot: a topology, a script, and the exit status wanted.
+type scenario struct {
+	name     string
+	topo     Topology
+	script   string
+	wantExit int
+	// wantOutput must all appear in the output (for negative controls:
+	// each check failed for the reason it is about).
+	wantOutput []string
+	timeout    time.Duration
+}
+
+func runScenarios(t *testing.T, rows []scenario) {
+	Require(t)
+	bin := requireQnuma(t)
+	for _, sc := range rows {
+		t.Run(sc.name, func(t *testing.T) {
+			timeout := sc.timeout
+			if timeout == 0 {
+				timeout = 2 * time.Minute
+			}
+			res, err := Run(context.Background(), Options{
+				Topology: sc.topo,
+				Timeout:  timeout,
+				Shares:   []Share{bin},
+				Env:      map[string]string{"PATH": "/opt/qnuma:/usr/sbin:/usr/bin:/bb"},
+			}, "set -u\n"+sc.script)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("exit %d after %s; output:\n%s", res.ExitCode, res.Elapsed.Round(100*time.Millisecond), res.Output)
+			if res.ExitCode != sc.wantExit {
+				t.Fatalf("exit status %d, want %d", res.ExitCode, sc.wantExit)
+			}
+			for _, want := range sc.wantOutput {
+				if !strings.Contains(res.Output, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+// pausedVM is a qemu command line for a VM that qnuma places and pins and
+// that stays paused (-S): no guest code runs, and --prealloc has put all
+// of its RAM in place.
+const pausedVM = "-- qemu-system-x86_64 -S -accel tcg -display none -nodefaults"
+
+func TestScenarioHostNodes(t *testing.T) {
+	check := `
+qnuma_start /tmp/qnuma.log run --host-nodes $NODE --vcpus 2 --memory 256M --prealloc ` + pausedVM + `
+echo "guest ram: $(biggest_mapping $qemu_pid)"
+check expect_mem_on $qemu_pid 1 256
+check expect_vcpus_on $qemu_pid 2-3 2
+qnuma_stop
+checks_done
+`
+	runScenarios(t, []scenario{
+		{name: "--host-nodes 1 lands on node 1", topo: TwoNodes(), script: "NODE=1\n" + check, wantExit: 0},
+		{name: "negative: --host-nodes 0 is not on node 1", topo: TwoNodes(), script: "NODE=0\n" + check, wantExit: 1,
+			wantOutput: []string{"MiB on node 1, want >= 256", "may run on 0-1, want 2-3"}},
+	})
+}
