@@ -4,7 +4,7 @@ BIN     := build/qnuma
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build deps test unit demo bench vet fmt clean
+.PHONY: all build deps test unit demo bench vet fmt clean vm-assets boot-test
 
 all: build
 
@@ -26,6 +26,15 @@ test: deps build vet
 # Unit tests only (no QEMU started).
 unit:
 	$(GO) test -count=1 -short ./...
+
+# The Debian kernel and busybox initramfs of the test host and tiny guest (cached in build/vm).
+vm-assets: deps
+	@scripts/vm-assets.sh
+
+# Boots the tiny guest under qnuma run; passes when its marker reaches the console.
+# Extra qnuma run flags: make boot-test ARGS="--vcpus 4 --memory 512M"
+boot-test: deps build
+	@scripts/boot-test.sh $(ARGS)
 
 demo: deps build
 	@scripts/demo.sh

@@ -1,2 +1,47 @@
 #!/usr/bin/env bash
-echo "make demo: not yet (issue 5)"
+# make demo: what qnuma sees, what it plans, and a tiny guest booted placed
+# and pinned under `qnuma run`, then a paused VM's placement as the kernel
+# reports it. Runs after `make deps build`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+QNUMA=${QNUMA:-$root/build/qnuma}
+cache=${QNUMA_VM_CACHE:-$root/build/vm}
+state=$(mktemp -d)
+trap 'rm -rf "$state"' EXIT
+t0=$(date +%s%N)
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
+
+[ -f "$cache/assets.env" ] || { step "preparing the tiny guest (Debian kernel + busybox, cached in build/vm)"; scripts/vm-assets.sh; }
+# shellcheck source=/dev/null
+. "$cache/assets.env"
+eval "guest=($QNUMA_GUEST_ARGS)"
+if [ -w /dev/kvm ]; then accel=(-accel kvm -cpu host); else accel=(-accel tcg,thread=multi -cpu max); fi
+
+step "1. the host"
+show "$QNUMA" topology
+
+step "2. the plan for a 2-vCPU, 256 MiB guest (nothing is started)"
+show "$QNUMA" plan --vcpus 2 --memory 256M -- qemu-system-x86_64 "${accel[@]}" -nographic
+
+step "3. the tiny guest booted under qnuma run (-v shows each step and pin; the guest prints its NUMA view)"
+show "$QNUMA" run -v --state-dir "$state" --name demo-boot --vcpus 2 --memory 256M --timeout 60s -- \
+  qemu-system-x86_64 "${accel[@]}" "${guest[@]}" </dev/null
+
+step "4. a paused VM, and where the kernel says its vCPUs and memory are"
+"$QNUMA" run --state-dir "$state" --name demo-paused --vcpus 2 --memory 128M --prealloc -- \
+  qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -S </dev/null &
+runpid=$!
+for _ in $(seq 100); do
+  "$QNUMA" ps --state-dir "$state" 2>/dev/null | grep -q '^demo-paused .*[0-9]' && break
+  sleep 0.1
+done
+show "$QNUMA" ps --state-dir "$state"
+show "$QNUMA" stat --state-dir "$state" demo-paused
+kill -TERM "$runpid"
+wait "$runpid" || true
+
+ms=$((($(date +%s%N) - t0) / 1000000))
+printf '\ndemo done in %d.%01d s\n' $((ms / 1000)) $((ms % 1000 / 100))
