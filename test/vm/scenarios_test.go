@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,5 +119,50 @@ checks_done
 		{name: "--host-nodes 1 lands on node 1", topo: TwoNodes(), script: "NODE=1\n" + check, wantExit: 0},
 		{name: "negative: --host-nodes 0 is not on node 1", topo: TwoNodes(), script: "NODE=0\n" + check, wantExit: 1,
 			wantOutput: []string{"MiB on node 1, want >= 256", "may run on 0-1, want 2-3"}},
+	})
+}
+
+// Auto placement goes to the node with room: with node 1 made busy it
+// picks node 0. Negative control: node 0 busy, the same check fails (and
+// without any busy node qnuma prefers node 1, which has more room).
+func TestScenarioAutoPicksNodeWithRoom(t *testing.T) {
+	check := `
+hold_node_memory $BUSY 700
+qnuma_start /tmp/qnuma.log run --vcpus 2 --memory 384M --prealloc ` + pausedVM + `
+check expect_mem_on $qemu_pid 0 384
+check expect_vcpus_on $qemu_pid 0-1 2
+qnuma_stop
+checks_done
+`
+	runScenarios(t, []scenario{
+		{name: "node 1 busy: auto picks node 0", topo: TwoNodes(), script: "BUSY=1\n" + check},
+		{name: "negative: node 0 busy", topo: TwoNodes(), script: "BUSY=0\n" + check, wantExit: 1,
+			wantOutput: []string{"MiB on node 0, want >= 384", "may run on 2-3, want 0-1"}},
+	})
+}
+
+// A VM wider than a node (4 vCPUs, nodes of 2 CPUs) gets two guest nodes on
+// the two host nodes: RAM split 256+256 MiB and vCPUs pinned 2 per node.
+// Memory larger than one node (1280 MiB, nodes of 1 GiB) forces the same
+// split with vCPUs that would fit one node. Negative control: a VM that
+// fits one node fails the same checks.
+func TestScenarioWideVMSpansTwoNodes(t *testing.T) {
+	check := func(vcpus int, memory string, ramPerNode int, vcpusPerNode int) string {
+		return fmt.Sprintf(`
+qnuma_start /tmp/qnuma.log run --vcpus %d --memory %s --prealloc `+pausedVM+`
+qemu_args $qemu_pid | grep -E '^memory-backend|^node,|^cpu,'
+check expect_mem_on $qemu_pid 0 %d
+check expect_mem_on $qemu_pid 1 %d
+check expect_vcpu_count_on $qemu_pid 0-1 %d
+check expect_vcpu_count_on $qemu_pid 2-3 %d
+qnuma_stop
+checks_done
+`, vcpus, memory, ramPerNode, ramPerNode, vcpusPerNode, vcpusPerNode)
+	}
+	runScenarios(t, []scenario{
+		{name: "4 vCPUs on nodes of 2 CPUs", topo: TwoNodes(), script: check(4, "512M", 256, 2)},
+		{name: "1280 MiB on nodes of 1 GiB", topo: TwoNodes(), script: check(2, "1280M", 640, 1)},
+		{name: "negative: 2 vCPUs and 512 MiB fit one node", topo: TwoNodes(), script: check(2, "512M", 256, 1), wantExit: 1,
+			wantOutput: []string{"MiB on node 0, want >= 256", "vCPUs on 0-1, want 1"}},
 	})
 }

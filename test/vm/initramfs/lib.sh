@@ -133,3 +133,48 @@ qnuma_stop() {
 	wait $qnuma_pid 2>/dev/null
 	return 0
 }
+
+# expect_vcpu_count_on PID CPULIST N: exactly N vCPU threads may run on
+# exactly CPULIST.
+expect_vcpu_count_on() {
+	got=$(vcpu_cpus $1 | awk -v c="$2" '$2 == c' | wc -l)
+	[ "$got" -eq "$3" ] || { vcpu_cpus $1 >&2; die "pid $1 has $got vCPUs on $2, want $3"; }
+	echo "pid $1: $3 vcpus on $2"
+}
+
+# guest_nodes_on_host_node PID H: the guest node ids whose memory backend
+# (in qemu's command line) is bound to host node H alone.
+guest_nodes_on_host_node() {
+	qemu_args $1 | awk -v h="$2" -F, '
+		/^memory-backend-/ { id = ""; hn = ""
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "id") id = kv[2]; if (kv[1] == "host-nodes") hn = kv[2] }
+			if (hn == h) onh[id] = 1 }
+		/^node,/ { g = ""; m = ""
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "nodeid") g = kv[2]; if (kv[1] == "memdev") m = kv[2] }
+			if (m in onh) print g }'
+}
+
+# expect_no_vcpus_on_host_node PID H: no guest node backed by host node H
+# has vCPUs (no -numa cpu,node-id=G and no -numa node,...,cpus= for it);
+# fails too when no guest node is backed by H.
+expect_no_vcpus_on_host_node() {
+	gs=$(guest_nodes_on_host_node $1 $2)
+	[ -n "$gs" ] || die "pid $1: no guest node is backed by host node $2"
+	for g in $gs; do
+		if qemu_args $1 | grep -Eq "^cpu,node-id=$g(,|\$)|^node,(.*,)?nodeid=$g,(.*,)?cpus="; then
+			die "pid $1: guest node $g (on host node $2) has vCPUs: $(qemu_args $1 | grep -E "node-id=$g(,|\$)|nodeid=$g," | tr '\n' ' ')"
+		fi
+	done
+	echo "pid $1: guest node(s) $(echo $gs) on host node $2 have no vCPUs"
+}
+
+# hold_node_memory NODE MIB: make NODE busy with a paused qemu holding MIB
+# MiB of preallocated RAM there (not a qnuma VM: qnuma sees it only as
+# memory in use); sets $busy_pid.
+hold_node_memory() {
+	qemu-system-x86_64 -S -daemonize -pidfile /tmp/busy.pid -display none -nodefaults -accel tcg -m ${2}M \
+		-object memory-backend-ram,id=busy,size=${2}M,host-nodes=$1,policy=bind,prealloc=on \
+		-numa node,nodeid=0,memdev=busy || die "hold $2 MiB on node $1"
+	busy_pid=$(cat /tmp/busy.pid)
+	echo "node $1 busy: pid $busy_pid holds $(mib_on_node $busy_pid $1) MiB there"
+}
