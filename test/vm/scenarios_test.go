@@ -322,3 +322,44 @@ checks_done
 		})
 	}
 }
+
+// On four nodes with asymmetric distances, the guest's distances are the
+// host's between the backing nodes, direction kept (2→3 is 16, 3→2 is 17),
+// whether the nodes are given or chosen. Negative control: a qemu started
+// without qnuma whose matrix is transposed.
+func TestScenarioFourNodesAsymmetric(t *testing.T) {
+	given := `
+qnuma_start /tmp/qnuma.log run --host-nodes 2-3 --vcpus 2 --memory 512M --prealloc ` + pausedVM + `
+qemu_args $qemu_pid | grep -E '^dist,'
+check expect_mem_on $qemu_pid 2 256
+check expect_mem_on $qemu_pid 3 256
+check expect_vcpu_count_on $qemu_pid 2 1
+check expect_vcpu_count_on $qemu_pid 3 1
+check expect_guest_distances_match $qemu_pid
+qnuma_stop
+checks_done
+`
+	auto := `
+qnuma_start /tmp/qnuma.log run --vcpus 2 --memory 512M ` + pausedVM + `
+guest_host_nodes $qemu_pid
+qemu_args $qemu_pid | grep -E '^dist,'
+check expect_guest_distances_match $qemu_pid
+qnuma_stop
+checks_done
+`
+	transposed := `
+qemu-system-x86_64 -S -daemonize -pidfile /tmp/q.pid -display none -nodefaults -accel tcg -m 256M -smp 2,sockets=2 \
+	-object memory-backend-ram,id=a,size=128M,host-nodes=2,policy=bind \
+	-object memory-backend-ram,id=b,size=128M,host-nodes=3,policy=bind \
+	-numa node,nodeid=0,memdev=a -numa node,nodeid=1,memdev=b \
+	-numa dist,src=0,dst=1,val=17 -numa dist,src=1,dst=0,val=16 || die "hand-made qemu"
+check expect_guest_distances_match $(cat /tmp/q.pid)
+checks_done
+`
+	runScenarios(t, []scenario{
+		{name: "--host-nodes 2-3", topo: FourNodesAsymmetric(), script: given},
+		{name: "auto", topo: FourNodesAsymmetric(), script: auto},
+		{name: "negative: transposed distances", topo: FourNodesAsymmetric(), script: transposed, wantExit: 1,
+			wantOutput: []string{"guest distance 0→1 is 17, host distance 2→3 is 16"}},
+	})
+}

@@ -178,3 +178,36 @@ hold_node_memory() {
 	busy_pid=$(cat /tmp/busy.pid)
 	echo "node $1 busy: pid $busy_pid holds $(mib_on_node $busy_pid $1) MiB there"
 }
+
+# guest_host_nodes PID: "GUEST HOST" per guest node whose memory backend is
+# bound to a single host node, from qemu's command line.
+guest_host_nodes() {
+	qemu_args $1 | awk -F, '
+		/^memory-backend-/ { id = ""; hn = ""
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "id") id = kv[2]; if (kv[1] == "host-nodes") hn = kv[2] }
+			host[id] = hn }
+		/^node,/ { g = ""; m = ""
+			for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "nodeid") g = kv[2]; if (kv[1] == "memdev") m = kv[2] }
+			if (host[m] ~ /^[0-9]+$/) print g, host[m] }'
+}
+
+# expect_guest_distances_match PID: every -numa dist of the VM equals the
+# distance, in the same direction, between the host nodes backing the two
+# guest nodes (from /sys/devices/system/node/nodeA/distance).
+expect_guest_distances_match() {
+	map=$(guest_host_nodes $1)
+	n=0
+	for d in $(qemu_args $1 | grep '^dist,'); do
+		s=$(echo "$d" | sed 's/.*src=\([0-9]*\).*/\1/')
+		t=$(echo "$d" | sed 's/.*dst=\([0-9]*\).*/\1/')
+		v=$(echo "$d" | sed 's/.*val=\([0-9]*\).*/\1/')
+		a=$(echo "$map" | awk -v g=$s '$1 == g {print $2}')
+		b=$(echo "$map" | awk -v g=$t '$1 == g {print $2}')
+		[ -n "$a" ] && [ -n "$b" ] || die "guest nodes $s, $t: no single backing host node"
+		want=$(cut -d' ' -f$((b + 1)) /sys/devices/system/node/node$a/distance)
+		[ "$v" = "$want" ] || die "guest distance $s→$t is $v, host distance $a→$b is $want"
+		n=$((n + 1))
+	done
+	[ $n -gt 0 ] || die "pid $1 gives the guest no distances"
+	echo "pid $1: $n guest distances match the host's"
+}
