@@ -296,3 +296,11 @@ func sortedIDs(set []*nodeRoom) []int {
 func idList(ids []int) string {
 	return cpuset.New(ids...).String()
 }
+
+// nodesPhrase is "node 3" or "nodes 0-1", for sentences.
+func nodesPhrase(nodes cpuset.CPUSet) string {
+	if nodes.Size() == 1 {
+		return "node " + nodes.String()
+	}
+	return "nodes " + nodes.String()
+}

@@ -87,7 +87,7 @@ func (p *Plan) Describe(w io.Writer) error {
 
 	ew.printf("\nGuest CPU topology: sockets=%d cores=%d threads=%d\n", p.Sockets, p.Cores, p.Threads)
 	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
-	ew.printf("Process memory policy: %s on nodes %s\n", p.Mempolicy.Mode, p.Mempolicy.Nodes)
+	ew.printf("Process memory policy: %s on %s\n", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
 	if p.Distances != nil {
 		ew.printf("Guest node distances:\n")
 		for i, row := range p.Distances {

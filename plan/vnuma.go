@@ -334,6 +334,6 @@ func layoutReasons(p *Plan, spec Spec, c *choice, order []int, evenSplit, emuSha
 	} else {
 		out = append(out, fmt.Sprintf("qemu's other threads run on CPUs %s of the chosen nodes.", p.EmulatorCPUs))
 	}
-	out = append(out, fmt.Sprintf("qemu starts under the %s memory policy on nodes %s.", p.Mempolicy.Mode, p.Mempolicy.Nodes))
+	out = append(out, fmt.Sprintf("qemu starts under the %s memory policy on %s.", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes)))
 	return out
 }
