@@ -31,6 +31,9 @@ type env struct {
 	// run on the host do not change the plans measured.
 	stateDir string
 	seq      int
+	// bareStartMS is bare qemu's median start-up in the first start-up
+	// case, for putting other figures in proportion (0: not measured).
+	bareStartMS float64
 }
 
 func newEnv(ctx context.Context, qnuma string, quick bool) (*env, error) {
@@ -115,10 +118,9 @@ func (e *env) qnumaRun(flags ...string) []string {
 // errNoFit is returned by plan when qnuma says the VM does not fit (exit 2).
 var errNoFit = errors.New("does not fit")
 
-// plannedVCPUs asks `qnuma plan --json` where each vCPU of a VM with these
-// spec flags goes. A VM that does not fit returns errNoFit with qnuma's
-// reason.
-func (e *env) plannedVCPUs(ctx context.Context, flags ...string) ([]cpuset.CPUSet, error) {
+// planJSON runs `qnuma plan --json` with flags. A VM that does not fit
+// returns errNoFit with qnuma's reason.
+func (e *env) planJSON(ctx context.Context, flags ...string) ([]byte, error) {
 	args := append([]string{"plan", "--json"}, flags...)
 	cmd := exec.CommandContext(ctx, e.qnuma, args...)
 	var stderr bytes.Buffer
@@ -126,13 +128,26 @@ func (e *env) plannedVCPUs(ctx context.Context, flags ...string) ([]cpuset.CPUSe
 	out, err := cmd.Output()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == 2 {
-		reason, _, _ := strings.Cut(strings.TrimPrefix(stderr.String(), "qnuma: "), "\n")
-		return nil, fmt.Errorf("%w: %s", errNoFit, reason)
+		return nil, fmt.Errorf("%w: %s", errNoFit, firstLine(strings.TrimPrefix(stderr.String(), "qnuma: ")))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("qnuma %s: %w: %s", strings.Join(args, " "), err, stderr.String())
 	}
+	return out, nil
+}
+
+// plannedVCPUs is where `qnuma plan` puts each vCPU of a VM with flags.
+func (e *env) plannedVCPUs(ctx context.Context, flags ...string) ([]cpuset.CPUSet, error) {
+	out, err := e.planJSON(ctx, flags...)
+	if err != nil {
+		return nil, err
+	}
 	return parsePlanVCPUs(out)
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 // parsePlanVCPUs reads each vCPU's host CPUs from `qnuma plan --json`.

@@ -50,6 +50,9 @@ func startupFigure(ctx context.Context, e *env, f *Figure) error {
 		if err != nil {
 			return err
 		}
+		if e.bareStartMS == 0 {
+			e.bareStartMS = rows[0].Summary.Median
+		}
 		f.Rows = append(f.Rows, rows...)
 	}
 	return tinyGuestCase(ctx, e, f)
@@ -157,7 +160,7 @@ func tinyGuestCase(ctx context.Context, e *env, f *Figure) error {
 		return err
 	}
 	f.Rows = append(f.Rows, rows...)
-	f.Notes = append(f.Notes, fmt.Sprintf("%s: %d rounds (a boot takes seconds under TCG)", name, e.rounds(4, 1)))
+	f.Notes = append(f.Notes, fmt.Sprintf("%s: %s (a boot takes seconds under TCG)", name, plural(e.rounds(4, 1), "round")))
 	return nil
 }
 

@@ -18,7 +18,7 @@ func renderTable(w io.Writer, r *Results) error {
 	for _, f := range r.Figures {
 		fmt.Fprintf(&b, "\n### %s\n", f.Title)
 		if f.Rounds > 0 {
-			fmt.Fprintf(&b, "%d interleaved rounds; median and min–max; ratio and difference against the case's baseline, round by round.\n", f.Rounds)
+			fmt.Fprintf(&b, "%s; median and min–max; ratio and difference against the case's baseline, round by round.\n", plural(f.Rounds, "interleaved round"))
 		}
 		b.WriteByte('\n')
 		if f.Error != "" {
@@ -58,7 +58,7 @@ func writeRows(b *strings.Builder, rows []Row) {
 			ratio = fmt.Sprintf("%s× (%s–%s)", num(r.Ratio.Median), num(r.Ratio.Min), num(r.Ratio.Max))
 		}
 		if r.Diff != nil {
-			diff = signed(r.Diff.Median) + " " + r.Unit
+			diff = signed(r.Diff.Median) + " " + diffUnit(r.Unit)
 		}
 		table = append(table, []string{
 			c, v,
@@ -136,4 +136,19 @@ func runKind(quick bool) string {
 		return "quick"
 	}
 	return "full"
+}
+
+// diffUnit is the unit of a difference: percentage points for shares.
+func diffUnit(unit string) string {
+	if unit == "%" {
+		return "pp"
+	}
+	return unit
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

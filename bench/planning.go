@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// benchLine is one result line of `go test -bench`.
+type benchLine struct {
+	Name    string // without the -GOMAXPROCS suffix
+	N       int
+	NsPerOp float64
+}
+
+// parseBenchOutput reads the result lines of `go test -bench` output,
+// ignoring everything else (goos:, PASS, ok ...).
+func parseBenchOutput(b []byte) ([]benchLine, error) {
+	var out []benchLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") || f[3] != "ns/op" {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			return nil, fmt.Errorf("parse benchmark line %q: iterations: %w", sc.Text(), err)
+		}
+		ns, err := strconv.ParseFloat(f[2], 64)
+		if err != nil || ns <= 0 {
+			return nil, fmt.Errorf("parse benchmark line %q: ns/op: want a positive number", sc.Text())
+		}
+		out = append(out, benchLine{Name: name, N: n, NsPerOp: ns})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("parse benchmark output: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("parse benchmark output: no benchmark results")
+	}
+	return out, nil
+}
+
+// planSpecs are BenchmarkMake's VM kinds, as its sub-benchmark names end.
+var planSpecs = []struct{ id, name string }{
+	{"one-node", "a one-node VM (4 vCPUs, 8 GiB)"},
+	{"wide", "a wide VM (half the cores, a third of the memory)"},
+	{"wide-dedicated", "a wide VM, a dedicated thread per vCPU"},
+}
+
+// planTableSizes are the host sizes printed; the others are in the JSON.
+var planTableSizes = map[string]bool{
+	"nodes=1/cpus=16/placed=0":       true,
+	"nodes=8/cpus=128/placed=100":    true,
+	"nodes=64/cpus=1024/placed=0":    true,
+	"nodes=64/cpus=1024/placed=1000": true,
+}
+
+func planningFigure(ctx context.Context, e *env, f *Figure) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	test := filepath.Join(e.dir, "plan.test")
+	build := exec.CommandContext(ctx, goBin, "test", "-c", "-o", test, "./plan")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the planner's benchmark: %w: %s", err, out)
+	}
+	benchtime := "100ms"
+	if e.quick {
+		benchtime = "3x"
+	}
+	f.Rounds = e.rounds(3, 1)
+	// Each round is a whole pass over every size, so the sizes interleave.
+	byName := map[string][]float64{}
+	var order []string
+	for r := 0; r < f.Rounds; r++ {
+		cmd := exec.CommandContext(ctx, test, "-test.run", "^$", "-test.bench", "^BenchmarkMake$", "-test.benchtime", benchtime)
+		cmd.Dir = filepath.Join(root, "plan")
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("run the planner's benchmark: %w: %s", err, lastLines(string(out), 5))
+		}
+		lines, err := parseBenchOutput(out)
+		if err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if _, ok := byName[l.Name]; !ok {
+				order = append(order, l.Name)
+			}
+			byName[l.Name] = append(byName[l.Name], 1e9/l.NsPerOp)
+		}
+		fmt.Fprintf(os.Stderr, "bench:   round %d/%d\n", r+1, f.Rounds)
+	}
+	var slowest float64
+	var slowestName string
+	for _, spec := range planSpecs {
+		var ss []series
+		var detail []bool
+		for _, name := range order {
+			size, ok := strings.CutSuffix(strings.TrimPrefix(name, "BenchmarkMake/"), "/"+spec.id)
+			if !ok || strings.Contains(size, "/"+spec.id) {
+				continue
+			}
+			if len(byName[name]) != f.Rounds {
+				return fmt.Errorf("benchmark %s: %d results in %d rounds", name, len(byName[name]), f.Rounds)
+			}
+			ss = append(ss, series{variant: hostSize(size), samples: byName[name]})
+			detail = append(detail, !planTableSizes[size])
+			if m, _ := Summarize(byName[name]); slowest == 0 || m.Median < slowest {
+				slowest, slowestName = m.Median, spec.name+" on "+hostSize(size)
+			}
+		}
+		if len(ss) == 0 || ss[0].variant != hostSize("nodes=1/cpus=16/placed=0") {
+			return fmt.Errorf("benchmark: no results for %s on 1 node first", spec.id)
+		}
+		rows, err := caseRows("plan "+spec.name, "plans/s", ss, 0)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			rows[i].Detail = detail[i]
+		}
+		f.Rows = append(f.Rows, rows...)
+	}
+	f.Notes = append(f.Notes,
+		fmt.Sprintf("hosts of 1 to 64 nodes × 16 CPUs (8 cores × 2 threads) with 0 to 1,000 VMs already placed; the baseline is the same VM on one node with nothing placed; %d rounds of `go test -bench ^BenchmarkMake$ -benchtime %s ./plan`, every host size in each; the JSON has all %d sizes",
+			f.Rounds, benchtime, len(order)/len(planSpecs)))
+	if e.bareStartMS > 0 {
+		per := 1000 / slowest
+		f.Notes = append(f.Notes, fmt.Sprintf("the slowest plan (%s) takes %s ms, %s%% of bare qemu's start-up measured above (%s ms)",
+			slowestName, num(per), num(100*per/e.bareStartMS), num(e.bareStartMS)))
+	}
+	return nil
+}
+
+// hostSize turns "nodes=8/cpus=128/placed=100" into words.
+func hostSize(s string) string {
+	kv := map[string]string{}
+	for _, part := range strings.Split(s, "/") {
+		k, v, _ := strings.Cut(part, "=")
+		kv[k] = v
+	}
+	return fmt.Sprintf("%s nodes, %s CPUs, %s VMs placed", kv["nodes"], kv["cpus"], kv["placed"])
+}
+
+// repoRoot finds the qnuma module's root from the working directory up.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find the qnuma repository: %w", err)
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(b, []byte("module github.com/qnuma/qnuma\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("find the qnuma repository: no go.mod of github.com/qnuma/qnuma above the working directory")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// preallocSizes are the guest RAM sizes measured, in GiB; a size the
+// node has no room for is skipped with a note.
+func (e *env) preallocSizes() []int {
+	if e.quick {
+		return []int{1}
+	}
+	return []int{4, 8}
+}
+
+func preallocFigure(ctx context.Context, e *env, f *Figure) error {
+	f.Rounds = e.rounds(4, 1)
+	node := strconv.Itoa(e.node)
+	measured := 0
+	for _, gib := range e.preallocSizes() {
+		size := strconv.Itoa(gib) + "G"
+		name := fmt.Sprintf("%d GiB guest RAM, 2 vCPUs", gib)
+		flags := []string{"--prealloc", "--host-nodes", node, "--vcpus", "2", "--memory", size}
+		base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
+		qnumaArgs, err := e.renderedArgs(ctx, append(flags, append([]string{"--", e.qemu}, base...)...)...)
+		if errors.Is(err, errNoFit) {
+			f.Notes = append(f.Notes, fmt.Sprintf("%s: not measured, node %s has no room for it (%v)", name, node, err))
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		plain := append(append([]string{e.qemu}, base...),
+			"-smp", "2", "-m", size,
+			"-object", "memory-backend-ram,id=ram0,size="+size+",prealloc=on",
+			"-machine", "memory-backend=ram0")
+		vs := []variant{
+			e.qmpVariant("qemu prealloc=on (1 thread, no context)", append(plain, "-S"), false),
+			e.qmpVariant("qemu with qnuma's arguments (qnuma plan)", append(qnumaArgs, "-S"), false),
+			e.qmpVariant("qnuma run --prealloc", append(append(e.qnumaRun(flags...), "--", e.qemu), base...), true),
+		}
+		samples, err := interleave(ctx, f.Rounds, false, vs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		rows, err := caseRows(name, "ms", metric(vs, samples, 0), 0)
+		if err != nil {
+			return err
+		}
+		f.Rows = append(f.Rows, rows...)
+		measured++
+	}
+	if measured == 0 {
+		return errors.New("no size fits node " + node)
+	}
+	f.Notes = append(f.Notes,
+		"time from launch until QMP answers: QEMU preallocates guest RAM before its main loop, so this is the preallocation plus QEMU's (and qnuma's) own start",
+		"qnuma's choice is prealloc-threads = the CPUs its vCPUs may use on the node, with prealloc-context a thread-context bound to that node (QEMU 7.2+), so the threads that touch the memory run where it is bound")
+	return nil
+}
+
+// renderedArgs is the QEMU command line `qnuma plan --json` renders.
+func (e *env) renderedArgs(ctx context.Context, flags ...string) ([]string, error) {
+	out, err := e.planJSON(ctx, flags...)
+	if err != nil {
+		return nil, err
+	}
+	var p struct {
+		Args []string `json:"qemu_args"`
+	}
+	if err := json.Unmarshal(out, &p); err != nil {
+		return nil, fmt.Errorf("parse qnuma plan --json: %w", err)
+	}
+	if len(p.Args) < 2 {
+		return nil, errors.New("parse qnuma plan --json: no qemu_args")
+	}
+	return p.Args, nil
+}
+
+// qmpVariant measures argv from launch until QEMU answers on QMP. With
+// settle it then waits (untimed) for the guest to run before quitting, so
+// that qnuma's launch completes instead of seeing qemu quit mid-launch.
+func (e *env) qmpVariant(name string, argv []string, settle bool) variant {
+	return variant{name: name, argv: argv, run: func(ctx context.Context) ([]float64, error) {
+		ctx, cancel := context.WithTimeout(ctx, runTimeout)
+		defer cancel()
+		sock := e.sock()
+		p, err := startProc(append(argv, "-qmp", "unix:"+sock+",server=on,wait=off"), sock)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.dial(ctx); err != nil {
+			p.kill()
+			return nil, err
+		}
+		d := time.Since(p.start)
+		if settle {
+			if _, err := p.waitRunning(ctx); err != nil {
+				p.kill()
+				return nil, err
+			}
+		}
+		return []float64{ms(d)}, p.stop()
+	}}
+}
