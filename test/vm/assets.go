@@ -310,7 +310,7 @@ func extractDeb(ctx context.Context, deb, out string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("dpkg-deb: %w", err)
 	}
-	found, readErr := extractKernelFiles(tar.NewReader(r), want, out)
+	found, readErr := extractKernelFiles(ctx, tar.NewReader(r), want, out)
 	_, _ = io.Copy(io.Discard, r)
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("dpkg-deb --fsys-tarfile: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
@@ -324,7 +324,7 @@ func extractDeb(ctx context.Context, deb, out string) error {
 	return nil
 }
 
-func extractKernelFiles(tr *tar.Reader, want map[string]bool, out string) (map[string]bool, error) {
+func extractKernelFiles(ctx context.Context, tr *tar.Reader, want map[string]bool, out string) (map[string]bool, error) {
 	found := map[string]bool{}
 	for {
 		h, err := tr.Next()
@@ -364,7 +364,7 @@ func extractKernelFiles(tr *tar.Reader, want map[string]bool, out string) (map[s
 			return nil, fmt.Errorf("write %s: %w", dst, err)
 		}
 		if strings.HasSuffix(dst, ".xz") {
-			if err := runCmd(context.Background(), "", "xz", "-d", "-f", dst); err != nil {
+			if err := runCmd(ctx, "", "xz", "-d", "-f", dst); err != nil {
 				return nil, fmt.Errorf("decompress %s: %w", dst, err)
 			}
 		}
@@ -435,6 +435,16 @@ func prepareInitrd(dir, kind, kdir string, modules, extra []string, files map[st
 	progress("vm: writing the %s initramfs %s", kind, path)
 	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
 		return "", fmt.Errorf("build %s initramfs: %w", kind, err)
+	}
+	// Older builds are dead weight; a QEMU still booting one has it open,
+	// which unlinking does not disturb.
+	old, _ := filepath.Glob(filepath.Join(dir, kind+"-*.cpio"))
+	for _, o := range old {
+		if o != path {
+			if err := os.Remove(o); err != nil {
+				return "", fmt.Errorf("build %s initramfs: remove the old %s: %w", kind, o, err)
+			}
+		}
 	}
 	return path, nil
 }
