@@ -2,6 +2,7 @@ package vm
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"os"
 	"os/exec"
@@ -220,5 +221,39 @@ func TestWriteCPIOErrors(t *testing.T) {
 		if err := writeCPIO(&bytes.Buffer{}, map[string]cpioEntry{name: e}); err == nil {
 			t.Errorf("writeCPIO(%q) succeeded, want an error", name)
 		}
+	}
+}
+
+// A bzImage without an xz payload or whose payload is not a PVH ELF yields
+// an error and no vmlinux (Prepare then boots the bzImage).
+func TestExtractVmlinuxRejects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts xz; skipped under -short")
+	}
+	if _, err := exec.LookPath("xz"); err != nil {
+		t.Skip("xz not installed: ", err)
+	}
+	dir := t.TempDir()
+	notELF, err := exec.Command("sh", "-c", "printf 'not an elf' | xz -c").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"no payload":      []byte("MZ this is no kernel"),
+		"payload not elf": append([]byte("setup code"), notELF...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			bz := filepath.Join(dir, "bzImage")
+			if err := os.WriteFile(bz, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(dir, "vmlinux")
+			if err := extractVmlinux(context.Background(), bz, dst); err == nil {
+				t.Fatal("extractVmlinux succeeded")
+			}
+			if _, err := os.Stat(dst); err == nil {
+				t.Errorf("%s left behind after the failure", dst)
+			}
+		})
 	}
 }
