@@ -95,16 +95,23 @@ func benchMain(args []string) int {
 		}
 	}
 	res.Seconds = time.Since(res.Started).Seconds()
-	if err := renderTable(os.Stdout, res); err != nil {
+	var table strings.Builder
+	if err := renderTable(&table, res); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	fmt.Print(table.String())
 	if err := writeJSON(*out, res); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	md := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".md"
+	if err := os.WriteFile(md, []byte(table.String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
 	abs, _ := filepath.Abs(*out)
-	fmt.Fprintf(os.Stderr, "bench: results in %s\n", abs)
+	fmt.Fprintf(os.Stderr, "bench: results in %s and %s\n", abs, filepath.Base(md))
 	if failed || ctx.Err() != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "bench: interrupted")

@@ -91,8 +91,7 @@ func planningFigure(ctx context.Context, e *env, f *Figure) error {
 	}
 	f.Rounds = e.rounds(3, 1)
 	// Each round is a whole pass over every size, so the sizes interleave.
-	byName := map[string][]float64{}
-	var order []string
+	var passes [][]benchLine
 	for r := 0; r < f.Rounds; r++ {
 		cmd := exec.CommandContext(ctx, test, "-test.run", "^$", "-test.bench", "^BenchmarkMake$", "-test.benchtime", benchtime)
 		cmd.Dir = filepath.Join(root, "plan")
@@ -104,54 +103,74 @@ func planningFigure(ctx context.Context, e *env, f *Figure) error {
 		if err != nil {
 			return err
 		}
-		for _, l := range lines {
+		passes = append(passes, lines)
+		fmt.Fprintf(os.Stderr, "bench:   round %d/%d\n", r+1, f.Rounds)
+	}
+	rows, sizes, slowest, err := planningRows(passes)
+	if err != nil {
+		return err
+	}
+	f.Rows = rows
+	f.Notes = append(f.Notes,
+		fmt.Sprintf("hosts of 1 to 64 nodes × 16 CPUs (8 cores × 2 threads) with 0 to 1,000 VMs already placed; the baseline is the same VM on one node with nothing placed; %s of `go test -bench ^BenchmarkMake$ -benchtime %s ./plan`, every host size in each; the JSON has all %d sizes",
+			plural(f.Rounds, "round"), benchtime, sizes))
+	if e.bareStartMS > 0 {
+		per := 1000 / slowest.Summary.Median
+		f.Notes = append(f.Notes, fmt.Sprintf("the slowest plan (%s, %s) takes %s ms, %s%% of bare qemu's start-up measured above (%s ms)",
+			strings.TrimPrefix(slowest.Case, "plan "), slowest.Variant, num(per), num(100*per/e.bareStartMS), num(e.bareStartMS)))
+	}
+	return nil
+}
+
+// planningRows turns passes of BenchmarkMake into a case per VM kind whose
+// variants are the host sizes, as plans per second against one node with
+// nothing placed. It returns the number of sizes and the slowest row.
+func planningRows(passes [][]benchLine) (rows []Row, sizes int, slowest Row, err error) {
+	byName := map[string][]float64{}
+	var order []string
+	for _, pass := range passes {
+		for _, l := range pass {
 			if _, ok := byName[l.Name]; !ok {
 				order = append(order, l.Name)
 			}
 			byName[l.Name] = append(byName[l.Name], 1e9/l.NsPerOp)
 		}
-		fmt.Fprintf(os.Stderr, "bench:   round %d/%d\n", r+1, f.Rounds)
 	}
-	var slowest float64
-	var slowestName string
+	const baseSize = "nodes=1/cpus=16/placed=0"
 	for _, spec := range planSpecs {
 		var ss []series
 		var detail []bool
 		for _, name := range order {
 			size, ok := strings.CutSuffix(strings.TrimPrefix(name, "BenchmarkMake/"), "/"+spec.id)
-			if !ok || strings.Contains(size, "/"+spec.id) {
+			if !ok || strings.Count(size, "/") != 2 {
 				continue
 			}
-			if len(byName[name]) != f.Rounds {
-				return fmt.Errorf("benchmark %s: %d results in %d rounds", name, len(byName[name]), f.Rounds)
+			if len(byName[name]) != len(passes) {
+				return nil, 0, Row{}, fmt.Errorf("benchmark %s: %d results in %d rounds", name, len(byName[name]), len(passes))
 			}
 			ss = append(ss, series{variant: hostSize(size), samples: byName[name]})
 			detail = append(detail, !planTableSizes[size])
-			if m, _ := Summarize(byName[name]); slowest == 0 || m.Median < slowest {
-				slowest, slowestName = m.Median, spec.name+" on "+hostSize(size)
+		}
+		if len(ss) == 0 || ss[0].variant != hostSize(baseSize) {
+			return nil, 0, Row{}, fmt.Errorf("benchmark: no result for %s on %s first", spec.id, baseSize)
+		}
+		if sizes != 0 && len(ss) != sizes {
+			return nil, 0, Row{}, fmt.Errorf("benchmark: %d host sizes for %s, %d for %s", len(ss), spec.id, sizes, planSpecs[0].id)
+		}
+		sizes = len(ss)
+		cr, err := caseRows("plan "+spec.name, "plans/s", ss, 0)
+		if err != nil {
+			return nil, 0, Row{}, err
+		}
+		for i := range cr {
+			cr[i].Detail = detail[i]
+			if slowest.Samples == nil || cr[i].Summary.Median < slowest.Summary.Median {
+				slowest = cr[i]
 			}
 		}
-		if len(ss) == 0 || ss[0].variant != hostSize("nodes=1/cpus=16/placed=0") {
-			return fmt.Errorf("benchmark: no results for %s on 1 node first", spec.id)
-		}
-		rows, err := caseRows("plan "+spec.name, "plans/s", ss, 0)
-		if err != nil {
-			return err
-		}
-		for i := range rows {
-			rows[i].Detail = detail[i]
-		}
-		f.Rows = append(f.Rows, rows...)
+		rows = append(rows, cr...)
 	}
-	f.Notes = append(f.Notes,
-		fmt.Sprintf("hosts of 1 to 64 nodes × 16 CPUs (8 cores × 2 threads) with 0 to 1,000 VMs already placed; the baseline is the same VM on one node with nothing placed; %d rounds of `go test -bench ^BenchmarkMake$ -benchtime %s ./plan`, every host size in each; the JSON has all %d sizes",
-			f.Rounds, benchtime, len(order)/len(planSpecs)))
-	if e.bareStartMS > 0 {
-		per := 1000 / slowest
-		f.Notes = append(f.Notes, fmt.Sprintf("the slowest plan (%s) takes %s ms, %s%% of bare qemu's start-up measured above (%s ms)",
-			slowestName, num(per), num(100*per/e.bareStartMS), num(e.bareStartMS)))
-	}
-	return nil
+	return rows, sizes, slowest, nil
 }
 
 // hostSize turns "nodes=8/cpus=128/placed=100" into words.
