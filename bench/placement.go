@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ func placementFigure(ctx context.Context, e *env, f *Figure) error {
 		e.pinAfterStart(append([]string{e.qemu}, vmArgs...), q.planned),
 		e.qnumaPinned(q.name+" -v", run, q.planned, false),
 		e.qnumaPinned(q.name+" -v, user's -S (held)", append(run, "-S"), q.planned, true),
+		versionProbe(e.qemu),
 	}
 	samples, err := interleave(ctx, f.Rounds, !e.quick, vs)
 	if err != nil {
@@ -71,13 +73,18 @@ func placementFigure(ctx context.Context, e *env, f *Figure) error {
 	}
 	// Where qnuma run's start-up time goes, from the same runs.
 	steps := []string{"exec → qemu started (topology, QEMU version probe, plan, ledger)", "qemu started → last vCPU pinned", "last vCPU pinned → guest running"}
+	var stepSeries []series
 	for j, s := range steps {
-		rows, err := caseRows("qnuma run, its start-up by step", "ms", []series{{variant: s, argv: vs[1].argv, samples: samples[1][j+3]}}, -1)
-		if err != nil {
-			return err
+		stepSeries = append(stepSeries, series{variant: s, argv: vs[1].argv, samples: samples[1][j+3]})
+		if j == 0 {
+			stepSeries = append(stepSeries, series{variant: "  within it, measured alone: " + vs[3].name, argv: vs[3].argv, samples: samples[3][0]})
 		}
-		f.Rows = append(f.Rows, rows...)
 	}
+	rows, err := caseRows("qnuma run, its start-up by step", "ms", stepSeries, -1)
+	if err != nil {
+		return err
+	}
+	f.Rows = append(f.Rows, rows...)
 	f.Notes = append(f.Notes,
 		"pin after start is what a script around plain qemu does: start it, ask QMP for the vCPU threads (query-cpus-fast), sched_setaffinity each; the guest is already running",
 		"qnuma's delay is between its -v lines `started qemu` and the last `pinned vcpu`, timed as they arrive; the guest cannot run in between because qnuma starts qemu with -S and sends cont after pinning",
@@ -233,4 +240,19 @@ func (p *proc) guestProgress(ctx context.Context, tids []int) (cpuMS, reset floa
 		reset = 100
 	}
 	return float64(total) / 1e6, reset, nil
+}
+
+// versionProbe times what qnuma run does before planning to learn QEMU's
+// version: run `qemu -version` (measured alone here, in the same rounds).
+func versionProbe(qemu string) variant {
+	argv := []string{qemu, "-version"}
+	return variant{name: "QEMU version probe (qemu -version)", argv: argv, run: func(ctx context.Context) ([]float64, error) {
+		ctx, cancel := context.WithTimeout(ctx, runTimeout)
+		defer cancel()
+		t0 := time.Now()
+		if out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s -version: %w: %s", qemu, err, out)
+		}
+		return []float64{ms(time.Since(t0))}, nil
+	}}
 }
