@@ -21,7 +21,7 @@ const (
 )
 
 func placementFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(7, 2)
+	f.Rounds = e.rounds(9, 2)
 	base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
 	q, note, err := e.qnumaVariant(ctx, 2, "256M", base)
 	if err != nil {

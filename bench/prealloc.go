@@ -19,7 +19,7 @@ func (e *env) preallocSizes() []int {
 }
 
 func preallocFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(4, 1)
+	f.Rounds = e.rounds(6, 1)
 	node := strconv.Itoa(e.node)
 	measured := 0
 	for _, gib := range e.preallocSizes() {

@@ -25,7 +25,7 @@ var startupVCPUs = []int{2, 4, 64}
 var tcgArgs = []string{"-accel", "tcg,thread=multi"}
 
 func startupFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(7, 2)
+	f.Rounds = e.rounds(9, 2)
 	for _, n := range startupVCPUs {
 		name := fmt.Sprintf("%d vCPUs, 256 MiB, no kernel", n)
 		base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
@@ -35,6 +35,9 @@ func startupFigure(ctx context.Context, e *env, f *Figure) error {
 		}
 		if note != "" {
 			f.Notes = append(f.Notes, name+": "+note)
+		}
+		if e.plansEverywhere(q.planned) {
+			f.Notes = append(f.Notes, fmt.Sprintf("%s: every vCPU's planned CPUs are all of this host's CPUs (%s), which is also where plain qemu's threads may run: the placement check holds but cannot tell a pinned thread from an unpinned one here", name, e.host.OnlineCPUs))
 		}
 		vmArgs := append(append([]string{}, base...), "-smp", strconv.Itoa(n), "-m", "256M")
 		vs := []variant{
@@ -151,7 +154,7 @@ func tinyGuestCase(ctx context.Context, e *env, f *Figure) error {
 		bootVariant(fmt.Sprintf("numactl --membind=%d qemu", e.node), append([]string{e.numactl, "--membind=" + strconv.Itoa(e.node), e.qemu}, vmArgs...)),
 		bootVariant(q.name, q.argv),
 	}
-	samples, err := interleave(ctx, e.rounds(4, 1), false, vs)
+	samples, err := interleave(ctx, e.rounds(5, 1), false, vs)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -160,7 +163,7 @@ func tinyGuestCase(ctx context.Context, e *env, f *Figure) error {
 		return err
 	}
 	f.Rows = append(f.Rows, rows...)
-	f.Notes = append(f.Notes, fmt.Sprintf("%s: %s (a boot takes seconds under TCG)", name, plural(e.rounds(4, 1), "round")))
+	f.Notes = append(f.Notes, fmt.Sprintf("%s: %s (a boot takes seconds under TCG)", name, plural(e.rounds(5, 1), "round")))
 	return nil
 }
 
@@ -193,4 +196,14 @@ func bootVariant(name string, argv []string) variant {
 		}
 		return []float64{ms(first.at)}, nil
 	}}
+}
+
+// plansEverywhere reports whether every vCPU may run on every online CPU.
+func (e *env) plansEverywhere(planned []cpuset.CPUSet) bool {
+	for _, c := range planned {
+		if !c.Equals(e.host.OnlineCPUs) {
+			return false
+		}
+	}
+	return true
 }
