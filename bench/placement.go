@@ -101,7 +101,7 @@ func (e *env) pinAfterStart(argv []string, planned []cpuset.CPUSet) variant {
 		ctx, cancel := context.WithTimeout(ctx, runTimeout)
 		defer cancel()
 		sock := e.sock()
-		p, err := startProc(append(argv, "-qmp", "unix:"+sock+",server=on,wait=off"), sock)
+		p, err := startProc(withQMP(argv, sock), sock)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func (e *env) qnumaPinned(name string, argv []string, planned []cpuset.CPUSet, h
 		ctx, cancel := context.WithTimeout(ctx, runTimeout)
 		defer cancel()
 		sock := e.sock()
-		p, err := startProc(append(argv, "-qmp", "unix:"+sock+",server=on,wait=off"), sock)
+		p, err := startProc(withQMP(argv, sock), sock)
 		if err != nil {
 			return nil, err
 		}

@@ -90,7 +90,7 @@ func (e *env) qmpVariant(name string, argv []string, settle bool) variant {
 		ctx, cancel := context.WithTimeout(ctx, runTimeout)
 		defer cancel()
 		sock := e.sock()
-		p, err := startProc(append(argv, "-qmp", "unix:"+sock+",server=on,wait=off"), sock)
+		p, err := startProc(withQMP(argv, sock), sock)
 		if err != nil {
 			return nil, err
 		}

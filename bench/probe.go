@@ -88,7 +88,7 @@ func (e *env) localityVariant(name string, argv []string) variant {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		sock := e.sock()
-		p, err := startProc(append(argv, "-qmp", "unix:"+sock+",server=on,wait=off"), sock)
+		p, err := startProc(withQMP(argv, sock), sock)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,13 @@ type proc struct {
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 	mon    *qmp.Client
+}
+
+// withQMP returns argv with the bench's QMP socket added, in a new array:
+// variants built from one another share arrays, and a run must not write
+// into its neighbour's.
+func withQMP(argv []string, sock string) []string {
+	return append(slices.Clip(argv), "-qmp", "unix:"+sock+",server=on,wait=off")
 }
 
 // startProc starts argv in its own process group (so that a qemu started

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 )
 
 // variant is one way of doing the thing a case measures.
@@ -60,4 +61,5 @@ func metric(vs []variant, samples [][][]float64, j int) []series {
 	return ss
 }
 
-func ms(d interface{ Seconds() float64 }) float64 { return d.Seconds() * 1000 }
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return d.Seconds() * 1000 }

@@ -97,3 +97,20 @@ func TestLineLog(t *testing.T) {
 		t.Errorf("close dropped the unterminated last line: %v", lines)
 	}
 }
+
+func TestWithQMPNeverSharesArrays(t *testing.T) {
+	base := make([]string, 2, 8) // room to grow in place
+	base[0], base[1] = "qnuma", "run"
+	held := append(base, "-S") // built from base, as the placement figure does
+	a := withQMP(base, "/tmp/a.sock")
+	b := withQMP(held, "/tmp/b.sock")
+	if want := []string{"qnuma", "run", "-S"}; !reflect.DeepEqual(held, want) {
+		t.Errorf("held argv became %v, want %v", held, want)
+	}
+	if want := []string{"qnuma", "run", "-qmp", "unix:/tmp/a.sock,server=on,wait=off"}; !reflect.DeepEqual(a, want) {
+		t.Errorf("withQMP(base) = %v, want %v", a, want)
+	}
+	if b[2] != "-S" || b[4] != "unix:/tmp/b.sock,server=on,wait=off" {
+		t.Errorf("withQMP(held) = %v", b)
+	}
+}

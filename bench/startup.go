@@ -113,7 +113,7 @@ func (e *env) runningVariant(name string, argv []string, planned []cpuset.CPUSet
 		ctx, cancel := context.WithTimeout(ctx, runTimeout)
 		defer cancel()
 		sock := e.sock()
-		p, err := startProc(append(argv, "-qmp", "unix:"+sock+",server=on,wait=off"), sock)
+		p, err := startProc(withQMP(argv, sock), sock)
 		if err != nil {
 			return nil, err
 		}
