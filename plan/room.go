@@ -148,7 +148,14 @@ func distance(a, b *nodeRoom) int {
 	if a.Node == b.Node {
 		return 10
 	}
-	if d, ok := a.dist[b.Node]; ok {
+	// A VM's vCPUs on each node reach memory on the other, so a pair is as
+	// far apart as its longer direction: with asymmetric distances (12 one
+	// way, 22 back) the pair is 22 away, not 12.
+	return max(oneWay(a, b), oneWay(b, a))
+}
+
+func oneWay(from, to *nodeRoom) int {
+	if d, ok := from.dist[to.Node]; ok {
 		return d
 	}
 	return 20
