@@ -24,23 +24,32 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// fakeListener serves the QMP socket as qemu would: the listening fd qnuma
+// passes (-chardev socket,...,fd=3), or a -qmp unix: path it makes.
+func fakeListener(args []string) (net.Listener, error) {
+	for i, a := range args {
+		if i+1 == len(args) {
+			break
+		}
+		v := args[i+1]
+		switch {
+		case a == "-chardev" && strings.Contains(v, ",fd=3,"):
+			return net.FileListener(os.NewFile(3, "qmp"))
+		case a == "-qmp" && strings.HasPrefix(v, "unix:"):
+			sock, _, _ := strings.Cut(strings.TrimPrefix(v, "unix:"), ",")
+			return net.Listen("unix", sock)
+		}
+	}
+	return nil, fmt.Errorf("no qmp socket given")
+}
+
 // fakeQEMU modes:
 //
 //	silent:       accepts QMP connections and never greets; ignores SIGTERM
 //	die-mid-reply: greets, then dies (SIGKILL) halfway through the reply
 //	              to query-cpus-fast
 func fakeQEMU(mode string, args []string) int {
-	sock := ""
-	for i, a := range args {
-		if a == "-qmp" && i+1 < len(args) && strings.HasPrefix(args[i+1], "unix:") {
-			sock, _, _ = strings.Cut(strings.TrimPrefix(args[i+1], "unix:"), ",")
-		}
-	}
-	if sock == "" {
-		fmt.Fprintln(os.Stderr, "fake qemu: no -qmp unix: socket given")
-		return 1
-	}
-	l, err := net.Listen("unix", sock)
+	l, err := fakeListener(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake qemu:", err)
 		return 1

@@ -16,6 +16,10 @@ import (
 	"github.com/qnuma/qnuma/qmp"
 )
 
+// exitReapWait bounds how long waitQMP waits for a qemu that closed its
+// QMP socket to exit.
+const exitReapWait = 2 * time.Second
+
 // waitQMP connects to qnuma's QMP socket within QMPTimeout, giving up as
 // soon as qemu exits.
 func waitQMP(ctx context.Context, r *run) error {
@@ -30,6 +34,17 @@ func waitQMP(ctx context.Context, r *run) error {
 		}
 	}()
 	mon, err := qmp.DialWhenReady(ctx, r.sock, r.exited)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		// A connection closed before the greeting means qemu is going
+		// away: wait for it to be reaped, so that the error gives its
+		// status and stderr rather than a reset connection.
+		exitWait := time.NewTimer(exitReapWait)
+		select {
+		case <-r.exited:
+		case <-exitWait.C:
+		}
+		exitWait.Stop()
+	}
 	if r.hasExited() {
 		if mon != nil {
 			mon.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,8 +30,24 @@ func start(ctx context.Context, r *run) error {
 	if len(r.sock) > maxSocketPath {
 		return fmt.Errorf("qmp socket path %s is longer than %d bytes", r.sock, maxSocketPath)
 	}
-	argv := append(r.cfg.Argv[1:len(r.cfg.Argv):len(r.cfg.Argv)], ExtraArgs(r.sock, r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
+	argv := r.cfg.Argv[1:len(r.cfg.Argv):len(r.cfg.Argv)]
+	var qmpFile *os.File
+	if inheritedFD(qmpFD) {
+		// The user handed qemu an fd 3 of their own (a tap, say): keep it,
+		// and let qemu make the socket.
+		argv = append(argv, ExtraArgs(r.sock, r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
+	} else {
+		if qmpFile, err = listenQMP(r.sock); err != nil {
+			return err
+		}
+		defer qmpFile.Close() // qemu holds its own copy once started
+		argv = append(argv, qmpFDArgs(qmpFD)...)
+		argv = append(argv, holdArgs(r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
+	}
 	cmd := exec.Command(r.qemuPath, argv...)
+	if qmpFile != nil {
+		cmd.ExtraFiles = []*os.File{qmpFile} // becomes fd 3 (qmpFD)
+	}
 	cmd.Args[0] = r.cfg.Argv[0]
 	cmd.Env = r.cfg.Env
 	cmd.Stdin = r.cfg.Stdin
@@ -60,7 +77,52 @@ func start(ctx context.Context, r *run) error {
 // private QMP monitor, -S unless the user asked for it, and a name with
 // thread names unless the user named the VM.
 func ExtraArgs(sock, name string, userPaused, hasName bool) []string {
-	args := []string{"-qmp", "unix:" + sock + ",server=on,wait=off"}
+	return append([]string{"-qmp", "unix:" + sock + ",server=on,wait=off"}, holdArgs(name, userPaused, hasName)...)
+}
+
+// qmpFD is the fd qemu gets qnuma's listening QMP socket on: the first of
+// exec.Cmd's ExtraFiles.
+const qmpFD = 3
+
+// qmpFDArgs give qemu a QMP monitor on a listening socket qnuma made and
+// passes as fd (QEMU 2.12+, which query-cpus-fast needs anyway): qnuma
+// connects at once, with no polling for the socket to appear, and the
+// connection fails at once if qemu exits first.
+func qmpFDArgs(fd int) []string {
+	return []string{
+		"-chardev", fmt.Sprintf("socket,id=qnuma-qmp,fd=%d,server=on,wait=off", fd),
+		"-mon", "chardev=qnuma-qmp,mode=control",
+	}
+}
+
+// listenQMP makes the listening unix socket at path and returns its fd as
+// a file for qemu to inherit. The socket file stays when qnuma's listener
+// closes: qemu listens on it from then on.
+func listenQMP(path string) (*os.File, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("make qmp socket: %w", err)
+	}
+	l.SetUnlinkOnClose(false)
+	f, err := l.File()
+	l.Close()
+	if err != nil {
+		return nil, fmt.Errorf("make qmp socket %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// inheritedFD reports whether fd is open in qnuma without close-on-exec:
+// handed down by qnuma's parent for qemu, so qnuma must not take its place.
+func inheritedFD(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil && flags&unix.FD_CLOEXEC == 0
+}
+
+// holdArgs are -S unless the user asked for it, and a name with thread
+// names unless the user named the VM.
+func holdArgs(name string, userPaused, hasName bool) []string {
+	var args []string
 	if !userPaused {
 		args = append(args, "-S")
 	}

@@ -1,10 +1,12 @@
 package launcher
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/qmp"
@@ -129,5 +131,28 @@ func TestRingTail(t *testing.T) {
 	}
 	if got, want := r.Tail(10), "ne\nsecond\nthird"; got != want {
 		t.Errorf("Tail(10) after overflow = %q, want %q", got, want)
+	}
+}
+
+// TestInheritedFD: an fd without close-on-exec (handed down for qemu) is
+// kept for qemu; qnuma's own fds (Go opens them close-on-exec) are not.
+func TestInheritedFD(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	if inheritedFD(fd) {
+		t.Errorf("fd %d opened by Go (close-on-exec) reported as inherited", fd)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !inheritedFD(fd) {
+		t.Errorf("fd %d without close-on-exec not reported as inherited", fd)
+	}
+	if inheritedFD(1 << 20) {
+		t.Error("a closed fd reported as inherited")
 	}
 }
