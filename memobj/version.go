@@ -48,18 +48,27 @@ func ParseVersion(out string) (Version, error) {
 
 // ProbeVersion runs `binary -version` and parses what it prints.
 func ProbeVersion(ctx context.Context, binary string) (Version, error) {
+	out, err := versionOutput(ctx, binary)
+	if err != nil {
+		return Version{}, err
+	}
+	v, err := ParseVersion(out)
+	if err != nil {
+		return Version{}, fmt.Errorf("probe qemu version of %s: %w", binary, err)
+	}
+	return v, nil
+}
+
+// versionOutput runs `binary -version`.
+func versionOutput(ctx context.Context, binary string) (string, error) {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, binary, "-version")
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return Version{}, fmt.Errorf("probe qemu version: run %s -version: %w: %s", binary, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("probe qemu version: run %s -version: %w: %s", binary, err, strings.TrimSpace(stderr.String()))
 	}
-	v, err := ParseVersion(string(out))
-	if err != nil {
-		return Version{}, fmt.Errorf("probe qemu version of %s: %w", binary, err)
-	}
-	return v, nil
+	return string(out), nil
 }
 
 func (v Version) String() string {

@@ -255,7 +255,7 @@ func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memob
 	if user != nil {
 		bin = user.Binary
 	}
-	v, err := memobj.ProbeVersion(ctx, bin)
+	v, err := memobj.VersionCache{Dir: memobj.DefaultVersionCacheDir()}.Probe(ctx, bin)
 	if err != nil {
 		return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
 	}

@@ -1,0 +1,79 @@
+package memobj
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeQEMU writes a script that prints version and counts its runs in a
+// file beside it.
+func fakeQEMU(t *testing.T, dir, version string) (bin string, runs func() int) {
+	t.Helper()
+	bin = filepath.Join(dir, "qemu-system-x86_64")
+	count := filepath.Join(dir, "runs")
+	script := "#!/bin/sh\necho run >> " + count + "\necho 'QEMU emulator version " + version + "'\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, func() int {
+		b, _ := os.ReadFile(count)
+		return strings.Count(string(b), "run")
+	}
+}
+
+func TestVersionCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin, runs := fakeQEMU(t, dir, "7.2.5")
+	c := VersionCache{Dir: filepath.Join(dir, "cache")}
+
+	for i := 0; i < 3; i++ {
+		v, err := c.Probe(ctx, bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.String() != "7.2.5" {
+			t.Fatalf("probe %d: version %s, want 7.2.5", i, v)
+		}
+	}
+	if n := runs(); n != 1 {
+		t.Errorf("binary ran %d times for 3 probes, want once", n)
+	}
+
+	// An upgrade replaces the binary: it is asked again.
+	os.Remove(bin)
+	bin, _ = fakeQEMU(t, dir, "9.2.0")
+	if v, err := c.Probe(ctx, bin); err != nil || v.String() != "9.2.0" {
+		t.Errorf("after an upgrade: version %v, %v; want 9.2.0", v, err)
+	}
+	if n := runs(); n != 2 {
+		t.Errorf("binary ran %d times after the upgrade, want 2", n)
+	}
+
+	// A damaged cache is passed over.
+	files, _ := filepath.Glob(filepath.Join(c.Dir, "qemu-version-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("cache files %v, want one", files)
+	}
+	os.WriteFile(files[0], []byte("{not json"), 0o644)
+	if v, err := c.Probe(ctx, bin); err != nil || v.String() != "9.2.0" {
+		t.Errorf("with a damaged cache: version %v, %v; want 9.2.0", v, err)
+	}
+
+	// No cache directory: every probe runs the binary.
+	before := runs()
+	if _, err := (VersionCache{}).Probe(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	if runs() != before+1 {
+		t.Error("a disabled cache did not run the binary")
+	}
+
+	// A missing binary is an error that names it, cache or not.
+	if _, err := c.Probe(ctx, filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("missing binary: %v, want an error naming it", err)
+	}
+}
