@@ -8,8 +8,9 @@ export GOFLAGS
 
 all: build
 
+# A static binary (no cgo) starts a few milliseconds sooner: no dynamic loader.
 build:
-	$(GO) build -o $(BIN) ./cmd/qnuma
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/qnuma
 
 # Installs (apt-get) only what is missing: qemu-system-x86, numactl, busybox-static, ...
 deps:
