@@ -211,3 +211,95 @@ expect_guest_distances_match() {
 	[ $n -gt 0 ] || die "pid $1 gives the guest no distances"
 	echo "pid $1: $n guest distances match the host's"
 }
+
+# cpulist_expand LIST: one CPU id per line ("0-1,3" gives 0, 1 and 3).
+cpulist_expand() {
+	echo "$1" | tr ',' '\n' | awk -F- 'NF { e = (NF > 1) ? $2 : $1; for (c = $1; c <= e; c++) print c }'
+}
+
+# proc_gone PID: PID has exited (no /proc entry, or a zombie not yet reaped).
+proc_gone() {
+	[ ! -e /proc/$1/stat ] || [ "$(awk '{print $3}' /proc/$1/stat 2>/dev/null)" = Z ]
+}
+
+# expect_no_shared_cpus PID...: every PID has vCPU threads, and no host CPU
+# is allowed to two vCPU threads among them (Cpus_allowed_list).
+expect_no_shared_cpus() {
+	for p in "$@"; do
+		[ -n "$(vcpu_tids $p)" ] || die "pid $p has no vCPU threads"
+		vcpu_cpus $p | while read -r v l; do
+			for c in $(cpulist_expand $l); do echo "$c $p $v"; done
+		done
+	done >/tmp/cpu_owners
+	[ -s /tmp/cpu_owners ] || die "no vCPU threads among pids $*"
+	shared=$(sort -n /tmp/cpu_owners | awk '$1 == last { print "cpu " $1 " is allowed to pid " lp " vcpu " lv " and pid " $2 " vcpu " $3 }
+		{ last = $1; lp = $2; lv = $3 }')
+	[ -z "$shared" ] || die "$shared"
+	echo "$# VMs: vCPU CPUs $(sort -n /tmp/cpu_owners | awk '{print $1}' | tr '\n' ' ')none shared"
+}
+
+# ps_vms: "NAME QEMU_PID OWNER_PID DEDICATED_CPUS" per VM of the
+# `qnuma ps --json` output(s) on stdin ("-" for shared vCPUs).
+ps_vms() {
+	awk '{ v = $2; gsub(/[",]/, "", v) }
+		$1 == "\"name\":" { name = v }
+		$1 == "\"pid\":" { pid = v }
+		$1 == "\"owner_pid\":" { owner = v }
+		$1 == "\"dedicated_cpus\":" { cpus = v }
+		$1 == "\"created\":" { print name, pid, owner, (cpus == "" ? "-" : cpus) }'
+}
+
+# expect_promised_within_nodes: the memory promised per node, summed over
+# the VMs of the `qnuma ps --json` output(s) on stdin, is at most the
+# node's MemTotal.
+expect_promised_within_nodes() {
+	awk '/"memory_bytes_per_node": \{/ { in_m = 1; next }
+		in_m && /\}/ { in_m = 0; next }
+		in_m { gsub(/[",:]/, " "); sum[$1] += $2 }
+		END { for (n in sum) printf "%d %.0f\n", n, sum[n] }' | sort -n >/tmp/promised
+	[ -s /tmp/promised ] || die "the ledger promises no memory"
+	while read -r n b; do
+		total=$(awk '/MemTotal/ {printf "%.0f", $4 * 1024}' /sys/devices/system/node/node$n/meminfo)
+		echo "node $n: $((b >> 20)) MiB promised, $((total >> 20)) MiB in all"
+		[ "$b" -le "$total" ] || die "node $n: $((b >> 20)) MiB promised, more than its $((total >> 20)) MiB"
+	done </tmp/promised
+}
+
+# stat_field JSON KEY: a scalar of the first VM in `qnuma stat --json`
+# output saved in the file JSON.
+stat_field() { awk -v k="\"$2\":" '$1 == k { v = $2; gsub(/[",]/, "", v); print v; exit }' "$1"; }
+
+# stat_home JSON: the first VM's home nodes, comma-separated.
+stat_home() {
+	awk '/"home_nodes": \[/ { in_h = 1; next } in_h && /\]/ { exit }
+		in_h { gsub(/[ ,]/, ""); printf "%s%s", sep, $0; sep = "," } END { print "" }' "$1"
+}
+
+# stat_ram_mib JSON: "NODE MIB" per node of the first VM's guest RAM.
+stat_ram_mib() {
+	awk '/"guest_ram": \[/ { in_r = 1; next } in_r && /^ *\],?$/ { exit }
+		in_r && /"node":/ { gsub(/[",]/, ""); n = $2 }
+		in_r && /"bytes":/ { gsub(/[",]/, ""); printf "%d %d\n", n, $2 / 1048576 }' "$1"
+}
+
+# maps_ram_mib PID: "NODE MIB" per node of PID's largest resident mapping
+# (its guest RAM), read from /proc/PID/numa_maps.
+maps_ram_mib() {
+	biggest_mapping $1 | awk '{ kb = 4
+		for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "kernelpagesize_kB") kb = kv[2] }
+		for (i = 1; i <= NF; i++) if ($i ~ /^N[0-9]+=/) { split(substr($i, 2), kv, "="); printf "%d %d\n", kv[1], kv[2] * kb / 1024 } }'
+}
+
+# expect_stat_matches_maps JSON PID: the guest RAM per node in stat's JSON
+# equals, within 1 MiB per node, PID's guest RAM in /proc/PID/numa_maps.
+expect_stat_matches_maps() {
+	stat_ram_mib "$1" >/tmp/stat.ram
+	maps_ram_mib "$2" >/tmp/maps.ram
+	[ -s /tmp/stat.ram ] || die "$1: stat reports no guest RAM"
+	echo "stat: $(tr '\n' ' ' </tmp/stat.ram)| numa_maps of pid $2: $(tr '\n' ' ' </tmp/maps.ram)"
+	diffs=$(awk 'NR == FNR { s[$1] = $2; next } { m[$1] = $2 }
+		END { for (n in s) if (!(n in m)) m[n] = 0
+		      for (n in m) { d = s[n] - m[n]; if (d < -1 || d > 1) printf "node %s: stat says %d MiB, numa_maps says %d MiB; ", n, s[n], m[n] } }' \
+		/tmp/stat.ram /tmp/maps.ram)
+	[ -z "$diffs" ] || die "$1 against pid $2: $diffs"
+}
