@@ -36,6 +36,8 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		return nil, fitError(spec, all, "no node has both a usable CPU and free %s hugepages", sizeString(spec.HugepageBytes))
 	case seeds == 0:
 		return nil, fitError(spec, all, "no node has both a usable CPU and free memory")
+	case cpus < spec.VCPUs && !spec.Dedicated:
+		return nil, fitError(spec, all, "%d vCPUs asked, the usable nodes have %d %s in all (--overcommit lets vCPUs share them)", spec.VCPUs, cpus, unit)
 	case cpus < spec.VCPUs:
 		return nil, fitError(spec, all, "%d vCPUs asked, the usable nodes have %d %s in all", spec.VCPUs, cpus, unit)
 	case mem < spec.MemoryBytes:

@@ -52,6 +52,9 @@ func checkSpec(host *topology.Host, spec Spec) (Spec, error) {
 		}
 		return spec, badSpec("memory %s (%d bytes) is not a multiple of %s", sizeString(spec.MemoryBytes), spec.MemoryBytes, what)
 	}
+	if spec.Overcommit && spec.Dedicated {
+		return spec, badSpec("--overcommit shares host CPUs between vCPUs, --cpus-dedicated gives each vCPU its own: choose one")
+	}
 	if spec.GuestNodes < 0 {
 		return spec, badSpec("%d guest nodes: want 0 (auto) or more", spec.GuestNodes)
 	}
@@ -146,6 +149,9 @@ func fitError(spec Spec, all []*nodeRoom, format string, a ...any) error {
 
 // cpuUnit names what a node's CPU room counts.
 func cpuUnit(spec Spec) string {
+	if spec.Overcommit {
+		return "vCPU slots" // every vCPU fits a node with a CPU
+	}
 	if spec.PreferHT {
 		return "threads"
 	}

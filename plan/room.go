@@ -69,6 +69,9 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 		} else {
 			r.CPUs = len(r.cores)
 		}
+		if spec.Overcommit && r.CPUs > 0 {
+			r.CPUs = max(r.CPUs, spec.VCPUs) // any node with a CPU holds every vCPU
+		}
 		if spec.MaxVCPUsPerNode > 0 && r.CPUs > spec.MaxVCPUsPerNode {
 			r.CPUs = spec.MaxVCPUsPerNode
 		}

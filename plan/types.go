@@ -48,6 +48,10 @@ type Spec struct {
 	AllowMemoryOnly bool
 	// BindOnly: see Plan.BindOnly.
 	BindOnly bool
+	// Overcommit lets shared vCPUs outnumber a node's CPUs (they take
+	// turns on them); without it a node holds at most one vCPU per core
+	// (per thread with PreferHT). Not with Dedicated.
+	Overcommit bool
 }
 
 // Placed is a VM already on the host (from the ledger).

@@ -320,6 +320,8 @@ func layoutReasons(p *Plan, spec Spec, c *choice, order []int, evenSplit, emuSha
 		}
 	}
 	switch {
+	case spec.Overcommit:
+		out = append(out, "vCPUs are shared and may outnumber the CPUs (--overcommit): each floats over its host node's usable CPUs.")
 	case !spec.Dedicated:
 		out = append(out, "vCPUs are shared: each floats over its host node's usable CPUs.")
 	case p.Threads == 2:

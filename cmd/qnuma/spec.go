@@ -34,6 +34,7 @@ type SpecFlags struct {
 	MaxVCPUsPerNode int  `name:"max-vcpus-per-node" placeholder:"N" help:"At most N vCPUs per node (like ESXi's numa.vcpu.maxPerVirtualNode); a wider VM spans more nodes."`
 	PreferHT        bool `name:"prefer-ht" help:"Size nodes by SMT threads instead of physical cores (like ESXi's numa.vcpu.preferHT): a 12-vCPU VM fits one node of 8 cores × 2 threads."`
 	Spread          bool `name:"spread" help:"Use more nodes (for memory bandwidth) instead of the fewest."`
+	Overcommit      bool `name:"overcommit" help:"Let shared vCPUs outnumber the chosen nodes' CPUs (they take turns); by default a node holds at most one vCPU per core, and a VM with more vCPUs than the host's cores is refused."`
 	CPUsDedicated   bool `name:"cpus-dedicated" help:"Give each vCPU its own host core (its own thread with --prefer-ht, sibling threads as guest thread pairs), never shared with another VM qnuma places. Default: vCPUs float over their node's CPUs."`
 
 	Hugepages  string `name:"hugepages" placeholder:"SIZE" help:"Back guest RAM with hugepages of SIZE (2M, 1G); nodes are sized by their free hugepages of that size."`
@@ -161,6 +162,7 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 		Spread:          f.Spread,
 		Prealloc:        f.Prealloc,
 		Dedicated:       f.CPUsDedicated,
+		Overcommit:      f.Overcommit,
 		AllowMemoryOnly: f.AllowMemoryOnlyNodes,
 		BindOnly:        f.BindOnly,
 	}
