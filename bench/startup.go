@@ -72,14 +72,15 @@ type qnumaVM struct {
 // `qnuma run` with each vCPU on its own core when that fits (the plan then
 // differs from qemu's default affinity, so the placement check means
 // something even on a one-node host), `qnuma run` with floating vCPUs
-// next, and the numactl drop-in (which runs what does not fit, its vCPUs
+// next, then with vCPUs sharing the node's CPUs (--overcommit), and the
+// numactl drop-in (which runs what does not fit, its vCPUs
 // floating over the node's CPUs) last. note says which and why.
 func (e *env) qnumaVariant(ctx context.Context, n int, mem string, qemuArgs []string) (qnumaVM, string, error) {
 	node := strconv.Itoa(e.node)
 	spec := []string{"--host-nodes", node, "--vcpus", strconv.Itoa(n), "--memory", mem}
 	qemu := append([]string{e.qemu}, qemuArgs...)
 	var refusals []string
-	for _, extra := range [][]string{{"--cpus-dedicated"}, nil} {
+	for _, extra := range [][]string{{"--cpus-dedicated"}, nil, {"--overcommit"}} {
 		flags := append(append([]string{}, extra...), spec...)
 		planned, err := e.plannedVCPUs(ctx, append(flags, append([]string{"--"}, qemu...)...)...)
 		if errors.Is(err, errNoFit) {
