@@ -232,7 +232,7 @@ expect_no_shared_cpus() {
 		done
 	done >/tmp/cpu_owners
 	[ -s /tmp/cpu_owners ] || die "no vCPU threads among pids $*"
-	shared=$(sort -n /tmp/cpu_owners | awk '$1 == last { print "cpu " $1 " is allowed to pid " lp " vcpu " lv " and pid " $2 " vcpu " $3 }
+	shared=$(sort -n /tmp/cpu_owners | awk 'NR > 1 && $1 == last { print "cpu " $1 " is allowed to pid " lp " vcpu " lv " and pid " $2 " vcpu " $3 }
 		{ last = $1; lp = $2; lv = $3 }')
 	[ -z "$shared" ] || die "$shared"
 	echo "$# VMs: vCPU CPUs $(sort -n /tmp/cpu_owners | awk '{print $1}' | tr '\n' ' ')none shared"
