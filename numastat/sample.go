@@ -66,6 +66,10 @@ type VCPU struct {
 	// LastNode is the node of LastCPU, -1 when no node lists it.
 	LastNode int
 	Outside  bool
+	// Stale: its last CPU is outside the CPUs it may use now, so it has not
+	// run since its affinity was set (a paused VM's vCPUs): where it last
+	// ran says nothing about where it runs, and it does not count as outside.
+	Stale bool
 	// RanOutside: it ran since the previous sample and last ran outside.
 	RanOutside bool
 }
@@ -141,7 +145,8 @@ func Build(host *topology.Host, pid int, ms []Mapping, sizes []uint64, threads [
 		if n, ok := nodeOf[th.LastCPU]; ok {
 			v.LastNode = n
 		}
-		v.Outside = !slices.Contains(v.HomeNodes, v.LastNode)
+		v.Stale = th.Allowed.Size() > 0 && !th.Allowed.Contains(th.LastCPU)
+		v.Outside = !v.Stale && !slices.Contains(v.HomeNodes, v.LastNode)
 		if v.Outside {
 			s.OutsideNow++
 		}
@@ -201,6 +206,7 @@ func (v VCPU) MarshalJSON() ([]byte, error) {
 		LastNode   int    `json:"last_node"`
 		HomeNodes  []int  `json:"home_nodes"`
 		Outside    bool   `json:"outside"`
+		Stale      bool   `json:"not_run_since_pinned"`
 		RanOutside bool   `json:"ran_outside_since_last"`
-	}{v.Index, v.TID, v.Comm, v.Allowed.String(), v.LastCPU, v.LastNode, v.HomeNodes, v.Outside, v.RanOutside})
+	}{v.Index, v.TID, v.Comm, v.Allowed.String(), v.LastCPU, v.LastNode, v.HomeNodes, v.Outside, v.Stale, v.RanOutside})
 }

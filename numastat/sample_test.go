@@ -125,3 +125,23 @@ func TestVCPUIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildStaleVCPU: a paused VM's vCPU pinned to node 1 still shows the
+// CPU it was created on (node 0) until it runs again; that is not a vCPU
+// running outside its home node.
+func TestBuildStaleVCPU(t *testing.T) {
+	threads := []Thread{
+		{TID: 11, VCPU: 0, LastCPU: 0, Allowed: cpuset.New(2, 3)}, // pinned, not run since
+		{TID: 12, VCPU: 1, LastCPU: 1, Allowed: cpuset.New(0, 1, 2, 3)},
+	}
+	s := Build(twoNodes, 7, []Mapping{ram(0, 64)}, []uint64{64 << 20}, threads, Home{Nodes: []int{1}})
+	if !s.VCPUs[0].Stale || s.VCPUs[0].Outside {
+		t.Errorf("vcpu 0 last on cpu 0, allowed 2-3: stale %v outside %v, want stale and not outside", s.VCPUs[0].Stale, s.VCPUs[0].Outside)
+	}
+	if s.VCPUs[1].Stale || !s.VCPUs[1].Outside {
+		t.Errorf("vcpu 1 last on cpu 1, allowed 0-3, home node 1: stale %v outside %v, want outside", s.VCPUs[1].Stale, s.VCPUs[1].Outside)
+	}
+	if s.OutsideNow != 1 {
+		t.Errorf("outside now %d, want 1", s.OutsideNow)
+	}
+}

@@ -193,7 +193,10 @@ func statText(w io.Writer, v statVM) error {
 	fmt.Fprintln(tw, "  VCPU\tTID\tALLOWED\tLAST CPU\tNODE\tHOME")
 	for _, c := range s.VCPUs {
 		mark := ""
-		if c.Outside {
+		switch {
+		case c.Stale:
+			mark = "  not run since pinned"
+		case c.Outside:
 			mark = "  outside"
 		}
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%d\t%s%s\n", c.Index, c.TID, c.Allowed, c.LastCPU, c.LastNode, intList(c.HomeNodes), mark)
