@@ -44,4 +44,16 @@ kill -TERM "$runpid"
 wait "$runpid" || true
 
 ms=$((($(date +%s%N) - t0) / 1000000))
+step "5. the same inside a two-node test host (a Debian kernel under TCG with 2 NUMA nodes, qnuma inside)"
+(cd "$root" && CGO_ENABLED=0 go build -o build/testhost ./test/vm/cmd/testhost)
+"$root/build/testhost" -topology two -timeout 120s -- '
+echo "\$ qnuma topology"; qnuma topology | sed -n "1,7p"
+hold_node_memory 0 600   # make node 0 busy: auto placement should pick node 1
+echo "\$ qnuma run --name placed --vcpus 2 --memory 256M --prealloc -- qemu-system-x86_64 -S ...   (node 0 made busy first)"
+qnuma_start /tmp/q.log run --name placed --vcpus 2 --memory 256M --prealloc -- qemu-system-x86_64 -S -accel tcg -display none -nodefaults
+grep -E "^qnuma: (pinned|step cont)" /tmp/q.log
+echo "\$ qnuma stat placed"; qnuma stat placed
+echo "\$ grep guest RAM in /proc/$qemu_pid/numa_maps"; biggest_mapping $qemu_pid
+qnuma_stop
+'
 printf '\ndemo done in %d.%01d s\n' $((ms / 1000)) $((ms % 1000 / 100))
