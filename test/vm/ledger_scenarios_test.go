@@ -12,7 +12,8 @@ import (
 // moment (each blocks reading a FIFO until the script closes it), waits
 // until each has either started its VM or exited, and sets $qemus (the
 // running VMs' qemu pids), $running and $cores. $LEDGER=own gives each run
-// its own --state-dir.
+// its own --state-dir. Twenty qemu starting at once under TCG on a shared
+// host can take longer than the default 10 s to answer on QMP.
 const manyRuns = `
 VM="` + pausedVM + `"
 cores=$(cat /sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list | sort -u | wc -l)
@@ -24,7 +25,7 @@ for i in $(seq 1 20); do
 	(
 		touch /tmp/ready.$i
 		read -r x </tmp/go
-		qnuma run -v $sd --cpus-dedicated --vcpus 1 --memory 32M $VM >/tmp/run$i.log 2>&1
+		qnuma run -v $sd --cpus-dedicated --vcpus 1 --memory 32M --qmp-timeout 90s $VM >/tmp/run$i.log 2>&1
 		echo $? >/tmp/exit$i
 	) &
 done
@@ -92,7 +93,7 @@ victim=${victim%% *}
 set -- $(awk -v p=$victim '$2 == p' /tmp/vms)
 [ $# -eq 4 ] || die "qemu pid $victim is not in qnuma ps"
 vname=$1 vowner=$3 vcpus=$4
-qnuma run --cpus-dedicated --vcpus 1 --memory 32M $VM >/tmp/extra.log 2>&1
+qnuma run --cpus-dedicated --vcpus 1 --memory 32M --qmp-timeout 90s $VM >/tmp/extra.log 2>&1
 st=$?
 [ $st -eq 2 ] || { cat /tmp/extra.log >&2; die "a run with every core taken exited $st, want 2"; }
 echo "a run with every core taken: exit 2"
@@ -103,7 +104,7 @@ until proc_gone $victim; do
 done
 echo "qnuma $vowner killed: its qemu $victim is gone"
 grep -q "\"pid\": $vowner," /run/qnuma/$vname.json || die "no entry of the killed qnuma $vowner left in /run/qnuma/$vname.json"
-qnuma_start /tmp/next.log run --cpus-dedicated --vcpus 1 --memory 32M $VM
+qnuma_start /tmp/next.log run --cpus-dedicated --vcpus 1 --memory 32M --qmp-timeout 90s $VM
 qnuma ps --json | ps_vms >/tmp/vms
 cat /tmp/vms
 awk -v o=$vowner '$3 == o { exit 1 }' /tmp/vms || die "the killed qnuma's entry is still listed"
