@@ -26,7 +26,9 @@ import (
 
 // Defaults for Config's durations left at zero.
 const (
-	DefaultQMPTimeout = 10 * time.Second
+	// QEMU answers QMP only after preallocating guest RAM (seconds for a
+	// large guest), and a qemu that exits ends the wait at once.
+	DefaultQMPTimeout = 60 * time.Second
 	DefaultGrace      = 10 * time.Second
 	// stopGrace is how long qemu has to quit before SIGKILL when a launch fails.
 	stopGrace = 2 * time.Second

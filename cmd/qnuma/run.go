@@ -30,7 +30,7 @@ type RunCmd struct {
 	Grace        time.Duration `name:"grace" default:"10s" placeholder:"DURATION" help:"How long a powerdown (--timeout) may take before qemu is killed."`
 	BestEffort   bool          `name:"best-effort" help:"Run the VM even when binding memory or pinning a thread fails, with a warning; by default such a VM is stopped."`
 	EmulatorCPUs string        `name:"emulator-cpus" placeholder:"LIST" help:"Host CPUs for qemu's non-vCPU threads (main loop, I/O threads); default: the planned nodes' CPUs."`
-	QMPTimeout   time.Duration `name:"qmp-timeout" default:"10s" placeholder:"DURATION" help:"How long qemu may take to open its QMP socket."`
+	QMPTimeout   time.Duration `name:"qmp-timeout" default:"60s" placeholder:"DURATION" help:"How long qemu may take to answer on its QMP socket. It answers after preallocating guest RAM, which takes seconds for large guests; a qemu that exits is noticed at once."`
 	Verbose      bool          `name:"verbose" short:"v" help:"Show each launch step with its timing."`
 	prepared     *Prepared
 
