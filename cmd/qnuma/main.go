@@ -54,6 +54,11 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "qnuma:", err)
 		return 1
 	}
+	if len(args) == 0 {
+		// No command: show what there is to run, as bad input.
+		parse(parser, []string{"--help"})
+		return 2
+	}
 	code, done := parse(parser, args)
 	if done {
 		return code

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -124,6 +125,9 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 	for _, arg := range c.Targets {
 		pid, err := strconv.Atoi(arg)
 		if err == nil && pid > 0 {
+			if _, err := os.Stat(filepath.Join("/proc", arg)); err != nil {
+				return nil, badInput("stat %d: no such process (qnuma ps lists the VMs qnuma placed)", pid)
+			}
 			tg := statTarget{pid: pid}
 			for _, e := range st.Entries {
 				if e.QEMU.PID == pid {
