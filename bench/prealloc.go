@@ -44,11 +44,7 @@ func preallocFigure(ctx context.Context, e *env, f *Figure) error {
 			e.qmpVariant("qemu with qnuma's arguments (qnuma plan)", append(qnumaArgs, "-S"), false),
 			e.qmpVariant("qnuma run --prealloc", append(append(e.qnumaRun(flags...), "--", e.qemu), base...), true),
 		}
-		samples, err := interleave(ctx, f.Rounds, !e.quick, vs)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		rows, err := caseRows(name, "ms", metric(vs, samples, 0), 0)
+		rows, err := timeCase(ctx, name, f.Rounds, !e.quick, vs)
 		if err != nil {
 			return err
 		}

@@ -63,3 +63,13 @@ func metric(vs []variant, samples [][][]float64, j int) []series {
 
 // ms is d in milliseconds.
 func ms(d time.Duration) float64 { return d.Seconds() * 1000 }
+
+// timeCase runs vs in interleaved rounds and returns the case's rows in
+// milliseconds, the first variant being the baseline.
+func timeCase(ctx context.Context, name string, rounds int, warm bool, vs []variant) ([]Row, error) {
+	samples, err := interleave(ctx, rounds, warm, vs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return caseRows(name, "ms", metric(vs, samples, 0), 0)
+}

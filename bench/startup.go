@@ -45,11 +45,7 @@ func startupFigure(ctx context.Context, e *env, f *Figure) error {
 			e.runningVariant(fmt.Sprintf("numactl --membind=%d qemu", e.node), append([]string{e.numactl, "--membind=" + strconv.Itoa(e.node), e.qemu}, vmArgs...), nil),
 			e.runningVariant(q.name, q.argv, q.planned),
 		}
-		samples, err := interleave(ctx, f.Rounds, !e.quick, vs)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		rows, err := caseRows(name, "ms", metric(vs, samples, 0), 0)
+		rows, err := timeCase(ctx, name, f.Rounds, !e.quick, vs)
 		if err != nil {
 			return err
 		}
@@ -155,11 +151,7 @@ func tinyGuestCase(ctx context.Context, e *env, f *Figure) error {
 		bootVariant(fmt.Sprintf("numactl --membind=%d qemu", e.node), append([]string{e.numactl, "--membind=" + strconv.Itoa(e.node), e.qemu}, vmArgs...)),
 		bootVariant(q.name, q.argv),
 	}
-	samples, err := interleave(ctx, e.rounds(5, 1), false, vs)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	rows, err := caseRows(name, "ms", metric(vs, samples, 0), 0)
+	rows, err := timeCase(ctx, name, e.rounds(5, 1), false, vs)
 	if err != nil {
 		return err
 	}
