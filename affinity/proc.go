@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qnuma/qnuma/cpulist"
 	"k8s.io/utils/cpuset"
 )
 
@@ -82,13 +83,13 @@ func ParseStatus(b []byte) (ThreadStatus, error) {
 		case "Name":
 			st.Name = val
 		case "Cpus_allowed_list":
-			s, err := cpuset.Parse(val)
+			s, err := cpulist.Parse(val)
 			if err != nil {
 				return ThreadStatus{}, fmt.Errorf("Cpus_allowed_list %q: %w", val, err)
 			}
 			st.CPUsAllowed, st.HasCPUsAllowed = s, true
 		case "Mems_allowed_list":
-			s, err := cpuset.Parse(val)
+			s, err := cpulist.Parse(val)
 			if err != nil {
 				return ThreadStatus{}, fmt.Errorf("Mems_allowed_list %q: %w", val, err)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -169,7 +170,7 @@ func parsePlanVCPUs(b []byte) ([]cpuset.CPUSet, error) {
 		if v.VCPU != i {
 			return nil, fmt.Errorf("parse qnuma plan --json: vcpu %d at position %d", v.VCPU, i)
 		}
-		s, err := cpuset.Parse(v.HostCPUs)
+		s, err := cpulist.Parse(v.HostCPUs)
 		if err != nil {
 			return nil, fmt.Errorf("parse qnuma plan --json: vcpu %d host_cpus %q: %w", i, v.HostCPUs, err)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/plan"
 )
 
@@ -152,7 +153,7 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	if w.Version != formatVersion {
 		return fmt.Errorf("entry format version %d, want %d", w.Version, formatVersion)
 	}
-	cpus, err := cpuset.Parse(w.DedicatedCPUs)
+	cpus, err := cpulist.Parse(w.DedicatedCPUs)
 	if err != nil {
 		return fmt.Errorf("dedicated cpus %q: %w", w.DedicatedCPUs, err)
 	}

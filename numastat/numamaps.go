@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qnuma/qnuma/cpulist"
 	"k8s.io/utils/cpuset"
 )
 
@@ -145,7 +146,7 @@ func parsePolicy(s string) (string, cpuset.CPUSet, error) {
 	if !hasNodes {
 		return mode, cpuset.New(), nil
 	}
-	set, err := cpuset.Parse(nodes)
+	set, err := cpulist.Parse(nodes)
 	if err != nil {
 		return "", cpuset.New(), fmt.Errorf("policy %q: nodes: %w", s, err)
 	}

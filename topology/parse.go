@@ -5,92 +5,18 @@ import (
 	"strconv"
 	"strings"
 
-	"k8s.io/utils/cpuset"
+	"github.com/qnuma/qnuma/cpulist"
 )
 
-// maxID bounds CPU and node ids read from files, so that a corrupt range
-// such as "0-4000000000" is an error instead of a huge allocation. Linux
-// allows at most 8192 CPUs and 1024 nodes.
-const maxID = 1 << 16
+// The list and mask parsers are cpulist's, which bounds every id.
+var (
+	clean        = cpulist.Clean
+	parseCPUList = cpulist.Parse
+	parseCPUMask = cpulist.ParseMask
+	parseID      = cpulist.ParseID
+)
 
-// clean drops the trailing NUL bytes and whitespace that some kernels and
-// snapshots leave in sysfs files, and leading whitespace.
-func clean(s string) string {
-	return strings.TrimSpace(strings.TrimRight(s, "\x00 \t\r\n"))
-}
-
-// parseCPUList parses a kernel cpu or node list such as "0-3,8,10-11".
-// An empty list is an empty set.
-func parseCPUList(s string) (cpuset.CPUSet, error) {
-	s = clean(s)
-	var ids []int
-	if s == "" {
-		return cpuset.New(), nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		first, err := parseID(lo)
-		if err != nil {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: %w", s, err)
-		}
-		last := first
-		if isRange {
-			if last, err = parseID(hi); err != nil {
-				return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: %w", s, err)
-			}
-			if last < first {
-				return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: range %q runs backwards", s, part)
-			}
-		}
-		for id := first; id <= last; id++ {
-			ids = append(ids, id)
-		}
-	}
-	return cpuset.New(ids...), nil
-}
-
-// parseID parses one CPU or node id.
-func parseID(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a cpu or node id", s)
-	}
-	if n < 0 || n >= maxID {
-		return 0, fmt.Errorf("id %d out of range 0-%d", n, maxID-1)
-	}
-	return n, nil
-}
-
-// parseCPUMask parses a kernel hex bitmap such as "0000,00000000,00000101":
-// comma-separated 32-bit words, most significant first; every word but the
-// first has 8 hex digits.
-func parseCPUMask(s string) (cpuset.CPUSet, error) {
-	s = clean(s)
-	if s == "" {
-		return cpuset.CPUSet{}, fmt.Errorf("cpu mask is empty")
-	}
-	words := strings.Split(s, ",")
-	if len(words)*32 > maxID {
-		return cpuset.CPUSet{}, fmt.Errorf("cpu mask has %d words, more than the %d cpus supported", len(words), maxID)
-	}
-	var ids []int
-	for i, w := range words {
-		if len(w) == 0 || len(w) > 8 || (i > 0 && len(w) != 8) {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu mask %q: word %d %q is not 8 hex digits", s, i, w)
-		}
-		v, err := strconv.ParseUint(w, 16, 32)
-		if err != nil {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu mask %q: word %d %q is not hex", s, i, w)
-		}
-		base := 32 * (len(words) - 1 - i)
-		for bit := 0; bit < 32; bit++ {
-			if v&(1<<bit) != 0 {
-				ids = append(ids, base+bit)
-			}
-		}
-	}
-	return cpuset.New(ids...), nil
-}
+const maxID = cpulist.MaxID
 
 // parseMeminfo parses /proc/meminfo or a node's meminfo ("Node 3 MemTotal:
 // 16775084 kB") into bytes by key. Values without a unit (HugePages_Total)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
@@ -294,11 +295,11 @@ func runPinHelper(args []string) int {
 func (j pinJob) plan() (*plan.Plan, error) {
 	p := &plan.Plan{}
 	var err error
-	if p.EmulatorCPUs, err = cpuset.Parse(j.Emulator); err != nil {
+	if p.EmulatorCPUs, err = cpulist.Parse(j.Emulator); err != nil {
 		return nil, fmt.Errorf("emulator cpus %q: %w", j.Emulator, err)
 	}
 	for i, s := range j.VCPUs {
-		c, err := cpuset.Parse(s)
+		c, err := cpulist.Parse(s)
 		if err != nil {
 			return nil, fmt.Errorf("vcpu %d cpus %q: %w", i, s, err)
 		}
@@ -442,7 +443,7 @@ func parseSet(spec string, all cpuset.CPUSet, what string) (cpuset.CPUSet, error
 	if strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "!") {
 		return cpuset.New(), fmt.Errorf("%s %q: relative (+) and inverted (!) forms are not supported", what, spec)
 	}
-	s, err := cpuset.Parse(spec)
+	s, err := cpulist.Parse(spec)
 	if err != nil {
 		return cpuset.New(), fmt.Errorf("%s %q: %w", what, spec, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
+	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/plan"
@@ -91,7 +92,7 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 	var cfg launcher.Config
 	var emu cpuset.CPUSet
 	if c.EmulatorCPUs != "" {
-		s, err := cpuset.Parse(c.EmulatorCPUs)
+		s, err := cpulist.Parse(c.EmulatorCPUs)
 		if err != nil || s.IsEmpty() {
 			return cfg, badInput("--emulator-cpus %q: want a CPU list such as 0-1,8", c.EmulatorCPUs)
 		}

@@ -11,8 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"k8s.io/utils/cpuset"
-
+	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology"
@@ -188,7 +187,7 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 		}
 	}
 	if f.HostNodes != "auto" {
-		nodes, err := cpuset.Parse(f.HostNodes)
+		nodes, err := cpulist.Parse(f.HostNodes)
 		if err != nil || nodes.IsEmpty() {
 			return s, set, badInput("--host-nodes %q: want auto or a node list such as 0 or 0-1,4", f.HostNodes)
 		}
