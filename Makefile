@@ -16,9 +16,11 @@ build:
 deps:
 	@scripts/deps.sh
 
+# go vet, gofmt, and go.mod/go.sum as `go mod tidy` leaves them.
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@$(GO) mod tidy -diff || { echo "vet: go.mod/go.sum differ from what go mod tidy writes (above): run go mod tidy" >&2; exit 1; }
 
 # Everything: unit tests, real-QEMU tests, multi-node test host scenarios.
 test: deps build vet
