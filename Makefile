@@ -16,11 +16,13 @@ build:
 deps:
 	@scripts/deps.sh
 
-# go vet, gofmt, and go.mod/go.sum as `go mod tidy` leaves them.
+# go vet, gofmt, go.mod/go.sum as `go mod tidy` leaves them, and staticcheck
+# (built at its pinned version into build/tools by scripts/tools.sh).
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	@$(GO) mod tidy -diff || { echo "vet: go.mod/go.sum differ from what go mod tidy writes (above): run go mod tidy" >&2; exit 1; }
+	@tools=$$(GO=$(GO) scripts/tools.sh) && echo "staticcheck ./..." && "$$tools/staticcheck" ./...
 
 # Everything: unit tests, real-QEMU tests, multi-node test host scenarios.
 test: deps build vet

@@ -85,13 +85,13 @@ func ParseStatus(b []byte) (ThreadStatus, error) {
 		case "Cpus_allowed_list":
 			s, err := cpulist.Parse(val)
 			if err != nil {
-				return ThreadStatus{}, fmt.Errorf("Cpus_allowed_list %q: %w", val, err)
+				return ThreadStatus{}, fmt.Errorf("status field Cpus_allowed_list %q: %w", val, err)
 			}
 			st.CPUsAllowed, st.HasCPUsAllowed = s, true
 		case "Mems_allowed_list":
 			s, err := cpulist.Parse(val)
 			if err != nil {
-				return ThreadStatus{}, fmt.Errorf("Mems_allowed_list %q: %w", val, err)
+				return ThreadStatus{}, fmt.Errorf("status field Mems_allowed_list %q: %w", val, err)
 			}
 			st.MemsAllowed, st.HasMemsAllowed = s, true
 		}

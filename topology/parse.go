@@ -16,8 +16,6 @@ var (
 	parseID      = cpulist.ParseID
 )
 
-const maxID = cpulist.MaxID
-
 // parseMeminfo parses /proc/meminfo or a node's meminfo ("Node 3 MemTotal:
 // 16775084 kB") into bytes by key. Values without a unit (HugePages_Total)
 // are kept as they are.

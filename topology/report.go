@@ -112,7 +112,7 @@ func (h *Host) Report() Report {
 			nr.Distances = Distances(maps.Clone(n.Distances))
 		}
 		for _, hp := range n.Hugepages {
-			nr.Hugepages = append(nr.Hugepages, HugepagesReport{SizeBytes: hp.SizeBytes, Total: hp.Total, Free: hp.Free})
+			nr.Hugepages = append(nr.Hugepages, HugepagesReport(hp))
 		}
 		r.Nodes[i] = nr
 	}

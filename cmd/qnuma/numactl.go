@@ -429,6 +429,7 @@ func parseNumactl(args []string) (numactlOpts, error) {
 	}
 	o.Argv = args[i:]
 	if len(o.Argv) == 0 {
+		//lint:ignore ST1005 it ends with the usage line's ellipsis, not a full stop
 		return o, fmt.Errorf("no command given: qnuma --membind=NODES [options] -- CMD ARGS...")
 	}
 	return o, nil

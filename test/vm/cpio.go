@@ -34,7 +34,7 @@ func writeCPIO(w io.Writer, entries map[string]cpioEntry) error {
 	names := make([]string, 0, len(entries))
 	for name := range entries {
 		if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
-			return fmt.Errorf("write cpio entry %q: want a relative path without ..", name)
+			return fmt.Errorf("write cpio entry %q: want a relative path without \"..\"", name)
 		}
 		names = append(names, name)
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -38,8 +37,8 @@ func requireQnuma(t *testing.T) Share {
 		if qnumaErr != nil {
 			return
 		}
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		cmd := exec.Command(goBin, "build", "-o", filepath.Join(qnumaDir, "qnuma"), "./cmd/qnuma")
+		// go test puts its own GOROOT/bin first on the test's PATH.
+		cmd := exec.Command("go", "build", "-o", filepath.Join(qnumaDir, "qnuma"), "./cmd/qnuma")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			qnumaErr = &buildError{err: err, out: string(out)}
