@@ -24,9 +24,16 @@ vet:
 	@$(GO) mod tidy -diff || { echo "vet: go.mod/go.sum differ from what go mod tidy writes (above): run go mod tidy" >&2; exit 1; }
 	@tools=$$(GO=$(GO) scripts/tools.sh) && echo "staticcheck ./..." && "$$tools/staticcheck" ./...
 
-# Everything: unit tests, real-QEMU tests, multi-node test host scenarios.
+# The packages with goroutines of their own run under the race detector
+# (cgo: gcc); the rest without it, so that make test takes not twice as long.
+MODULE    := github.com/qnuma/qnuma
+RACE_PKGS := qmp launcher ledger numastat
+
+# Everything: unit tests with the fuzz seeds, real-QEMU tests, multi-node
+# test host scenarios.
 test: deps build vet
-	$(GO) test -count=1 -timeout 30m ./...
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 30m $(addprefix ./,$(RACE_PKGS))
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -vxF $(foreach p,$(RACE_PKGS),-e $(MODULE)/$(p)))
 
 # Unit tests only (no QEMU started).
 unit:
