@@ -4,7 +4,7 @@ BIN     := build/qnuma
 GOFLAGS ?=
 export GOFLAGS
 
-.PHONY: all build deps test unit demo bench vet fmt clean vm-assets boot-test
+.PHONY: all build deps test unit fuzz demo bench vet fmt clean vm-assets boot-test
 
 all: build
 
@@ -38,6 +38,12 @@ test: deps build vet
 # Unit tests only (no QEMU started).
 unit:
 	$(GO) test -count=1 -short ./...
+
+# Every Fuzz target of the module, found by scripts/fuzz.sh, FUZZTIME each;
+# FUZZ=REGEXP picks targets by name. make test runs only their seeds.
+FUZZTIME ?= 30s
+fuzz:
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ='$(FUZZ)' scripts/fuzz.sh
 
 # The Debian kernel and busybox initramfs of the test host and tiny guest (cached in build/vm).
 vm-assets: deps
