@@ -14,6 +14,7 @@ have cpio || need+=(cpio)
 have xz || need+=(xz-utils)
 have setpriv || need+=(util-linux)
 have dpkg-deb || need+=(dpkg)
+have gcc || need+=(gcc libc6-dev) # make test's -race needs cgo
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
