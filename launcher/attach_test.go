@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/qmp"
 )
 
@@ -38,7 +39,7 @@ func startPaused(t *testing.T, vcpus int, extra ...string) (*exec.Cmd, Target) {
 }
 
 func TestAttachPinsAndResumes(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	userSock := filepath.Join(shortTempDir(t), "user.sock")
 	cmd, target := startPaused(t, 2, "-qmp", "unix:"+userSock+",server=on,wait=off")
 	p := testPlan(t, 2)
@@ -86,7 +87,7 @@ func TestAttachPinsAndResumes(t *testing.T) {
 }
 
 func TestAttachFailureStopsQEMU(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	cmd, target := startPaused(t, 1)
 	p := testPlan(t, 1)
 	p.VCPUs[0].HostCPUs = cpuset.New(4000)

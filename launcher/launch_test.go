@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,20 +19,9 @@ import (
 	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/qmp"
 )
-
-const qemuBin = "qemu-system-x86_64"
-
-func requireQEMU(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts qemu: skipped under -short")
-	}
-	if _, err := exec.LookPath(qemuBin); err != nil {
-		t.Skipf("%s not installed (scripts/deps.sh installs it)", qemuBin)
-	}
-}
 
 // hostCPUs are the CPUs this test may use, at least one.
 func hostCPUs(t *testing.T) []int {
@@ -62,7 +50,7 @@ func testPlan(t *testing.T, n int) *plan.Plan {
 
 // qemuArgv is a guestless VM: nothing to boot, no devices, tiny RAM.
 func qemuArgv(vcpus int, extra ...string) []string {
-	return append([]string{qemuBin, "-accel", "tcg,thread=multi", "-machine", "pc",
+	return append([]string{qemutest.Binary, "-accel", "tcg,thread=multi", "-machine", "pc",
 		"-smp", strconv.Itoa(vcpus), "-m", "64M", "-nodefaults", "-display", "none"}, extra...)
 }
 
@@ -166,7 +154,7 @@ func guestRAMPolicy(t *testing.T, pid int, minBytes uint64) string {
 }
 
 func TestLaunchPausedVMIsBoundAndPinned(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	const vcpus = 2
 	p := testPlan(t, vcpus)
 	userSock := filepath.Join(shortTempDir(t), "user.sock")
@@ -240,7 +228,7 @@ func TestLaunchPausedVMIsBoundAndPinned(t *testing.T) {
 }
 
 func TestLaunchRunsAndTimesOut(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	userSock := filepath.Join(shortTempDir(t), "user.sock")
 	cfg := baseConfig(t, qemuArgv(1, "-qmp", "unix:"+userSock+",server=on,wait=off"), testPlan(t, 1))
 	cfg.Timeout = time.Second
@@ -282,7 +270,7 @@ func TestLaunchRunsAndTimesOut(t *testing.T) {
 }
 
 func TestLaunchFailures(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +397,7 @@ func TestLaunchFailures(t *testing.T) {
 }
 
 func TestLaunchBestEffortRunsDespiteRefusedPin(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	p := testPlan(t, 1)
 	p.VCPUs[0].HostCPUs = cpuset.New(4000)
 	cfg := baseConfig(t, qemuArgv(1), p)
@@ -432,7 +420,7 @@ func TestLaunchBestEffortRunsDespiteRefusedPin(t *testing.T) {
 }
 
 func TestLaunchSingleTCGThreadPinnedToUnion(t *testing.T) {
-	requireQEMU(t)
+	qemutest.Require(t)
 	cpus := hostCPUs(t)
 	if len(cpus) < 2 {
 		t.Skip("needs 2 usable CPUs to tell a union from one CPU")

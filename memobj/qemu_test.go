@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
 )
 
 // hostHasNode reports whether this host has NUMA node n.

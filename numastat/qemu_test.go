@@ -4,14 +4,14 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/qnuma/qnuma/numastat/numastattest"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/topology"
 )
 
 // A real QEMU with 64 MiB bound to node 0: its guest RAM is found by size
 // and is all on node 0, and both vCPU threads are seen.
 func TestSampleRealQEMU(t *testing.T) {
-	pid := numastattest.Start(t, numastattest.Args...)
+	pid := qemutest.StartPID(t, qemutest.StatArgs...)
 	host, err := topology.Read("/")
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/memobj"
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
 )
 
 func TestParseQEMUArgv(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/memobj"
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/topology"
 )
 

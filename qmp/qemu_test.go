@@ -10,27 +10,16 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-// requireQEMU returns qemu-system-x86_64's path or skips with the reason.
-func requireQEMU(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts qemu-system-x86_64: skipped under -short")
-	}
-	path, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("qemu-system-x86_64 not found (scripts/deps.sh installs it)")
-	}
-	return path
-}
+	"github.com/qnuma/qnuma/qemutest"
+)
 
 // qemuTimeout bounds the whole real-QEMU test so a wedged QEMU fails it
 // instead of hanging; nothing asserts on it.
 const qemuTimeout = 60 * time.Second
 
 func TestRealQEMU(t *testing.T) {
-	qemu := requireQEMU(t)
+	qemu := qemutest.Require(t)
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	cmd := exec.Command(qemu,
 		"-S", "-nodefaults", "-display", "none",

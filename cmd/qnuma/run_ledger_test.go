@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qnuma/qnuma/qemutest"
 )
 
 // TestRunLedgerDedicated proves that `qnuma run` plans around the VMs in
@@ -16,7 +18,7 @@ import (
 // third is refused with exit 2 while they run, a name in use is refused,
 // and the entry of a qnuma killed with SIGKILL is reclaimed by the next run.
 func TestRunLedgerDedicated(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	online := cpusAllowed(t, syscall.Getpid(), syscall.Getpid())
 	if online != "0-1" {

@@ -18,28 +18,17 @@ import (
 	"time"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/test/vm"
 )
-
-const qemuBin = "qemu-system-x86_64"
 
 // guard bounds waits for a process to reach a point, so that a broken
 // launch fails the test instead of hanging it; it is not a timing check.
 const guard = 2 * time.Minute
 
 // bareQEMU is a guestless VM: nothing to boot, no devices.
-var bareQEMU = []string{qemuBin, "-accel", "tcg,thread=multi", "-nodefaults", "-display", "none"}
-
-func requireQEMUProcess(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts qnuma and qemu: skipped under -short")
-	}
-	if _, err := exec.LookPath(qemuBin); err != nil {
-		t.Skipf("%s not installed (scripts/deps.sh installs it)", qemuBin)
-	}
-}
+var bareQEMU = []string{qemutest.Binary, "-accel", "tcg,thread=multi", "-nodefaults", "-display", "none"}
 
 // buildQnuma builds this command into a directory any user may read, so
 // that the unprivileged test can run it too.
@@ -261,12 +250,12 @@ func TestRunBadInputStartsNothing(t *testing.T) {
 	}{
 		{"no qemu command", []string{"run", "--vcpus", "1", "--memory", "64M"}},
 		{"not qemu", []string{"run", "--", "ls", "-l"}},
-		{"bad emulator cpus", []string{"run", "--emulator-cpus", "x", "--", qemuBin, "-smp", "1", "-m", "64"}},
-		{"negative timeout", []string{"run", "--timeout", "-1s", "--", qemuBin, "-smp", "1", "-m", "64"}},
-		{"negative vcpus", []string{"run", "--vcpus", "-1", "--", qemuBin, "-m", "64"}},
-		{"does not fit", []string{"run", "--vcpus", "4096", "--memory", "64M", "--", qemuBin}},
-		{"conflicting -smp", []string{"run", "--vcpus", "2", "--", qemuBin, "-smp", "3", "-m", "64"}},
-		{"snapshot root", []string{"run", "--root", t.TempDir(), "--", qemuBin, "-smp", "1", "-m", "64"}},
+		{"bad emulator cpus", []string{"run", "--emulator-cpus", "x", "--", qemutest.Binary, "-smp", "1", "-m", "64"}},
+		{"negative timeout", []string{"run", "--timeout", "-1s", "--", qemutest.Binary, "-smp", "1", "-m", "64"}},
+		{"negative vcpus", []string{"run", "--vcpus", "-1", "--", qemutest.Binary, "-m", "64"}},
+		{"does not fit", []string{"run", "--vcpus", "4096", "--memory", "64M", "--", qemutest.Binary}},
+		{"conflicting -smp", []string{"run", "--vcpus", "2", "--", qemutest.Binary, "-smp", "3", "-m", "64"}},
+		{"snapshot root", []string{"run", "--root", t.TempDir(), "--", qemutest.Binary, "-smp", "1", "-m", "64"}},
 		{"numactl: node not on host", []string{"--membind=4095", "--", "true"}},
 		{"numactl: no command", []string{"--membind=0"}},
 		{"numactl: unknown option", []string{"--membind=0", "--touch", "true"}},
@@ -285,7 +274,7 @@ func TestRunBadInputStartsNothing(t *testing.T) {
 // Cpus_allowed_list is the plan's, the guest RAM is bound to node 0, -S
 // keeps it paused, and SIGTERM to qnuma stops qemu cleanly.
 func TestRunPausedVM(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	spec := []string{"--vcpus", "2", "--memory", "64M", "--policy", "bind"}
 	want := planJSONFor(t, bin, spec...)
@@ -333,7 +322,7 @@ func TestRunPausedVM(t *testing.T) {
 }
 
 func TestRunTimeoutExits124(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	args := append([]string{"run", "-v", "--vcpus", "1", "--memory", "64M", "--timeout", "1s", "--grace", "1s", "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, args...)
@@ -345,7 +334,7 @@ func TestRunTimeoutExits124(t *testing.T) {
 }
 
 func TestRunQEMUBadArgument(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	args := append([]string{"run", "-v", "--vcpus", "1", "--memory", "64M", "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, append(args, "-no-such-option")...)
@@ -363,7 +352,7 @@ func TestRunQEMUBadArgument(t *testing.T) {
 
 // TestRunUnprivileged runs qnuma as nobody: nothing in a launch needs root.
 func TestRunUnprivileged(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	var prefix []string
 	if os.Geteuid() == 0 {
 		setpriv, err := exec.LookPath("setpriv")
@@ -397,14 +386,14 @@ func TestRunUnprivileged(t *testing.T) {
 // TestRunBootsTinyGuest: the guest's console reaches qnuma's stdout and
 // its power-off is qnuma's exit status 0.
 func TestRunBootsTinyGuest(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	vm.Require(t)
 	kernel, initrd, err := vm.TinyGuest(context.Background())
 	if err != nil {
 		t.Skip("tiny guest unavailable: ", err)
 	}
 	bin := buildQnuma(t)
-	args := append([]string{"run", "--vcpus", "2", "--memory", "256M", "--timeout", "5m", "--", qemuBin, "-accel", "tcg,thread=multi"},
+	args := append([]string{"run", "--vcpus", "2", "--memory", "256M", "--timeout", "5m", "--", qemutest.Binary, "-accel", "tcg,thread=multi"},
 		vm.TinyGuestArgs(kernel, initrd)...)
 	p := startQnuma(t, []string{bin}, args...)
 	if code := p.wait(t); code != 0 {
@@ -456,7 +445,7 @@ func TestNumactlExecsAnyCommand(t *testing.T) {
 }
 
 func TestNumactlQEMUPinsVCPUs(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	args := append([]string{"--membind", "0", "--verbose", "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, append(args, "-smp", "2", "-m", "64", "-S")...)
@@ -485,7 +474,7 @@ func TestNumactlQEMUPinsVCPUs(t *testing.T) {
 // TestNumactlExecQEMU: with --exec qnuma becomes qemu (same pid) and a
 // detached helper pins the vCPUs and lets the guest run.
 func TestNumactlExecQEMU(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	userSock := filepath.Join(t.TempDir(), "u.sock")
 	args := append([]string{"--exec", "--membind=0", "--"}, bareQEMU...)
@@ -502,8 +491,8 @@ func TestNumactlExecQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Base(exe) != qemuBin {
-		t.Errorf("pid %d runs %s, want qnuma replaced by %s", pid, exe, qemuBin)
+	if filepath.Base(exe) != qemutest.Binary {
+		t.Errorf("pid %d runs %s, want qnuma replaced by %s", pid, exe, qemutest.Binary)
 	}
 	// The helper resumes the guest once every thread is pinned: wait for
 	// the RESUME event, or a status already running.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qnuma/qnuma/numastat/numastattest"
+	"github.com/qnuma/qnuma/qemutest"
 )
 
 // statJSON is the part of `qnuma stat --json` the tests read.
@@ -35,7 +35,7 @@ type statJSON struct {
 // The brief's acceptance on this one-node host: a QEMU with 64 MiB bound
 // to node 0 shows 64 MiB on node 0, 100% local, by ledger name and by pid.
 func TestStatRealQEMU(t *testing.T) {
-	pid := numastattest.Start(t, numastattest.Args...)
+	pid := qemutest.StartPID(t, qemutest.StatArgs...)
 	dir := t.TempDir()
 	r := placeOne(t, dir, "web", 0, 64<<20, 0, 1)
 	if err := r.SetQEMU(pid); err != nil {
