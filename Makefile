@@ -1,6 +1,7 @@
 # qnuma: NUMA-placed QEMU launcher.
 GO      ?= go
 BIN     := build/qnuma
+MODULE  := github.com/qnuma/qnuma
 GOFLAGS ?=
 export GOFLAGS
 
@@ -16,17 +17,18 @@ build:
 deps:
 	@scripts/deps.sh
 
-# go vet, gofmt, go.mod/go.sum as `go mod tidy` leaves them, and staticcheck
-# (built at its pinned version into build/tools by scripts/tools.sh).
+# go vet, gofmt, go.mod/go.sum as `go mod tidy` leaves them, staticcheck
+# (built at its pinned version into build/tools by scripts/tools.sh), and no
+# test package (qemutest, affinitytest, ...) in the binary.
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	@$(GO) mod tidy -diff || { echo "vet: go.mod/go.sum differ from what go mod tidy writes (above): run go mod tidy" >&2; exit 1; }
 	@tools=$$(GO=$(GO) scripts/tools.sh) && echo "staticcheck ./..." && "$$tools/staticcheck" ./...
+	@! $(GO) list -deps ./cmd/qnuma | grep -E '^$(MODULE)/.*test$$|^testing$$' || { echo "vet: test packages (above) are compiled into qnuma" >&2; exit 1; }
 
 # The packages with goroutines of their own run under the race detector
 # (cgo: gcc); the rest without it, so that make test takes not twice as long.
-MODULE    := github.com/qnuma/qnuma
 RACE_PKGS := qmp launcher ledger numastat
 
 # Everything: unit tests with the fuzz seeds, real-QEMU tests, multi-node

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/affinity/affinitytest"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/qemutest"
@@ -275,7 +276,7 @@ func TestLaunchFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refuse := &affinity.Fake{Fail: func(c affinity.Call) error {
+	refuse := &affinitytest.Fake{Fail: func(c affinitytest.Call) error {
 		if c.Op == "sched_setaffinity" {
 			return os.NewSyscallError("sched_setaffinity", unix.EINVAL)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"k8s.io/utils/cpuset"
 
-	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/affinity/affinitytest"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology"
@@ -225,18 +225,18 @@ func TestBindSelf(t *testing.T) {
 	tests := []struct {
 		name string
 		b    numactlBinding
-		want []affinity.Call
+		want []affinitytest.Call
 	}{
 		{"bind and cpus", numactlBinding{Policy: memobj.PolicyBind, Mem: cpuset.New(1), CPUs: cpuset.New(2, 3)},
-			[]affinity.Call{{Op: "set_mempolicy", Mode: 2, Set: cpuset.New(1)}, {Op: "sched_setaffinity", TID: 0, Set: cpuset.New(2, 3)}}},
+			[]affinitytest.Call{{Op: "set_mempolicy", Mode: 2, Set: cpuset.New(1)}, {Op: "sched_setaffinity", TID: 0, Set: cpuset.New(2, 3)}}},
 		{"localalloc", numactlBinding{Policy: memobj.PolicyDefault},
-			[]affinity.Call{{Op: "set_mempolicy", Mode: 0, Set: cpuset.New()}}},
+			[]affinitytest.Call{{Op: "set_mempolicy", Mode: 0, Set: cpuset.New()}}},
 		{"cpus only", numactlBinding{CPUs: cpuset.New(0)},
-			[]affinity.Call{{Op: "sched_setaffinity", TID: 0, Set: cpuset.New(0)}}},
+			[]affinitytest.Call{{Op: "sched_setaffinity", TID: 0, Set: cpuset.New(0)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &affinity.Fake{}
+			f := &affinitytest.Fake{}
 			if err := bindSelf(f, tt.b); err != nil {
 				t.Fatal(err)
 			}

@@ -1,10 +1,14 @@
-package affinity
+// Package affinitytest holds a recording affinity.Sys for tests; it is kept
+// out of the affinity package so that it is never compiled into qnuma.
+package affinitytest
 
 import (
 	"fmt"
 	"sync"
 
 	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/affinity"
 )
 
 // Call is one call recorded by Fake.
@@ -25,7 +29,7 @@ type Fake struct {
 	Affinity map[int]cpuset.CPUSet
 }
 
-var _ Sys = (*Fake)(nil)
+var _ affinity.Sys = (*Fake)(nil)
 
 // Calls returns a copy of the calls so far.
 func (f *Fake) Calls() []Call {
