@@ -33,17 +33,32 @@ show "$QNUMA" run -v --state-dir "$state" --name demo-boot --vcpus 2 --memory 25
   qemu-system-x86_64 "${accel[@]}" "${guest[@]}" </dev/null
 
 step "4. a paused VM, and where the kernel says its vCPUs and memory are"
-"$QNUMA" run --state-dir "$state" --name demo-paused --vcpus 2 --memory 128M --prealloc -- \
-  qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -S </dev/null &
+# -v: the launch says when its last step (cont, which leaves a -S VM paused)
+# is done, so every thread is pinned before stat looks. --grace 1s: a paused
+# guest cannot answer the power-down that ends it.
+log="$state/paused.log"
+"$QNUMA" run -v --state-dir "$state" --name demo-paused --vcpus 2 --memory 128M --prealloc --grace 1s -- \
+  qemu-system-x86_64 "${accel[@]}" -nodefaults -display none -S </dev/null 2>"$log" &
 runpid=$!
-for _ in $(seq 100); do
-  "$QNUMA" ps --state-dir "$state" 2>/dev/null | grep -q '^demo-paused .*[0-9]' && break
+trap 'kill -TERM "$runpid" 2>/dev/null; wait "$runpid" 2>/dev/null; rm -rf "$state"' EXIT
+pinned=""
+for _ in $(seq 600); do # at most 60 s
+  if grep -q '^qnuma: step cont' "$log"; then pinned=1; break; fi
+  kill -0 "$runpid" 2>/dev/null || break
   sleep 0.1
 done
+if [ -z "$pinned" ]; then
+  echo "demo: qnuma run did not pin and leave the VM paused (within 60 s); its log:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+printf '$ qnuma run -v --name demo-paused --vcpus 2 --memory 128M --prealloc ... -- qemu-system-x86_64 -S ...   (in the background)\n'
+grep -E '^qnuma: (pinned|left paused)' "$log"
 show "$QNUMA" ps --state-dir "$state"
 show "$QNUMA" stat --state-dir "$state" demo-paused
 kill -TERM "$runpid"
 wait "$runpid" || true
+trap 'rm -rf "$state"' EXIT
 
 step "5. the same inside a two-node test host (a Debian kernel under TCG with 2 NUMA nodes, qnuma inside)"
 (cd "$root" && CGO_ENABLED=0 go build -o build/testhost ./test/vm/cmd/testhost)
