@@ -65,7 +65,7 @@ func waits(server, wait *bool) bool {
 // mode control is QMP.
 type Mon struct {
 	Chardev, ID, Mode string
-	Pretty        *bool
+	Pretty            *bool
 }
 
 func parseMon(v string) (Option, error) {
