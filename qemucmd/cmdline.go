@@ -62,8 +62,12 @@ func (c *Cmdline) Argv() []string {
 }
 
 // IsSystemEmulator says the binary is qemu-system-* or qemu-kvm.
-func (c *Cmdline) IsSystemEmulator() bool {
-	base := filepath.Base(c.Binary)
+func (c *Cmdline) IsSystemEmulator() bool { return IsSystemEmulator(c.Binary) }
+
+// IsSystemEmulator says a binary is qemu-system-* or qemu-kvm: one whose
+// arguments Parse reads.
+func IsSystemEmulator(binary string) bool {
+	base := filepath.Base(binary)
 	return strings.HasPrefix(base, "qemu-system-") || base == "qemu-kvm"
 }
 
