@@ -81,7 +81,14 @@ const maxArgs = 1 << 20
 // so is an option this package does not know at the very end of the line,
 // since qnuma cannot tell whether it would take qnuma's own next argument
 // for its value. Malformed placement options are errors naming the option.
-func Parse(argv []string) (*Cmdline, error) {
+func Parse(argv []string) (*Cmdline, error) { return parse(argv, false) }
+
+// ParseAccepted reads a command line QEMU has already accepted, such as a
+// running QEMU's /proc/PID/cmdline: an option this package does not know
+// at the end then takes no value, since QEMU started with it.
+func ParseAccepted(argv []string) (*Cmdline, error) { return parse(argv, true) }
+
+func parse(argv []string, accepted bool) (*Cmdline, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, fmt.Errorf("parse qemu command line: no binary")
 	}
@@ -106,6 +113,10 @@ func Parse(argv []string) (*Cmdline, error) {
 			continue
 		}
 		if i+1 >= len(args) {
+			if !known && accepted {
+				c.Args = append(c.Args, Arg{Flag: a, Name: name})
+				continue
+			}
 			if !known {
 				return nil, fmt.Errorf("parse qemu command line: %s is last and qnuma does not know whether it takes a value: give its value, or move it before another option", a)
 			}

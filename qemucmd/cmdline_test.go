@@ -360,3 +360,22 @@ func TestIsQMP(t *testing.T) {
 		t.Errorf("IsQMP = %v, want %v", got, want)
 	}
 }
+
+// A running QEMU accepted its command line: an option qnuma does not know
+// at its end took no value.
+func TestParseAccepted(t *testing.T) {
+	argv := []string{bin, "-m", "1G", "-some-new-flag"}
+	if _, err := Parse(argv); err == nil {
+		t.Fatalf("Parse(%q) accepted an unknown last option", argv)
+	}
+	c, err := ParseAccepted(argv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Args[len(c.Args)-1]; a.Name != "some-new-flag" || a.HasValue || !slices.Equal(c.Argv(), argv) {
+		t.Errorf("ParseAccepted(%q): last %+v, argv %q", argv, a, c.Argv())
+	}
+	if _, err := ParseAccepted([]string{bin, "-m", "64M", "-kernel"}); err == nil || !strings.Contains(err.Error(), "-kernel needs a value") {
+		t.Errorf("ParseAccepted with a known option missing its value: %v", err)
+	}
+}
