@@ -210,6 +210,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{bin, "-m", "1G,dimms=2"}, `unknown key "dimms"`},
 		{[]string{bin, "-m", "1G,maxmem=x"}, "maxmem: parse size"},
 		{[]string{bin, "-m", "1G,slots=-1"}, `slots="-1" is not a count`},
+		{[]string{bin, "-m", "1G,maxmem=0"}, "maxmem is zero"},
+		{[]string{bin, "-m", "slots=0"}, "no size, slots or maxmem"},
 		{[]string{bin, "-numa", "nodes"}, `type "nodes": want node, cpu, dist, hmat-lb or hmat-cache`},
 		{[]string{bin, "-numa", "node,cpus=3-1"}, "runs backwards"},
 		{[]string{bin, "-numa", "node,cpus=0-4294967297"}, "out of range"},

@@ -19,6 +19,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(bin + "\x00-object\x00{\"qom-type\":\"memory-backend-ram\",\"id\":\"m\",\"size\":1,\"host-nodes\":[0,1]}")
 	f.Fuzz(func(t *testing.T, s string) {
 		argv := strings.Split(s, "\x00")
+		if ac, err := ParseAccepted(argv); err == nil && !slices.Equal(ac.Argv(), argv) {
+			t.Fatalf("ParseAccepted(%q).Argv() = %q", argv, ac.Argv())
+		}
 		c, err := Parse(argv)
 		if err != nil {
 			if c != nil {

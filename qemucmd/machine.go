@@ -91,8 +91,10 @@ func parseMemory(v string) (Memory, error) {
 	} else if ok && m.Size == 0 {
 		return Memory{}, fmt.Errorf("size is zero")
 	}
-	if m.MaxMem, _, err = r.size("maxmem", 1); err != nil {
+	if m.MaxMem, ok, err = r.size("maxmem", 1); err != nil {
 		return Memory{}, err
+	} else if ok && m.MaxMem == 0 {
+		return Memory{}, fmt.Errorf("maxmem is zero")
 	}
 	slots, err := r.count("slots")
 	if err != nil {
@@ -103,6 +105,9 @@ func parseMemory(v string) (Memory, error) {
 	}
 	if err := r.strict("size, slots, maxmem"); err != nil {
 		return Memory{}, err
+	}
+	if m == (Memory{}) {
+		return Memory{}, fmt.Errorf("no size, slots or maxmem")
 	}
 	return m, nil
 }

@@ -297,12 +297,12 @@ func (r *reader) list(key string) (cpuset.CPUSet, bool, error) {
 				ids = append(ids, n)
 			}
 		} else {
-			if it.Value == "" {
-				return cpuset.CPUSet{}, false, fmt.Errorf("%s is empty", key)
-			}
 			s, err := cpulist.Parse(it.Value)
 			if err != nil {
 				return cpuset.CPUSet{}, false, fmt.Errorf("%s: %w", key, err)
+			}
+			if s.Size() == 0 {
+				return cpuset.CPUSet{}, false, fmt.Errorf("%s is empty", key)
 			}
 			ids = append(ids, s.List()...)
 		}
