@@ -44,8 +44,8 @@ type NumaHMATLB struct {
 
 // NumaHMATCache is -numa hmat-cache: a memory-side cache of a node.
 type NumaHMATCache struct {
-	NodeID, Level         int
-	Size, Line            uint64
+	NodeID, Level, Line   int
+	Size                  uint64
 	Associativity, Policy string
 }
 
@@ -261,8 +261,12 @@ func numaHMATCache(r *reader) (Option, error) {
 	} else if !ok || h.Size == 0 {
 		return nil, fmt.Errorf("no size")
 	}
-	if h.Line, _, err = r.size("line", 1); err != nil {
+	line, err := r.count("line")
+	if err != nil {
 		return nil, err
+	}
+	if line != nil {
+		h.Line = *line
 	}
 	if h.Associativity, err = r.str("associativity"); err != nil {
 		return nil, err
@@ -284,6 +288,8 @@ func (h NumaHMATCache) Arg() Arg {
 	w.p.Items = append(w.p.Items, Prop{"level", strconv.Itoa(h.Level)})
 	w.str("associativity", h.Associativity)
 	w.str("policy", h.Policy)
-	w.size("line", h.Line)
+	if h.Line != 0 {
+		w.num("line", &h.Line)
+	}
 	return newArg("numa", w.p.String(), h)
 }
