@@ -131,3 +131,37 @@ func TestRenderedInQEMU(t *testing.T) {
 		t.Errorf("query-memory-devices = %+v; want dimm0 on node 1, vmem0 on node 0", mdevs)
 	}
 }
+
+// Guest nodes by -numa node,cpus= over several ranges: each vCPU is on the
+// node whose list holds it.
+func TestNodeCPUListsInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	const M = 1 << 20
+	c := &Cmdline{Binary: qemutest.Binary}
+	c.Append(
+		SMP{CPUs: 6}, Memory{Size: 128 * M},
+		Backend{Type: "ram", ID: "a", Size: 64 * M}, Backend{JSON: true, Type: "ram", ID: "b", Size: 64 * M},
+		NumaNode{NodeID: ptr(0), CPUs: cpuset.New(0, 1, 4), HasCPUs: true, Memdev: "a"},
+		NumaNode{NodeID: ptr(1), CPUs: cpuset.New(2, 3, 5), HasCPUs: true, Memdev: "b"},
+	)
+	vm, err := qemutest.Start(t, c.Argv()[1:]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cpus, err := vm.QMP.QueryCPUsFast(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]int{0: 0, 1: 0, 4: 0, 2: 1, 3: 1, 5: 1}
+	for _, cpu := range cpus {
+		if p := cpu.Props.NodeID; p == nil || *p != want[cpu.CPUIndex] {
+			t.Errorf("vcpu %d on node %v, want %d (argv %q)", cpu.CPUIndex, p, want[cpu.CPUIndex], c.Argv())
+		}
+		delete(want, cpu.CPUIndex)
+	}
+	if len(want) > 0 {
+		t.Errorf("vcpus %v missing from query-cpus-fast", want)
+	}
+}
