@@ -45,7 +45,8 @@ func ParseProps(s, implied string, json bool) (Props, error) {
 	return splitKV(s, implied, true)
 }
 
-// splitKV splits the key=value form; without flags, an item without "="
+// splitKV splits the key=value form (a trailing comma ends it, as QEMU
+// reads it); without flags, an item without "="
 // after the first is an error (QEMU's -smp, -m and -numa have no flags).
 func splitKV(s, implied string, flags bool) (Props, error) {
 	var items []string
@@ -66,7 +67,10 @@ func splitKV(s, implied string, flags bool) (Props, error) {
 		}
 		cur.WriteByte(s[i])
 	}
-	items = append(items, cur.String())
+	// QEMU takes a trailing comma ("4,"): no item follows it.
+	if cur.Len() > 0 || len(items) == 0 {
+		items = append(items, cur.String())
+	}
 	p := Props{Items: make([]Prop, 0, len(items))}
 	for i, it := range items {
 		k, v, ok := strings.Cut(it, "=")
