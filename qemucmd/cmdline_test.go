@@ -311,6 +311,9 @@ func TestQueries(t *testing.T) {
 	if n := c.NumaNodes(); len(n) != 2 || !n[1].CPUs.Equals(cpuset.New(2, 3, 6, 7)) {
 		t.Errorf("NumaNodes() = %+v", n)
 	}
+	if n, d := c.NumaCPUs(), c.NumaDists(); len(n) != 1 || *n[0].NodeID != 0 || len(d) != 1 || d[0] != (NumaDist{Src: 0, Dst: 1, Val: 21}) {
+		t.Errorf("NumaCPUs() = %+v, NumaDists() = %+v", n, d)
+	}
 	if d := c.MemoryDevices(); len(d) != 2 || *d[0].Node != 0 || *d[1].Node != 1 || d[1].Driver != "virtio-mem-pci" {
 		t.Errorf("MemoryDevices() = %+v", d)
 	}

@@ -41,6 +41,12 @@ func (c *Cmdline) ThreadContexts() []ThreadContext { return all[ThreadContext](c
 // NumaNodes are the -numa node options, in order.
 func (c *Cmdline) NumaNodes() []NumaNode { return all[NumaNode](c) }
 
+// NumaCPUs are the -numa cpu options, in order.
+func (c *Cmdline) NumaCPUs() []NumaCPU { return all[NumaCPU](c) }
+
+// NumaDists are the -numa dist options, in order.
+func (c *Cmdline) NumaDists() []NumaDist { return all[NumaDist](c) }
+
 // MemoryDevices are the -device pc-dimm, nvdimm and virtio-mem-*, in order.
 func (c *Cmdline) MemoryDevices() []MemoryDevice { return all[MemoryDevice](c) }
 
