@@ -1,8 +1,6 @@
 package numastat
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemucmd"
 )
 
 // ReadMappings reads root/proc/PID/numa_maps and joins each mapping with
@@ -44,96 +43,41 @@ func ReadMappings(root string, pid int) ([]Mapping, error) {
 }
 
 // RAMSizes reads the guest RAM sizes from a QEMU command line (the
-// NUL-separated /proc/PID/cmdline): the size of every -object
-// memory-backend-*, or, when there is none, -m (default 128 MiB).
+// NUL-separated /proc/PID/cmdline) with qemucmd's model, both forms of
+// -object included: the size of every memory backend, or, when there is
+// none, -m (default 128 MiB). A binary other than a QEMU system emulator
+// has QEMU's default.
 func RAMSizes(cmdline []byte) ([]uint64, error) {
-	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if !qemucmd.IsSystemEmulator(argv[0]) {
+		return []uint64{qemuDefaultRAM}, nil
+	}
+	c, err := qemucmd.ParseAccepted(argv)
+	if err != nil {
+		return nil, fmt.Errorf("read guest ram sizes: %w", err)
+	}
 	var backends []uint64
-	ram := 128 * memobj.MiB
-	for i := 0; i < len(args); i++ {
-		opt := strings.TrimLeft(args[i], "-") // QEMU takes -m and --m
-		if !strings.HasPrefix(args[i], "-") || (opt != "m" && opt != "object") || i+1 == len(args) {
-			continue
+	for _, b := range c.Backends() {
+		if b.Size == 0 {
+			return nil, fmt.Errorf("read guest ram sizes: memory backend %s has no size", b.ID)
 		}
-		i++
-		val := args[i]
-		if opt == "m" {
-			s, err := memSize(val)
-			if err != nil {
-				return nil, err
-			}
-			ram = s
-			continue
-		}
-		s, ok, err := backendSize(val)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			backends = append(backends, s)
-		}
+		backends = append(backends, b.Size)
 	}
 	if len(backends) > 0 {
 		return backends, nil
 	}
-	return []uint64{ram}, nil
+	m, last, ok := c.Memory()
+	switch {
+	case !ok:
+		return []uint64{qemuDefaultRAM}, nil
+	case m.Size == 0:
+		return nil, fmt.Errorf("read guest ram sizes: -m %s: no size", last)
+	}
+	return []uint64{m.Size}, nil
 }
 
-// memSize reads -m's value: "64M", "2048" (MiB), "size=4G,slots=2,maxmem=8G".
-func memSize(v string) (uint64, error) {
-	for _, kv := range strings.Split(v, ",") {
-		k, val, ok := strings.Cut(kv, "=")
-		if !ok {
-			val = k
-		} else if k != "size" {
-			continue
-		}
-		s, err := memobj.ParseSize(val, memobj.MiB)
-		if err != nil {
-			return 0, fmt.Errorf("qemu -m %q: %w", v, err)
-		}
-		return s, nil
-	}
-	return 0, fmt.Errorf("qemu -m %q: no size", v)
-}
-
-// backendSize reads a memory backend's size from -object, in the key=value
-// form or the JSON form libvirt writes.
-func backendSize(v string) (uint64, bool, error) {
-	if strings.HasPrefix(v, "{") {
-		var o struct {
-			Type string          `json:"qom-type"`
-			Size json.RawMessage `json:"size"`
-		}
-		if err := json.Unmarshal([]byte(v), &o); err != nil {
-			return 0, false, fmt.Errorf("qemu -object %q: %w", v, err)
-		}
-		if !strings.HasPrefix(o.Type, "memory-backend-") {
-			return 0, false, nil
-		}
-		raw := string(bytes.Trim(o.Size, `"`))
-		s, err := memobj.ParseSize(raw, 1)
-		if err != nil {
-			return 0, false, fmt.Errorf("qemu -object %s size: %w", o.Type, err)
-		}
-		return s, true, nil
-	}
-	parts := strings.Split(v, ",")
-	typ := strings.TrimPrefix(parts[0], "qom-type=")
-	if !strings.HasPrefix(typ, "memory-backend-") {
-		return 0, false, nil
-	}
-	for _, kv := range parts[1:] {
-		if k, val, _ := strings.Cut(kv, "="); k == "size" {
-			s, err := memobj.ParseSize(val, 1)
-			if err != nil {
-				return 0, false, fmt.Errorf("qemu -object %s size: %w", typ, err)
-			}
-			return s, true, nil
-		}
-	}
-	return 0, false, fmt.Errorf("qemu -object %q: memory backend without size", v)
-}
+// qemuDefaultRAM is QEMU's guest RAM without -m (x86 machines).
+const qemuDefaultRAM = 128 * memobj.MiB
 
 // fallbackMin is the smallest mapping taken for guest RAM when the sizes
 // are not known: bigger than QEMU's own buffers in practice.

@@ -2,17 +2,16 @@ package plan
 
 import (
 	"fmt"
-	"maps"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemucmd"
 )
 
 // QEMUArgv is the user's QEMU command line, read for what qnuma must know
-// and must not contradict. Parsing is pure.
+// and must not contradict: a view of the one command-line model,
+// qemucmd.Cmdline. Parsing is pure.
 type QEMUArgv struct {
 	// Binary is argv[0]; Args the rest, verbatim.
 	Binary string
@@ -33,12 +32,20 @@ type QEMUArgv struct {
 	MaxMemoryBytes uint64
 	MemorySlots    int
 
-	HasNUMA          bool // -numa
-	HasMemoryBackend bool // -object memory-backend-*
-	Paused           bool // -S
-	HasName          bool // -name
-	Name             string
-	DebugThreads     bool // -name ...,debug-threads=on: threads carry names
+	HasNUMA bool // -numa
+	// HasMemoryBackend: -object memory-backend-*, in the key=value or the
+	// JSON form; Backends are their ids.
+	HasMemoryBackend bool
+	Backends         []string
+	// MemPath is -mem-path's value ("" when none); MemPrealloc is
+	// -mem-prealloc.
+	MemPath     string
+	MemPrealloc bool
+	Paused      bool // -S
+	HasName     bool // -name
+	Name        string
+	// DebugThreads: -name ...,debug-threads=on: threads carry names.
+	DebugThreads bool
 	// HasQMP: a QMP monitor (-qmp, -qmp-pretty, -mon mode=control).
 	HasQMP bool
 	// HasMonitor: any monitor or socket chardev (-monitor, -mon, -chardev
@@ -47,262 +54,121 @@ type QEMUArgv struct {
 	// Accel is the first accelerator asked for (-accel, -machine accel=,
 	// -enable-kvm); "" when none.
 	Accel string
+	// WaitingSockets are the user's server sockets that make QEMU wait for
+	// a client before it starts (server=on without wait=off), each as
+	// written ("-qmp unix:/tmp/q.sock,server=on"): QEMU answers nothing,
+	// qnuma's QMP included, until someone connects.
+	WaitingSockets []string
 
-	opts []qopt
+	// Cmdline is the model all of the above is read from.
+	Cmdline *qemucmd.Cmdline
 }
 
-// qopt is one option in Args: its name without dashes ("" for a
-// positional argument, QEMU's disk image), its value, and where it is.
-type qopt struct {
-	name, value string
-	at, n       int // Args[at : at+n]
-}
-
-// noArgOptions are QEMU options that take no value (QEMU 7.2's list, plus
-// ones older and newer releases have). Every other option takes exactly one.
-var noArgOptions = map[string]bool{
-	"S": true, "s": true, "h": true, "help": true, "version": true,
-	"nodefaults": true, "no-user-config": true, "nodefconfig": true,
-	"snapshot": true, "nographic": true, "full-screen": true, "portrait": true,
-	"win2k-hack": true, "no-fd-bootchk": true, "no-acpi": true, "no-hpet": true,
-	"usb": true, "enable-kvm": true, "no-kvm": true, "no-reboot": true,
-	"no-shutdown": true, "daemonize": true, "mem-prealloc": true,
-	"singlestep": true, "preconfig": true, "only-migratable": true,
-	"enable-sync-profile": true, "async-teardown": true, "audio-help": true,
-	"semihosting": true, "xen-attach": true, "xen-domid-restrict": true,
-	"alt-grab": true, "ctrl-grab": true, "no-quit": true, "sdl": true,
-	"curses": true, "no-frame": true, "enable-fips": true, "perfmap": true,
-	"jitdump": true,
-}
-
-// ParseQEMUArgv reads argv (argv[0] is the binary). QEMU takes -opt and
-// --opt alike, and an option's value as the next argument (never
-// -opt=value). Malformed -smp or -m is an error naming the option.
+// ParseQEMUArgv reads argv (argv[0] is the binary) with qemucmd.Parse:
+// an option missing its value, -opt=value and malformed placement options
+// are errors naming the option. -daemonize and -readconfig are refused
+// (wrapping ErrBadSpec): qnuma must supervise QEMU, and must see every
+// option that bears on placement.
+//
+// A binary other than a system emulator (qemu-x86_64, or not QEMU at all)
+// is returned with its arguments unread: they are not QEMU's options.
 func ParseQEMUArgv(argv []string) (*QEMUArgv, error) {
-	if len(argv) == 0 || argv[0] == "" {
-		return nil, fmt.Errorf("parse qemu command line: no binary")
+	if len(argv) > 0 && argv[0] != "" && !qemucmd.IsSystemEmulator(argv[0]) {
+		c := &qemucmd.Cmdline{Binary: argv[0]}
+		for _, a := range argv[1:] {
+			c.Args = append(c.Args, qemucmd.Arg{Value: a})
+		}
+		return &QEMUArgv{Binary: argv[0], Args: slices.Clone(argv[1:]), Cmdline: c}, nil
 	}
-	base := filepath.Base(argv[0])
+	c, err := qemucmd.Parse(argv)
+	if err != nil {
+		return nil, err
+	}
+	if c.Has("daemonize") {
+		return nil, badSpec("the qemu command line has -daemonize: qnuma pins qemu's threads after it starts and supervises it, which a daemon that leaves qnuma cannot have; drop -daemonize (run qnuma itself in the background instead)")
+	}
+	if a := c.Find("readconfig"); len(a) > 0 {
+		return nil, badSpec("the qemu command line has -readconfig %s: qnuma cannot see the -smp, -m, -numa and memory backends a config file may hold, and could place the VM against them; give those options on the command line instead", a[0].Value)
+	}
 	q := &QEMUArgv{
-		Binary:           argv[0],
+		Binary:           c.Binary,
 		Args:             slices.Clone(argv[1:]),
-		IsSystemEmulator: strings.HasPrefix(base, "qemu-system-") || base == "qemu-kvm",
+		IsSystemEmulator: c.IsSystemEmulator(),
+		WaitingSockets:   c.WaitingSockets(),
+		Cmdline:          c,
 	}
-	smp := map[string]string{}
-	mem := map[string]string{}
-	for i := 0; i < len(q.Args); {
-		a := q.Args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			q.opts = append(q.opts, qopt{value: a, at: i, n: 1})
-			i++
-			continue
+	if s, last, ok := c.SMP(); ok {
+		q.HasSMP, q.SMPArg = true, last
+		q.SMP = memobj.SMP{CPUs: s.CPUs, Sockets: s.Sockets, Dies: s.Dies, Clusters: s.Clusters, Cores: s.Cores, Threads: s.Threads, MaxCPUs: s.MaxCPUs}
+		if s.MaxCPUs > 0 && s.CPUs > s.MaxCPUs {
+			return nil, fmt.Errorf("parse qemu command line: -smp %s: cpus=%d is above maxcpus=%d", last, s.CPUs, s.MaxCPUs)
 		}
-		name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		if n, v, ok := strings.Cut(name, "="); ok {
-			// QEMU refuses this ("invalid option"); say what it wants.
-			return nil, fmt.Errorf("parse qemu command line: %s: qemu takes the value as the next argument (-%s %s)", a, n, v)
+	}
+	if m, last, ok := c.Memory(); ok {
+		if m.Size == 0 {
+			return nil, fmt.Errorf("parse qemu command line: -m %s: no size", last)
 		}
-		if noArgOptions[name] {
-			q.opts = append(q.opts, qopt{name: name, at: i, n: 1})
-			i++
-			continue
-		}
-		if i+1 >= len(q.Args) {
-			if name == "smp" || name == "m" || name == "numa" || name == "object" {
-				return nil, fmt.Errorf("parse qemu command line: %s needs a value", a)
+		q.MemoryArg, q.MemoryBytes, q.MaxMemoryBytes, q.MemorySlots = last, m.Size, m.MaxMem, m.Slots
+	}
+	for _, b := range c.Backends() {
+		q.HasMemoryBackend = true
+		q.Backends = append(q.Backends, b.ID)
+	}
+	if n, ok := c.Name(); ok {
+		q.HasName, q.Name = true, n.Guest
+		q.DebugThreads = n.DebugThreads != nil && *n.DebugThreads
+	}
+	for _, a := range c.Args {
+		switch o := a.Opt.(type) {
+		case qemucmd.Chardev:
+			if o.Backend == "socket" {
+				q.HasMonitor = true
 			}
-			// An option this list does not know may take no value.
-			q.opts = append(q.opts, qopt{name: name, at: i, n: 1})
-			break
+		case qemucmd.Mon, qemucmd.CharSpec:
+			if a.Name != "serial" && a.Name != "parallel" && a.Name != "debugcon" {
+				q.HasMonitor = true
+			}
+		case qemucmd.Accel:
+			q.setAccel(o.Type)
+		case qemucmd.Machine:
+			q.setAccel(o.Accel)
 		}
-		o := qopt{name: name, value: q.Args[i+1], at: i, n: 2}
-		q.opts = append(q.opts, o)
-		i += 2
-		if err := q.take(o, smp, mem); err != nil {
-			return nil, fmt.Errorf("parse qemu command line: %w", err)
-		}
-	}
-	for _, o := range q.opts {
-		switch o.name {
+		q.HasQMP = q.HasQMP || qemucmd.IsQMP(a)
+		switch a.Name {
+		case "numa":
+			q.HasNUMA = true
 		case "S":
 			q.Paused = true
 		case "enable-kvm":
-			if q.Accel == "" {
-				q.Accel = "kvm"
-			}
-		}
-	}
-	if len(smp) > 0 {
-		s, err := smpOf(smp)
-		if err != nil {
-			return nil, fmt.Errorf("parse qemu command line: -smp %s: %w", q.SMPArg, err)
-		}
-		q.HasSMP, q.SMP = true, s
-	}
-	if len(mem) > 0 {
-		if err := q.memoryOf(mem); err != nil {
-			return nil, fmt.Errorf("parse qemu command line: -m %s: %w", q.MemoryArg, err)
+			q.setAccel("kvm")
+		case "mem-path":
+			q.MemPath = a.Value
+		case "mem-prealloc":
+			q.MemPrealloc = true
 		}
 	}
 	return q, nil
 }
 
-// take reads one option with a value. -smp and -m may repeat: QEMU merges
-// their keys, the later winning, so they are gathered into smp and mem.
-func (q *QEMUArgv) take(o qopt, smp, mem map[string]string) error {
-	switch o.name {
-	case "smp":
-		kv, err := splitOpts(o.value, "cpus")
-		if err != nil {
-			return fmt.Errorf("-smp %s: %w", o.value, err)
-		}
-		q.SMPArg = o.value
-		for k, v := range kv {
-			smp[k] = v
-		}
-	case "m":
-		kv, err := splitOpts(o.value, "size")
-		if err != nil {
-			return fmt.Errorf("-m %s: %w", o.value, err)
-		}
-		q.MemoryArg = o.value
-		for k, v := range kv {
-			mem[k] = v
-		}
-	case "numa":
-		q.HasNUMA = true
-	case "object":
-		if strings.HasPrefix(o.value, "memory-backend-") || strings.Contains(o.value, "qom-type=memory-backend-") {
-			q.HasMemoryBackend = true
-		}
-	case "name":
-		kv, _ := splitOpts(o.value, "guest")
-		q.HasName, q.Name = true, kv["guest"]
-		q.DebugThreads = kv["debug-threads"] == "on"
-	case "qmp", "qmp-pretty":
-		q.HasQMP, q.HasMonitor = true, true
-	case "mon":
-		kv, _ := splitOpts(o.value, "chardev")
-		q.HasMonitor = true
-		if kv["mode"] == "control" {
-			q.HasQMP = true
-		}
-	case "monitor":
-		q.HasMonitor = true
-	case "chardev":
-		if strings.HasPrefix(o.value, "socket,") || strings.Contains(o.value, "backend=socket") {
-			q.HasMonitor = true
-		}
-	case "accel":
-		if q.Accel == "" {
-			kv, _ := splitOpts(o.value, "accel")
-			q.Accel = kv["accel"]
-		}
-	case "machine", "M":
-		kv, _ := splitOpts(o.value, "type")
-		if a := kv["accel"]; a != "" && q.Accel == "" {
-			q.Accel = a
-		}
+func (q *QEMUArgv) setAccel(a string) {
+	if q.Accel == "" {
+		q.Accel = a
 	}
-	return nil
 }
 
-// splitOpts splits a QEMU "key=value,..." string: ",," is a literal comma,
-// and a first item without "=" is the implied key's value. A later item
-// without "=" is an error (QEMU reads it as a boolean, never for -smp/-m).
-func splitOpts(s, implied string) (map[string]string, error) {
-	var items []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			if i+1 < len(s) && s[i+1] == ',' {
-				cur.WriteByte(',')
-				i++
-				continue
-			}
-			items = append(items, cur.String())
-			cur.Reset()
-			continue
-		}
-		cur.WriteByte(s[i])
+// preallocates says every byte of the user's guest RAM is preallocated by
+// their own options: -mem-prealloc, or prealloc=on on every backend.
+func (q *QEMUArgv) preallocates() bool {
+	if q.MemPrealloc {
+		return true
 	}
-	items = append(items, cur.String())
-	kv := map[string]string{}
-	for i, it := range items {
-		k, v, ok := strings.Cut(it, "=")
-		switch {
-		case ok && k == "":
-			return nil, fmt.Errorf("item %q has no key", it)
-		case ok:
-			kv[k] = v
-		case i == 0 && implied != "":
-			kv[implied] = it
-		default:
-			return nil, fmt.Errorf("item %q is not key=value", it)
+	bs := q.Cmdline.Backends()
+	for _, b := range bs {
+		if b.Prealloc == nil || !*b.Prealloc {
+			return false
 		}
 	}
-	return kv, nil
-}
-
-// smpOf reads merged -smp keys.
-func smpOf(kv map[string]string) (memobj.SMP, error) {
-	var s memobj.SMP
-	fields := map[string]*int{
-		"cpus": &s.CPUs, "sockets": &s.Sockets, "dies": &s.Dies, "clusters": &s.Clusters,
-		"cores": &s.Cores, "threads": &s.Threads, "maxcpus": &s.MaxCPUs,
-	}
-	for _, k := range slices.Sorted(maps.Keys(kv)) {
-		p, ok := fields[k]
-		if !ok {
-			return s, fmt.Errorf("unknown key %q (want cpus, sockets, dies, clusters, cores, threads, maxcpus)", k)
-		}
-		n, err := strconv.Atoi(kv[k])
-		if err != nil || n <= 0 {
-			return s, fmt.Errorf("%s=%q is not a positive count", k, kv[k])
-		}
-		*p = n
-	}
-	if s.MaxCPUs > 0 && s.CPUs > s.MaxCPUs {
-		return s, fmt.Errorf("cpus=%d is above maxcpus=%d", s.CPUs, s.MaxCPUs)
-	}
-	return s, nil
-}
-
-// memoryOf reads merged -m keys: size in MiB unless suffixed (QEMU's
-// default unit for -m), maxmem in bytes unless suffixed, slots a count.
-func (q *QEMUArgv) memoryOf(kv map[string]string) error {
-	for _, k := range slices.Sorted(maps.Keys(kv)) {
-		v := kv[k]
-		switch k {
-		case "size":
-			n, err := memobj.ParseSize(v, memobj.MiB)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return fmt.Errorf("size is zero")
-			}
-			q.MemoryBytes = n
-		case "maxmem":
-			n, err := memobj.ParseSize(v, 1)
-			if err != nil {
-				return fmt.Errorf("maxmem: %w", err)
-			}
-			q.MaxMemoryBytes = n
-		case "slots":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return fmt.Errorf("slots=%q is not a count", v)
-			}
-			q.MemorySlots = n
-		default:
-			return fmt.Errorf("unknown key %q (want size, slots, maxmem)", k)
-		}
-	}
-	if q.MemoryBytes == 0 {
-		return fmt.Errorf("no size")
-	}
-	return nil
+	return len(bs) > 0
 }
 
 // MergeFlags says which spec values were given on qnuma's own command line
@@ -320,10 +186,16 @@ const (
 // MergeSpec merges the user's QEMU command line into spec: their -smp and
 // -m stand in for --vcpus and --memory when those are absent, and both
 // given and different is an error naming both. A command line with its own
-// -numa or memory backends is refused unless spec.BindOnly, where qnuma adds
-// nothing and so the user's -smp/-m (or QEMU's defaults) are the truth.
-// Every error wraps ErrBadSpec.
+// -numa, memory backends (either form) or -mem-path is refused unless
+// spec.BindOnly, where qnuma adds nothing and so the user's -smp/-m (or
+// QEMU's defaults) are the truth; the user's -mem-prealloc then means
+// qnuma's backends are preallocated. --prealloc with --bind-only is refused
+// unless the user's own options preallocate: qnuma has no backend to
+// preallocate. Every error wraps ErrBadSpec.
 func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
+	if spec.BindOnly && spec.Prealloc && (user == nil || !user.preallocates()) {
+		return spec, badSpec("--prealloc with --bind-only: qnuma renders no memory backend, so it has nothing to preallocate; add prealloc=on to your own memory backends, or -mem-prealloc, to the qemu command line")
+	}
 	if user == nil {
 		return spec, nil
 	}
@@ -335,9 +207,15 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 		if user.HasMemoryBackend {
 			own = append(own, "memory backends (-object memory-backend-*)")
 		}
+		if user.MemPath != "" {
+			own = append(own, "-mem-path")
+		}
 		if len(own) > 0 {
 			return spec, badSpec("the qemu command line has its own %s: pass --bind-only to let qnuma only bind and pin, or drop them to let qnuma lay out the guest", strings.Join(own, " and "))
 		}
+		// qnuma's backends replace QEMU's default RAM, which is what
+		// -mem-prealloc preallocates: preallocate qnuma's instead.
+		spec.Prealloc = spec.Prealloc || user.MemPrealloc
 	}
 
 	switch {
@@ -385,11 +263,11 @@ func (q *QEMUArgv) Final(rendered []string, extra ...string) []string {
 	}
 	out := make([]string, 0, 1+len(q.Args)+len(rendered)+len(extra))
 	out = append(out, q.Binary)
-	for _, o := range q.opts {
-		if replaces[o.name] {
+	for _, a := range q.Cmdline.Args {
+		if a.Flag != "" && replaces[a.Name] {
 			continue
 		}
-		out = append(out, q.Args[o.at:o.at+o.n]...)
+		out = append(out, a.Strings()...)
 	}
 	out = append(out, rendered...)
 	return append(out, extra...)

@@ -54,7 +54,7 @@ func TestParseQEMUArgv(t *testing.T) {
 			argv: []string{bin, "-S", "-nodefaults", "-name", "guest=vm1,debug-threads=on", "-numa", "node,memdev=m0",
 				"-object", "memory-backend-ram,id=m0,size=1G", "-qmp", "unix:/tmp/q.sock,server=on,wait=off", "-enable-kvm", "disk.img"},
 			want: QEMUArgv{IsSystemEmulator: true, Paused: true, HasName: true, Name: "vm1", DebugThreads: true, HasNUMA: true,
-				HasMemoryBackend: true, HasQMP: true, HasMonitor: true, Accel: "kvm"},
+				HasMemoryBackend: true, Backends: []string{"m0"}, HasQMP: true, HasMonitor: true, Accel: "kvm"},
 		},
 		{
 			name: "values that look like options are values",
@@ -82,10 +82,33 @@ func TestParseQEMUArgv(t *testing.T) {
 			want: QEMUArgv{},
 		},
 		{
-			name: "unknown last option without value",
-			argv: []string{bin, "-m", "1G", "-some-new-flag"},
-			want: QEMUArgv{IsSystemEmulator: true, MemoryBytes: gib, MemoryArg: "1G"},
+			name: "not a system emulator: its options are not read",
+			argv: []string{"ls", "-l", "-smp=2"},
+			want: QEMUArgv{},
 		},
+		{
+			name: "libvirt's JSON backend is a backend",
+			argv: []string{bin, "-object", `{"qom-type":"memory-backend-memfd","id":"m0","size":134217728,"share":true}`, "-machine", "memory-backend=m0"},
+			want: QEMUArgv{IsSystemEmulator: true, HasMemoryBackend: true, Backends: []string{"m0"}},
+		},
+		{
+			name: "mem-path, mem-prealloc",
+			argv: []string{bin, "-mem-path", "/dev/hugepages", "-mem-prealloc", "-m", "1G"},
+			want: QEMUArgv{IsSystemEmulator: true, MemPath: "/dev/hugepages", MemPrealloc: true, MemoryBytes: gib, MemoryArg: "1G"},
+		},
+		{
+			name: "sockets that make qemu wait for a client",
+			argv: []string{bin, "-qmp", "unix:/tmp/q.sock,server=on", "-qmp", "unix:/tmp/n.sock,server=on,wait=off",
+				"-chardev", "socket,id=c,path=/tmp/c,server", "-chardev", "socket,id=d,path=/tmp/d,server=on,wait=off", "-chardev", "socket,id=e,path=/tmp/e"},
+			want: QEMUArgv{IsSystemEmulator: true, HasQMP: true, HasMonitor: true,
+				WaitingSockets: []string{"-qmp unix:/tmp/q.sock,server=on", "-chardev socket,id=c,path=/tmp/c,server"}},
+		},
+		{name: "unknown last option without value", argv: []string{bin, "-m", "1G", "-some-new-flag"}, wantErr: "-some-new-flag is last and qnuma does not know whether it takes a value"},
+		{name: "known last option without value", argv: []string{bin, "-m", "64M", "-kernel"}, wantErr: "-kernel needs a value"},
+		{name: "daemonize", argv: []string{bin, "-m", "64M", "-daemonize"}, wantErr: "has -daemonize: qnuma pins qemu's threads after it starts and supervises it"},
+		{name: "readconfig", argv: []string{bin, "-readconfig", "vm.cfg", "-m", "1G"}, wantErr: "has -readconfig vm.cfg: qnuma cannot see the -smp, -m, -numa and memory backends a config file may hold"},
+		{name: "malformed JSON backend", argv: []string{bin, "-object", `{"qom-type":"memory-backend-ram","id":"m0","size":"lots"}`}, wantErr: `-object {"qom-type":"memory-backend-ram","id":"m0","size":"lots"}: size: parse size "lots"`},
+		{name: "merged smp above max", argv: []string{bin, "-smp", "8", "-smp", "maxcpus=4"}, wantErr: "-smp maxcpus=4: cpus=8 is above maxcpus=4"},
 		{name: "option=value", argv: []string{bin, "-smp=2"}, wantErr: "-smp=2: qemu takes the value as the next argument (-smp 2)"},
 		{name: "double dash option=value", argv: []string{bin, "-name", "a", "--m=1G"}, wantErr: "--m=1G: qemu takes the value as the next argument (-m 1G)"},
 		{name: "empty", argv: nil, wantErr: "no binary"},
@@ -104,6 +127,7 @@ func TestParseQEMUArgv(t *testing.T) {
 		{name: "m bad unit", argv: []string{bin, "-m", "1.5Q"}, wantErr: `-m 1.5Q: parse size "1.5Q": unknown unit`},
 		{name: "m unknown key", argv: []string{bin, "-m", "1G,dimms=2"}, wantErr: `-m 1G,dimms=2: unknown key "dimms"`},
 		{name: "m bad maxmem", argv: []string{bin, "-m", "1G,maxmem=x"}, wantErr: "-m 1G,maxmem=x: maxmem"},
+		{name: "numa bad cpus", argv: []string{bin, "-numa", "node,cpus=0-4294967297"}, wantErr: "-numa node,cpus=0-4294967297: cpus: cpu list"},
 		{name: "m bad slots", argv: []string{bin, "-m", "1G,slots=-1"}, wantErr: `slots="-1" is not a count`},
 		{name: "m without size", argv: []string{bin, "-m", "slots=2,maxmem=4G"}, wantErr: "-m slots=2,maxmem=4G: no size"},
 	}
@@ -125,13 +149,19 @@ func TestParseQEMUArgv(t *testing.T) {
 			want := tc.want
 			want.Binary, want.Args = tc.argv[0], tc.argv[1:]
 			g := *got
-			g.opts = nil
+			if g.Cmdline == nil {
+				t.Fatal("no Cmdline")
+			}
+			g.Cmdline = nil
 			if !reflect.DeepEqual(g, want) {
 				t.Errorf("ParseQEMUArgv(%q)\n got %+v\nwant %+v", tc.argv, g, want)
 			}
 		})
 	}
 }
+
+// jsonBackend is a memory backend in the JSON form libvirt writes.
+const jsonBackend = `{"qom-type":"memory-backend-memfd","id":"m0","size":134217728,"share":true}`
 
 func TestMergeSpec(t *testing.T) {
 	parse := func(args ...string) *QEMUArgv {
@@ -167,6 +197,18 @@ func TestMergeSpec(t *testing.T) {
 			spec: Spec{BindOnly: true}, user: parse("-smp", "4,maxcpus=8", "-m", "2G,slots=2,maxmem=8G", "-object", "memory-backend-ram,id=m,size=2G", "-numa", "node,memdev=m"),
 			want: Spec{BindOnly: true, VCPUs: 4, MemoryBytes: 2 * gib},
 		},
+		{name: "user JSON backend", user: parse("-object", jsonBackend, "-machine", "memory-backend=m0"), wantErr: "has its own memory backends (-object memory-backend-*): pass --bind-only"},
+		{name: "bind only keeps a JSON backend", spec: Spec{BindOnly: true}, user: parse("-m", "128M", "-object", jsonBackend, "-machine", "memory-backend=m0"), want: Spec{BindOnly: true, VCPUs: 1, MemoryBytes: 128 * mib}},
+		{name: "user mem-path", user: parse("-mem-path", "/dev/hugepages", "-m", "1G"), wantErr: "has its own -mem-path: pass --bind-only"},
+		{name: "user mem-prealloc preallocates qnuma's backends", user: parse("-mem-prealloc", "-m", "1G"), want: Spec{VCPUs: 0, MemoryBytes: gib, Prealloc: true}},
+		{name: "bind only drops no prealloc", spec: Spec{BindOnly: true, Prealloc: true}, user: parse("-m", "1G"), wantErr: "--prealloc with --bind-only: qnuma renders no memory backend, so it has nothing to preallocate; add prealloc=on to your own memory backends, or -mem-prealloc"},
+		{name: "bind only prealloc, a backend without it", spec: Spec{BindOnly: true, Prealloc: true},
+			user: parse("-object", "memory-backend-ram,id=a,size=1G,prealloc=on", "-object", jsonBackend, "-numa", "node,memdev=a", "-numa", "node,memdev=m0"), wantErr: "--prealloc with --bind-only"},
+		{name: "bind only prealloc without a command line", spec: Spec{BindOnly: true, Prealloc: true, VCPUs: 1, MemoryBytes: gib}, user: nil, wantErr: "--prealloc with --bind-only"},
+		{name: "bind only prealloc, user's mem-prealloc", spec: Spec{BindOnly: true, Prealloc: true}, user: parse("-mem-prealloc"), want: Spec{BindOnly: true, Prealloc: true, VCPUs: 1, MemoryBytes: 128 * mib}},
+		{name: "bind only prealloc, every backend preallocates", spec: Spec{BindOnly: true, Prealloc: true},
+			user: parse("-m", "2G", "-object", "memory-backend-ram,id=a,size=1G,prealloc=on", "-object", `{"qom-type":"memory-backend-ram","id":"b","size":1073741824,"prealloc":true}`, "-numa", "node,memdev=a", "-numa", "node,memdev=b"),
+			want: Spec{BindOnly: true, Prealloc: true, VCPUs: 1, MemoryBytes: 2 * gib}},
 		{name: "bind only, qemu defaults", spec: Spec{BindOnly: true}, user: parse("-name", "x"), want: Spec{BindOnly: true, VCPUs: 1, MemoryBytes: 128 * mib}},
 		{name: "bind only, flag without smp", spec: Spec{BindOnly: true, VCPUs: 4}, flags: MergeFlags{VCPUs: true}, user: parse("-m", "1G"), wantErr: "--vcpus 4 with --bind-only needs -smp 4 in the qemu command line"},
 		{name: "bind only, flag without m", spec: Spec{BindOnly: true, MemoryBytes: 2 * gib}, flags: MergeFlags{Memory: true}, user: parse("-smp", "2"), wantErr: "--memory 2G with --bind-only needs -m 2G"},
@@ -275,5 +317,41 @@ func TestFinalInQEMU(t *testing.T) {
 	}
 	if len(devs) != 1 || devs[0].ID != "qnuma-ram0" || devs[0].Size != 256*mib || devs[0].Policy != "preferred" || !slices.Equal(devs[0].HostNodes, []int{0}) {
 		t.Errorf("query-memdev = %+v; want qnuma-ram0, 256 MiB, preferred on host node 0", devs)
+	}
+}
+
+// The user's JSON-form backend with --bind-only: qnuma adds nothing, QEMU
+// runs the user's backend as written (its share=on kept), and no second
+// backend appears.
+func TestBindOnlyJSONBackendInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	q, err := ParseQEMUArgv([]string{qemutest.Binary, "-m", "128M", "-object", jsonBackend, "-machine", "memory-backend=m0", "-machine", "pc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := MergeSpec(Spec{BindOnly: true, Policy: memobj.PolicyBind}, MergeFlags{}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mkPlan(spec, 1, 1, 1, gn{host: []int{0}, vcpus: 1, mem: spec.MemoryBytes, cpus: cpuset.New(0)})
+	p.BindOnly = true
+	rendered, err := p.Args(RenderOptions{QEMU: probeQEMU(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := q.Final(rendered)
+	if !slices.Equal(final, q.Cmdline.Argv()) {
+		t.Fatalf("Final = %q, want the user's command line as written", final)
+	}
+	vm, err := qemutest.Start(t, final[1:]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, err := vm.Memdevs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 1 || devs[0].ID != "m0" || !devs[0].Share || devs[0].Size != 128*mib {
+		t.Errorf("query-memdev = %+v; want only the user's m0, shared, 128 MiB", devs)
 	}
 }
