@@ -1,14 +1,13 @@
 package qemucmd
 
 import (
-	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"k8s.io/utils/cpuset"
 
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/qmp"
 )
 
 // What the model renders, QEMU 7.2 takes and places as written: the
@@ -97,10 +96,8 @@ func TestRenderedInQEMU(t *testing.T) {
 		t.Errorf("query-memdev lacks %v", wants)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cpus, err := vm.QMP.QueryCPUsFast(ctx)
-	if err != nil {
+	var cpus []qmp.CPU
+	if err := vm.Execute("query-cpus-fast", nil, &cpus); err != nil {
 		t.Fatal(err)
 	}
 	if len(cpus) != 4 {
@@ -120,7 +117,7 @@ func TestRenderedInQEMU(t *testing.T) {
 			Memdev string `json:"memdev"`
 		} `json:"data"`
 	}
-	if err := vm.QMP.Execute(ctx, "query-memory-devices", nil, &mdevs); err != nil {
+	if err := vm.Execute("query-memory-devices", nil, &mdevs); err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
@@ -148,10 +145,8 @@ func TestNodeCPUListsInQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cpus, err := vm.QMP.QueryCPUsFast(ctx)
-	if err != nil {
+	var cpus []qmp.CPU
+	if err := vm.Execute("query-cpus-fast", nil, &cpus); err != nil {
 		t.Fatal(err)
 	}
 	want := map[int]int{0: 0, 1: 0, 4: 0, 2: 1, 3: 1, 5: 1}
