@@ -39,11 +39,14 @@ type psVM struct {
 }
 
 func (c *PsCmd) write(w io.Writer, now time.Time) error {
-	l, err := ledger.Open(c.StateDir)
+	l, err := openLedger(c.StateDir)
 	if err != nil {
 		return err
 	}
 	st, err := l.List(context.Background())
+	if errors.Is(err, ledger.ErrUnsafeDir) {
+		return badInput("%w", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -84,6 +87,22 @@ func psTable(w io.Writer, vms []psVM) error {
 			memobj.FormatSize(v.MemoryBytes), time.Duration(v.AgeSeconds)*time.Second)
 	}
 	return tw.Flush()
+}
+
+// openLedger opens the ledger in dir ("": the default) as the CLI uses it:
+// it reads what each VM's qemu already holds, and says what it waits for
+// when another qnuma holds the lock. Listing needs no lock and creates
+// nothing, so ps and plan work on a ledger the user may only read.
+func openLedger(dir string) (*ledger.Ledger, error) {
+	l, err := ledger.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	l.Resident = ledger.ResidentOf
+	l.OnLockWait = func(lock string) {
+		fmt.Fprintf(os.Stderr, "qnuma: waiting for the ledger lock %s (another qnuma is placing or releasing a VM; giving up after %s)\n", lock, ledger.DefaultLockTimeout)
+	}
+	return l, nil
 }
 
 // corruptError reports unreadable ledger files after the listing: exit 1.
