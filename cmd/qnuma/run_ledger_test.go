@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -218,5 +220,33 @@ func TestRunLedgerDedicatedEmulatorThreads(t *testing.T) {
 	pc.cmd.Process.Signal(syscall.SIGTERM)
 	if code := pc.wait(t); code != 0 {
 		t.Errorf("qnuma exited %d after SIGTERM; stderr:\n%s", code, pc.stderr)
+	}
+}
+
+// While another process holds the ledger's lock, qnuma run says what it
+// waits for, and goes on once the lock is free (issue 11, item 1).
+func TestRunSaysWhatItWaitsFor(t *testing.T) {
+	requireQEMUProcess(t)
+	bin := buildQnuma(t)
+	state := t.TempDir()
+	lock := filepath.Join(state, "lock")
+	f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "-v", "--state-dir", state, "--vcpus", "1", "--memory", "64M", "--"}
+	p := startQnuma(t, []string{bin}, append(append(args, bareQEMU...), "-S")...)
+	p.waitLine(t, `^qnuma: waiting for the ledger lock `+regexp.QuoteMeta(lock)+` \(`)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	p.readPins(t, 1)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("qnuma exited %d after SIGTERM; stderr:\n%s", code, p.stderr)
 	}
 }
