@@ -34,8 +34,12 @@ type psVM struct {
 	NodeMemory    map[int]uint64 `json:"memory_bytes_per_node"`
 	NodeVCPUs     map[int]int    `json:"vcpus_per_node"`
 	DedicatedCPUs string         `json:"dedicated_cpus"`
-	Created       time.Time      `json:"created"`
-	AgeSeconds    int64          `json:"age_seconds"`
+	// VCPUCPUs and EmulatorCPUs are where its threads may run ("" in
+	// entries written before qnuma recorded them).
+	VCPUCPUs     string    `json:"vcpu_cpus"`
+	EmulatorCPUs string    `json:"emulator_cpus"`
+	Created      time.Time `json:"created"`
+	AgeSeconds   int64     `json:"age_seconds"`
 }
 
 func (c *PsCmd) write(w io.Writer, now time.Time) error {
@@ -55,7 +59,8 @@ func (c *PsCmd) write(w io.Writer, now time.Time) error {
 		vms = append(vms, psVM{
 			Name: e.Name, PID: e.QEMU.PID, OwnerPID: e.Owner.PID, HostNodes: e.HostNodes,
 			VCPUs: e.TotalVCPUs(), MemoryBytes: e.TotalMemory(), NodeMemory: e.MemoryBytes,
-			NodeVCPUs: e.VCPUs, DedicatedCPUs: e.DedicatedCPUs.String(), Created: e.Created,
+			NodeVCPUs: e.VCPUs, DedicatedCPUs: e.DedicatedCPUs.String(), VCPUCPUs: e.VCPUCPUs.String(),
+			EmulatorCPUs: e.EmulatorCPUs.String(), Created: e.Created,
 			AgeSeconds: int64(now.Sub(e.Created) / time.Second),
 		})
 	}

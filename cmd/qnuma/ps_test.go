@@ -36,6 +36,7 @@ func placeOne(t *testing.T, dir, name string, node int, mem uint64, cpus ...int)
 	for i, c := range cpus {
 		p.VCPUs = append(p.VCPUs, plan.VCPU{ID: i, HostCPUs: cpuset.New(c)})
 	}
+	p.EmulatorCPUs = cpuset.New(cpus...)
 	r, err := l.Place(context.Background(), name, func([]plan.Placed) (*plan.Plan, error) { return p, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestPs(t *testing.T) {
 	}
 	db := got[0]
 	if db.Name != "db" || db.PID != os.Getppid() || db.OwnerPID != os.Getpid() || !reflect.DeepEqual(db.HostNodes, []int{1}) ||
-		db.VCPUs != 2 || db.MemoryBytes != 2<<30 || db.DedicatedCPUs != "8-9" || db.AgeSeconds != 90 {
+		db.VCPUs != 2 || db.MemoryBytes != 2<<30 || db.DedicatedCPUs != "8-9" || db.VCPUCPUs != "8-9" || db.EmulatorCPUs != "8-9" || db.AgeSeconds != 90 {
 		t.Errorf("db = %+v", db)
 	}
 	if got[1].Name != "vm-1" || got[1].PID != 0 {
