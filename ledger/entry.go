@@ -39,6 +39,11 @@ type Entry struct {
 	// DedicatedCPUs are host CPUs given to this VM alone (empty for shared
 	// vCPUs).
 	DedicatedCPUs cpuset.CPUSet
+	// VCPUCPUs are the host CPUs its vCPU threads may run on (the union).
+	VCPUCPUs cpuset.CPUSet
+	// EmulatorCPUs are the host CPUs its other threads (main loop, I/O
+	// threads) may run on.
+	EmulatorCPUs cpuset.CPUSet
 	// VCPUHomeNodes[i] are the host nodes that back vCPU i's guest node.
 	VCPUHomeNodes [][]int
 	// HugepageBytes is the page size backing guest RAM (0: none).
@@ -53,7 +58,14 @@ func (e Entry) Placed() plan.Placed {
 		MemoryBytes:   e.MemoryBytes,
 		VCPUs:         e.VCPUs,
 		DedicatedCPUs: e.DedicatedCPUs,
+		CPUs:          e.threadCPUs(),
+		HugepageBytes: e.HugepageBytes,
 	}
+}
+
+// threadCPUs is every host CPU one of the VM's threads may run on.
+func (e Entry) threadCPUs() cpuset.CPUSet {
+	return e.DedicatedCPUs.Union(e.VCPUCPUs).Union(e.EmulatorCPUs)
 }
 
 // TotalMemory is the memory promised over all nodes.
@@ -82,6 +94,8 @@ func summarize(p *plan.Plan) Entry {
 		MemoryBytes:   map[int]uint64{},
 		VCPUs:         map[int]int{},
 		DedicatedCPUs: cpuset.New(),
+		VCPUCPUs:      cpuset.New(),
+		EmulatorCPUs:  p.EmulatorCPUs,
 		HugepageBytes: p.Spec.HugepageBytes,
 	}
 	spread := func(total uint64, nodes []int) {
@@ -112,6 +126,7 @@ func summarize(p *plan.Plan) Entry {
 		if len(home) > 0 {
 			e.VCPUs[home[v.ID%len(home)]]++
 		}
+		e.VCPUCPUs = e.VCPUCPUs.Union(v.HostCPUs)
 		if p.Spec.Dedicated {
 			e.DedicatedCPUs = e.DedicatedCPUs.Union(v.HostCPUs)
 		}
@@ -129,6 +144,8 @@ type entryJSON struct {
 	MemoryBytes   map[int]uint64 `json:"memory_bytes"`
 	VCPUs         map[int]int    `json:"vcpus"`
 	DedicatedCPUs string         `json:"dedicated_cpus"`
+	VCPUCPUs      string         `json:"vcpu_cpus,omitempty"`
+	EmulatorCPUs  string         `json:"emulator_cpus,omitempty"`
 	VCPUHomeNodes [][]int        `json:"vcpu_home_nodes,omitempty"`
 	HugepageBytes uint64         `json:"hugepage_bytes,omitempty"`
 	Created       time.Time      `json:"created"`
@@ -139,7 +156,8 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(entryJSON{
 		Version: formatVersion, Name: e.Name, Owner: e.Owner, QEMU: e.QEMU,
 		HostNodes: e.HostNodes, MemoryBytes: e.MemoryBytes, VCPUs: e.VCPUs,
-		DedicatedCPUs: e.DedicatedCPUs.String(), VCPUHomeNodes: e.VCPUHomeNodes,
+		DedicatedCPUs: e.DedicatedCPUs.String(), VCPUCPUs: e.VCPUCPUs.String(),
+		EmulatorCPUs: e.EmulatorCPUs.String(), VCPUHomeNodes: e.VCPUHomeNodes,
 		HugepageBytes: e.HugepageBytes, Created: e.Created,
 	})
 }
@@ -153,14 +171,29 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	if w.Version != formatVersion {
 		return fmt.Errorf("entry format version %d, want %d", w.Version, formatVersion)
 	}
-	cpus, err := cpulist.Parse(w.DedicatedCPUs)
-	if err != nil {
-		return fmt.Errorf("dedicated cpus %q: %w", w.DedicatedCPUs, err)
+	var sets [3]cpuset.CPUSet
+	for i, f := range []struct{ what, s string }{
+		{"dedicated cpus", w.DedicatedCPUs}, {"vcpu cpus", w.VCPUCPUs}, {"emulator cpus", w.EmulatorCPUs},
+	} {
+		c, err := cpulist.Parse(f.s)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w", f.what, clip(f.s), err)
+		}
+		sets[i] = c
 	}
 	*e = Entry{
 		Name: w.Name, Owner: w.Owner, QEMU: w.QEMU, HostNodes: w.HostNodes,
-		MemoryBytes: w.MemoryBytes, VCPUs: w.VCPUs, DedicatedCPUs: cpus,
+		MemoryBytes: w.MemoryBytes, VCPUs: w.VCPUs, DedicatedCPUs: sets[0],
+		VCPUCPUs: sets[1], EmulatorCPUs: sets[2],
 		VCPUHomeNodes: w.VCPUHomeNodes, HugepageBytes: w.HugepageBytes, Created: w.Created,
 	}
 	return nil
+}
+
+// clip shortens a string from a file for an error message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }

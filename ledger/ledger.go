@@ -3,21 +3,33 @@
 // separate qnuma processes never share a dedicated CPU nor over-promise a
 // node's memory.
 //
-// Every change happens under an exclusive flock on DIR/lock and every file is
-// written to a temporary name and renamed, so readers see whole entries only.
-// Entries whose owner and qemu are both gone (or whose pids now belong to
-// other processes) are reclaimed on the next Place or List.
+// Trust: the directory is its owner's alone. A user's is made 0700, root's
+// 0755 (any user may list root's VMs); one owned by another user, writable
+// by group or others, or not a directory is refused (ErrUnsafeDir), so
+// nobody else can plant, remove or hide entries. The lock file is 0600, so
+// nobody else can hold it.
 //
-// Corrupt entry files: since writes are atomic, a file that does not parse
-// was damaged outside qnuma. List reports it and leaves it; Place moves it to
-// DIR/corrupt/ and reports it in Reservation.Quarantined, so one bad file
-// never blocks placement (what it promised is then free to be given again).
+// Every change happens under an exclusive flock on DIR/lock, taken with a
+// bounded wait, and every file is written to a temporary name and renamed,
+// so readers see whole entries only and List needs no lock: it reads, and
+// never creates or changes anything. Entries whose owner and qemu are both
+// gone (or whose pids now belong to other processes) are left out by List
+// and removed by the next Place.
+//
+// Corrupt entries: since writes are atomic, a file that does not parse was
+// damaged outside qnuma, and qnuma writes nothing but regular files. List
+// reports such a file (or a symlink, FIFO, directory or oversized file named
+// like an entry) and leaves it; Place moves it to DIR/corrupt/ and reports
+// it in Reservation.Quarantined, so one bad file never blocks placement
+// (what it promised is then free to be given again). Nothing in the
+// directory is ever followed as a symlink.
 package ledger
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -34,6 +46,19 @@ var ErrNameTaken = errors.New("vm name already in use")
 type Ledger struct {
 	dir string
 	now func() time.Time
+
+	// LockTimeout bounds the wait for the lock (0: DefaultLockTimeout).
+	LockTimeout time.Duration
+	// OnLockWait, when set, is called once when the lock has been awaited
+	// for a second, with the lock's path, so the user learns what qnuma
+	// waits for.
+	OnLockWait func(lockPath string)
+	lockNotice time.Duration // tests: when OnLockWait is told (0: a second)
+	// Resident, when set, gives a running qemu's resident bytes per host
+	// node (ResidentOf is the real one). Place uses it to count only the
+	// part of a VM's promise it has not yet touched (plan.Placed). Without
+	// it every promise counts whole.
+	Resident func(pid int) (map[int]uint64, error)
 }
 
 // DefaultDir is /run/qnuma for root and $XDG_RUNTIME_DIR/qnuma otherwise;
@@ -48,13 +73,12 @@ func DefaultDir() string {
 	return filepath.Join(os.TempDir(), "qnuma-"+strconv.Itoa(os.Geteuid()))
 }
 
-// Open opens (creating) the ledger in dir; "" means DefaultDir().
+// Open opens the ledger in dir; "" means DefaultDir(). It creates
+// nothing: Place makes the directory when it first writes, List reads a
+// missing one as empty.
 func Open(dir string) (*Ledger, error) {
 	if dir == "" {
 		dir = DefaultDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create ledger dir: %w", err)
 	}
 	return &Ledger{dir: dir, now: time.Now}, nil
 }
@@ -93,67 +117,111 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ErrCPUTaken is wrapped when a plan would give a VM a CPU that another
+// VM holds: a dedicated CPU to anyone else's threads, or any CPU another
+// VM's threads may run on to a dedicated vCPU.
+var ErrCPUTaken = errors.New("cpu held by another vm")
+
 // Place reserves room for a VM. Under the lock it reclaims dead entries,
-// calls planFn with every live VM, checks the plan gives no dedicated CPU
-// that another VM holds, and writes the new entry. An empty name becomes
-// vm-N, the smallest N free; a name in use is an error wrapping ErrNameTaken.
-// planFn's errors are returned wrapped, so plan.ErrDoesNotFit still matches.
+// calls planFn with every live VM, checks the plan gives no CPU that
+// another VM holds (ErrCPUTaken), and writes the new entry. An empty name
+// becomes vm-N, the smallest N free; a name in use is an error wrapping
+// ErrNameTaken. planFn's errors are returned wrapped, so
+// plan.ErrDoesNotFit still matches. The state directory is made here when
+// missing, and refused (ErrUnsafeDir) when another user could change it.
 func (l *Ledger) Place(ctx context.Context, name string, planFn func(placed []plan.Placed) (*plan.Plan, error)) (*Reservation, error) {
-	if name != "" {
-		if err := ValidateName(name); err != nil {
-			return nil, fmt.Errorf("place vm: %w", err)
-		}
+	op := "place vm " + name
+	if name == "" {
+		op = "place a new vm"
+	} else if err := ValidateName(name); err != nil {
+		return nil, fmt.Errorf("place vm: %w", err)
 	}
 	owner, err := self()
 	if err != nil {
-		return nil, fmt.Errorf("place vm %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := makeDir(l.dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	unlock, err := l.lock(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("place vm %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	defer unlock()
 
-	sc, err := l.scan()
+	sc, err := l.scan(true)
 	if err != nil {
-		return nil, fmt.Errorf("place vm %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	r := &Reservation{l: l, Reclaimed: sc.reclaimed}
+	r := &Reservation{l: l, Reclaimed: sc.dead}
 	for _, c := range sc.corrupt {
 		if err := l.quarantine(c.Path); err != nil {
-			return nil, fmt.Errorf("place vm %s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		r.Quarantined = append(r.Quarantined, c)
 	}
 	if name == "" {
 		name = freeName(sc.live)
+		op = "place vm " + name
 	}
-	placed := make([]plan.Placed, 0, len(sc.live))
 	for _, e := range sc.live {
 		if e.Name == name {
-			return nil, fmt.Errorf("place vm %s: %w (owner pid %d)", name, ErrNameTaken, e.Owner.PID)
+			return nil, fmt.Errorf("%s: %w (owner pid %d)", op, ErrNameTaken, e.Owner.PID)
 		}
-		placed = append(placed, e.Placed())
 	}
-	p, err := planFn(placed)
+	p, err := planFn(l.Placed(sc.live))
 	if err != nil {
-		return nil, fmt.Errorf("place vm %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if p == nil {
-		return nil, fmt.Errorf("place vm %s: planner returned no plan", name)
+		return nil, fmt.Errorf("%s: planner returned no plan", op)
 	}
 	e := summarize(p)
 	for _, o := range sc.live {
-		if both := e.DedicatedCPUs.Intersection(o.DedicatedCPUs); both.Size() > 0 {
-			return nil, fmt.Errorf("place vm %s: plan gives cpus %s that vm %s holds", name, both, o.Name)
+		if err := clash(e, o); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 	}
 	e.Name, e.Owner, e.Created = name, owner, l.now().UTC()
 	if err := l.write(e); err != nil {
-		return nil, fmt.Errorf("place vm %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	r.Entry, r.Plan = e, p
 	return r, nil
+}
+
+// clash says how e's CPUs collide with those o holds, nil when they don't.
+func clash(e, o Entry) error {
+	if both := e.DedicatedCPUs.Intersection(o.threadCPUs()); both.Size() > 0 {
+		return fmt.Errorf("%w: plan dedicates cpus %s, where vm %s's threads run", ErrCPUTaken, both, o.Name)
+	}
+	if both := e.VCPUCPUs.Intersection(o.DedicatedCPUs); both.Size() > 0 {
+		return fmt.Errorf("%w: plan puts vcpus on cpus %s that vm %s holds dedicated", ErrCPUTaken, both, o.Name)
+	}
+	if both := e.EmulatorCPUs.Intersection(o.DedicatedCPUs); both.Size() > 0 {
+		return fmt.Errorf("%w: emulator cpus %s are dedicated to vm %s", ErrCPUTaken, both, o.Name)
+	}
+	return nil
+}
+
+// Placed is entries as the planner takes them, each with the memory its
+// running qemu already holds per node when Resident is set. A qemu whose
+// memory cannot be read (it exited meanwhile, say) counts its whole
+// promise: the safe side.
+func (l *Ledger) Placed(entries []Entry) []plan.Placed {
+	out := make([]plan.Placed, 0, len(entries))
+	for _, e := range entries {
+		p := e.Placed()
+		if l.Resident != nil && e.QEMU.PID > 0 {
+			if alive, err := e.QEMU.Alive(); err == nil && alive {
+				if res, err := l.Resident(e.QEMU.PID); err == nil {
+					p.ResidentBytes = res
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func freeName(live []Entry) string {
@@ -222,24 +290,28 @@ func (r *Reservation) update(op string, change func(*Entry)) error {
 // State is what List found.
 type State struct {
 	Entries []Entry
-	// Reclaimed names the dead VMs' entries removed by this List.
-	Reclaimed []string
+	// Dead names the entries of VMs no longer running, left out of
+	// Entries; the next Place removes them.
+	Dead []string
 	// Corrupt entry files, left in place.
 	Corrupt []Corrupt
 }
 
-// List reclaims dead entries and returns the live ones, by name.
+// List returns the live entries, by name. It takes no lock and creates or
+// changes nothing (entries are replaced by atomic renames, so each is read
+// whole), so any user who may read the directory may list it: a directory
+// of their own, or root's. A missing directory is an empty ledger.
 func (l *Ledger) List(ctx context.Context) (*State, error) {
-	unlock, err := l.lock(ctx)
+	if err := checkDir(l.dir, false); errors.Is(err, fs.ErrNotExist) {
+		return &State{}, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("list vms: %w", err)
+	}
+	sc, err := l.scan(false)
 	if err != nil {
 		return nil, fmt.Errorf("list vms: %w", err)
 	}
-	defer unlock()
-	sc, err := l.scan()
-	if err != nil {
-		return nil, fmt.Errorf("list vms: %w", err)
-	}
-	return &State{Entries: sc.live, Reclaimed: sc.reclaimed, Corrupt: sc.corrupt}, nil
+	return &State{Entries: sc.live, Dead: sc.dead, Corrupt: sc.corrupt}, nil
 }
 
 // Get returns the live entry named name.

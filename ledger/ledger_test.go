@@ -152,6 +152,9 @@ func TestEntryJSON(t *testing.T) {
 		{"not json", `{"version":1,`},
 		{"other version", `{"version":2,"name":"a"}`},
 		{"bad cpus", `{"version":1,"name":"a","dedicated_cpus":"3-1"}`},
+		{"huge dedicated range", `{"version":1,"name":"a","dedicated_cpus":"0-2147483647"}`},
+		{"huge vcpu range", `{"version":1,"name":"a","vcpu_cpus":"0-4294967297"}`},
+		{"huge emulator range", `{"version":1,"name":"a","emulator_cpus":"0-2147483647"}`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +253,7 @@ func TestPlaceErrors(t *testing.T) {
 		{"planner says no room", "b", func([]plan.Placed) (*plan.Plan, error) {
 			return nil, fmt.Errorf("node 0: %w", plan.ErrDoesNotFit)
 		}, plan.ErrDoesNotFit, "place vm b"},
-		{"planner gives a held cpu", "b", fixed(onePlan(0, 1, 1, 2)), nil, "cpus 1 that vm a holds"},
+		{"planner gives a held cpu", "b", fixed(onePlan(0, 1, 1, 2)), ErrCPUTaken, "dedicates cpus 1, where vm a's threads run"},
 		{"nil plan", "b", fixed(nil), nil, "no plan"},
 		{"bad name", "../b", fixed(onePlan(0, 1, 5)), nil, "vm name"},
 		{"name in use", "a", fixed(onePlan(0, 1, 5)), ErrNameTaken, "owner pid"},
@@ -374,7 +377,7 @@ func TestSetQEMUKeepsEntryAfterOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Entries) != 1 || st.Entries[0].Name != "vm" || len(st.Reclaimed) != 0 {
+	if len(st.Entries) != 1 || st.Entries[0].Name != "vm" || len(st.Dead) != 0 {
 		t.Errorf("List = %+v, want vm kept while its qemu runs", st)
 	}
 	// The reservation no longer owns the entry: release leaves it alone.
@@ -425,12 +428,15 @@ func TestCorruptEntries(t *testing.T) {
 			t.Errorf("List moved or removed %s: %v", n, err)
 		}
 	}
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("stale temp file kept: %v", err)
+	if _, err := os.Stat(stale); err != nil {
+		t.Errorf("List, which changes nothing, removed the stale temp file: %v", err)
 	}
 	r, err := l.Place(ctx, "", fixed(onePlan(0, 1, 1)))
 	if err != nil {
 		t.Fatalf("Place with corrupt files: %v", err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temp file kept by Place: %v", err)
 	}
 	if len(r.Quarantined) != len(files) {
 		t.Errorf("quarantined %v, want %d files", r.Quarantined, len(files))

@@ -31,11 +31,10 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		}
 	}
 	unit := cpuUnit(spec)
+	if seeds == 0 {
+		return nil, noSeed(all, spec)
+	}
 	switch {
-	case seeds == 0 && spec.HugepageBytes > 0:
-		return nil, fitError(spec, all, "no node has both a usable CPU and free %s hugepages", sizeString(spec.HugepageBytes))
-	case seeds == 0:
-		return nil, fitError(spec, all, "no node has both a usable CPU and free memory")
 	case cpus < spec.VCPUs && !spec.Dedicated:
 		return nil, fitError(spec, all, "%d vCPUs asked, the usable nodes have %d %s in all (--overcommit lets vCPUs share them)", spec.VCPUs, cpus, unit)
 	case cpus < spec.VCPUs:
@@ -101,6 +100,32 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		ch.reasons = append(ch.reasons, fmt.Sprintf("Node %d (the device's node) was preferred; it was the only candidate set.", spec.NearNode))
 	}
 	return ch, nil
+}
+
+// noSeed says which is short when no node has both a usable CPU and room
+// for memory: CPUs, memory, or only their pairing on one node.
+func noSeed(all []*nodeRoom, spec Spec) error {
+	var anyCPU, anyMem bool
+	for _, r := range all {
+		if r.excluded {
+			continue
+		}
+		anyCPU = anyCPU || !r.MemoryOnly
+		anyMem = anyMem || r.memCap > 0
+	}
+	mem := "free memory"
+	if spec.HugepageBytes > 0 {
+		mem = "free " + sizeString(spec.HugepageBytes) + " hugepages"
+	}
+	switch {
+	case !anyCPU && !anyMem:
+		return fitError(spec, all, "no node has a usable CPU or %s", mem)
+	case !anyCPU:
+		return fitError(spec, all, "CPUs are short: no node has a usable CPU left (offline, not allowed, or held by other VMs), though some have %s", mem)
+	case !anyMem:
+		return fitError(spec, all, "memory is short: no node has %s", mem)
+	}
+	return fitError(spec, all, "no node has both a usable CPU and %s", mem)
 }
 
 // candidate is one node set that holds the VM.

@@ -133,9 +133,14 @@ func checkPlan(t *testing.T, h *topology.Host, spec Spec, placed []Placed, p *Pl
 	if !cpuset.New(p.HostNodes...).Equals(hostNodes) || !p.Mempolicy.Nodes.Equals(hostNodes) {
 		t.Errorf("HostNodes %v, mempolicy nodes %s, guest nodes' host nodes %s: want all equal", p.HostNodes, p.Mempolicy.Nodes, hostNodes)
 	}
+	// No vCPU on another VM's dedicated CPUs; no dedicated vCPU where
+	// another VM's threads run.
 	taken := cpuset.New()
 	for _, pl := range placed {
 		taken = taken.Union(pl.DedicatedCPUs)
+		if spec.Dedicated {
+			taken = taken.Union(pl.CPUs)
+		}
 	}
 	mine := cpuset.New()
 	for i, v := range p.VCPUs {
@@ -167,10 +172,13 @@ func placedOf(name string, p *Plan) Placed {
 		pl.MemoryBytes[g.HostNodes[0]] += g.MemoryBytes
 		pl.VCPUs[g.HostNodes[0]] += len(g.VCPUs)
 	}
-	if p.Spec.Dedicated {
-		for _, v := range p.VCPUs {
+	pl.CPUs = p.EmulatorCPUs
+	for _, v := range p.VCPUs {
+		pl.CPUs = pl.CPUs.Union(v.HostCPUs)
+		if p.Spec.Dedicated {
 			pl.DedicatedCPUs = pl.DedicatedCPUs.Union(v.HostCPUs)
 		}
 	}
+	pl.HugepageBytes = p.Spec.HugepageBytes
 	return pl
 }

@@ -29,6 +29,9 @@ type nodeRoom struct {
 	// memCap is the memory this VM may take here, rounded down to the
 	// granule (free hugepages × size with hugepages).
 	memCap uint64
+	// excluded: unusable whatever its CPUs and memory (its id, or memory
+	// not allowed to qnuma).
+	excluded bool
 }
 
 // usable reports whether the node can take part in this VM at all.
@@ -36,15 +39,26 @@ func (r *nodeRoom) usable() bool { return r.Unusable == "" }
 
 // rooms works out every node's room for spec, given the VMs already placed.
 func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
+	// A shared VM may float over any CPU but another VM's dedicated ones; a
+	// dedicated VM's CPUs must be free of every other VM's threads.
 	var taken []cpuset.CPUSet
-	promised := map[int]uint64{}
+	promised := map[int]uint64{}      // ordinary memory still to be taken
+	promisedPages := map[int]uint64{} // hugepages of spec's size still to be taken
 	load := map[int]int{}
 	for _, p := range placed {
-		if p.DedicatedCPUs.Size() > 0 {
-			taken = append(taken, p.DedicatedCPUs)
+		taken = append(taken, p.DedicatedCPUs)
+		if spec.Dedicated {
+			taken = append(taken, p.CPUs)
 		}
-		for n, b := range p.MemoryBytes {
-			promised[n] += b
+		for n := range p.MemoryBytes {
+			switch {
+			case p.HugepageBytes == 0:
+				promised[n] += p.untouched(n)
+			case p.HugepageBytes == spec.HugepageBytes:
+				promisedPages[n] += (p.untouched(n) + p.HugepageBytes - 1) / p.HugepageBytes
+			}
+			// Hugepages of another size come from their own pool, which
+			// MemFree already lacks: they take nothing this VM could use.
 		}
 		for n, v := range p.VCPUs {
 			load[n] += v
@@ -83,8 +97,8 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 		}
 		if spec.HugepageBytes > 0 {
 			for _, hp := range n.Hugepages {
-				if hp.SizeBytes == spec.HugepageBytes {
-					r.Hugepages = hp.Free
+				if hp.SizeBytes == spec.HugepageBytes && hp.Free > promisedPages[n.ID] {
+					r.Hugepages = hp.Free - promisedPages[n.ID]
 				}
 			}
 			r.memCap = r.Hugepages * spec.HugepageBytes
@@ -92,6 +106,7 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 			r.memCap = r.MemoryBytes / g * g
 		}
 
+		r.excluded = (n.ID >= qemuMaxNodes && !spec.BindOnly) || !host.Allowed.Mems.Contains(n.ID)
 		switch {
 		case n.ID >= qemuMaxNodes && !spec.BindOnly:
 			r.Unusable = fmt.Sprintf("QEMU's host-nodes= takes node ids below %d", qemuMaxNodes)
@@ -103,6 +118,9 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 			r.Unusable = "no free memory"
 		case r.MemoryOnly && !spec.AllowMemoryOnly && n.CPUs.Size() > 0:
 			r.Unusable = "no usable CPU (offline, not allowed, or dedicated to other VMs)"
+			if spec.Dedicated {
+				r.Unusable = "no usable CPU (offline, not allowed, or in use by other VMs' threads)"
+			}
 		case r.MemoryOnly && !spec.AllowMemoryOnly:
 			r.Unusable = "memory-only node (see --allow-memory-only-nodes)"
 		}

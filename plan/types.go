@@ -57,12 +57,35 @@ type Spec struct {
 // Placed is a VM already on the host (from the ledger).
 type Placed struct {
 	Name string
-	// MemoryBytes promised per host node id.
+	// MemoryBytes promised per host node id: hugepages of HugepageBytes
+	// when that is set, else ordinary memory.
 	MemoryBytes map[int]uint64
+	// ResidentBytes is what its running qemu already holds of that promise
+	// per host node (nil: nothing known, the whole promise counts). The
+	// host's free memory (free hugepages) already lacks it, so only
+	// MemoryBytes - ResidentBytes is still to be taken from the room.
+	ResidentBytes map[int]uint64
+	// HugepageBytes is the page size backing its guest RAM (0: none).
+	HugepageBytes uint64
 	// VCPUs per host node id (load, for shared placement).
 	VCPUs map[int]int
-	// DedicatedCPUs are host CPUs given to this VM alone.
+	// DedicatedCPUs are host CPUs given to this VM alone: no other VM's
+	// threads may run there.
 	DedicatedCPUs cpuset.CPUSet
+	// CPUs are every host CPU its threads may run on (vCPUs, emulator and
+	// I/O threads), DedicatedCPUs included: no dedicated vCPU of another
+	// VM may be given one of them.
+	CPUs cpuset.CPUSet
+}
+
+// untouched is what p still has to take on node n: its promise less what
+// its qemu already holds there.
+func (p Placed) untouched(n int) uint64 {
+	b, r := p.MemoryBytes[n], p.ResidentBytes[n]
+	if r >= b {
+		return 0
+	}
+	return b - r
 }
 
 // Plan is where a VM goes and how its guest NUMA layout looks.

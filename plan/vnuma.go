@@ -216,10 +216,13 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 	for _, r := range c.set {
 		nodeCPUs = nodeCPUs.Union(r.FreeCPUs)
 	}
-	p.EmulatorCPUs = nodeCPUs.Difference(used)
-	emuShared := p.EmulatorCPUs.IsEmpty()
+	// A dedicated VM's other threads share its own dedicated CPUs (libvirt
+	// and Nova's "share" policy): on the node's spare CPUs they would run
+	// where a later dedicated VM's vCPUs are placed.
+	p.EmulatorCPUs = nodeCPUs
+	emuShared := spec.Dedicated
 	if emuShared {
-		p.EmulatorCPUs = nodeCPUs
+		p.EmulatorCPUs = used
 	}
 	p.Mempolicy = Mempolicy{Mode: spec.Policy, Nodes: cpuset.New(p.HostNodes...)}
 	p.Distances = guestDistances(c.set, order)
@@ -332,7 +335,7 @@ func layoutReasons(p *Plan, spec Spec, c *choice, order []int, evenSplit, emuSha
 		out = append(out, "Each vCPU has its own host core (--cpus-dedicated), siblings included, so no other vCPU shares it.")
 	}
 	if emuShared {
-		out = append(out, fmt.Sprintf("Every usable CPU of the chosen nodes is dedicated to a vCPU, so qemu's other threads share them (%s).", p.EmulatorCPUs))
+		out = append(out, fmt.Sprintf("qemu's other threads share the vCPUs' dedicated CPUs (%s), so they never run on a CPU another VM is given (--emulator-cpus to choose).", p.EmulatorCPUs))
 	} else {
 		out = append(out, fmt.Sprintf("qemu's other threads run on CPUs %s of the chosen nodes.", p.EmulatorCPUs))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,19 +59,21 @@ func (c *PlanCmd) placed(ctx context.Context) ([]plan.Placed, error) {
 	if c.Root != "/" {
 		return nil, nil
 	}
-	l, err := ledger.Open(c.StateDir)
+	l, err := openLedger(c.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	st, err := l.List(ctx)
+	if errors.Is(err, ledger.ErrUnsafeDir) {
+		return nil, badInput("%w", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := make([]plan.Placed, 0, len(st.Entries))
-	for _, e := range st.Entries {
-		out = append(out, e.Placed())
+	for _, cr := range st.Corrupt {
+		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (its room is not counted)\n", cr)
 	}
-	return out, nil
+	return l.Placed(st.Entries), nil
 }
 
 // planJSON is `qnuma plan --json`.

@@ -34,16 +34,23 @@ type psVM struct {
 	NodeMemory    map[int]uint64 `json:"memory_bytes_per_node"`
 	NodeVCPUs     map[int]int    `json:"vcpus_per_node"`
 	DedicatedCPUs string         `json:"dedicated_cpus"`
-	Created       time.Time      `json:"created"`
-	AgeSeconds    int64          `json:"age_seconds"`
+	// VCPUCPUs and EmulatorCPUs are where its threads may run ("" in
+	// entries written before qnuma recorded them).
+	VCPUCPUs     string    `json:"vcpu_cpus"`
+	EmulatorCPUs string    `json:"emulator_cpus"`
+	Created      time.Time `json:"created"`
+	AgeSeconds   int64     `json:"age_seconds"`
 }
 
 func (c *PsCmd) write(w io.Writer, now time.Time) error {
-	l, err := ledger.Open(c.StateDir)
+	l, err := openLedger(c.StateDir)
 	if err != nil {
 		return err
 	}
 	st, err := l.List(context.Background())
+	if errors.Is(err, ledger.ErrUnsafeDir) {
+		return badInput("%w", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -52,7 +59,8 @@ func (c *PsCmd) write(w io.Writer, now time.Time) error {
 		vms = append(vms, psVM{
 			Name: e.Name, PID: e.QEMU.PID, OwnerPID: e.Owner.PID, HostNodes: e.HostNodes,
 			VCPUs: e.TotalVCPUs(), MemoryBytes: e.TotalMemory(), NodeMemory: e.MemoryBytes,
-			NodeVCPUs: e.VCPUs, DedicatedCPUs: e.DedicatedCPUs.String(), Created: e.Created,
+			NodeVCPUs: e.VCPUs, DedicatedCPUs: e.DedicatedCPUs.String(), VCPUCPUs: e.VCPUCPUs.String(),
+			EmulatorCPUs: e.EmulatorCPUs.String(), Created: e.Created,
 			AgeSeconds: int64(now.Sub(e.Created) / time.Second),
 		})
 	}
@@ -84,6 +92,22 @@ func psTable(w io.Writer, vms []psVM) error {
 			memobj.FormatSize(v.MemoryBytes), time.Duration(v.AgeSeconds)*time.Second)
 	}
 	return tw.Flush()
+}
+
+// openLedger opens the ledger in dir ("": the default) as the CLI uses it:
+// it reads what each VM's qemu already holds, and says what it waits for
+// when another qnuma holds the lock. Listing needs no lock and creates
+// nothing, so ps and plan work on a ledger the user may only read.
+func openLedger(dir string) (*ledger.Ledger, error) {
+	l, err := ledger.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	l.Resident = ledger.ResidentOf
+	l.OnLockWait = func(lock string) {
+		fmt.Fprintf(os.Stderr, "qnuma: waiting for the ledger lock %s (another qnuma is placing or releasing a VM; giving up after %s)\n", lock, ledger.DefaultLockTimeout)
+	}
+	return l, nil
 }
 
 // corruptError reports unreadable ledger files after the listing: exit 1.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -34,6 +36,7 @@ func placeOne(t *testing.T, dir, name string, node int, mem uint64, cpus ...int)
 	for i, c := range cpus {
 		p.VCPUs = append(p.VCPUs, plan.VCPU{ID: i, HostCPUs: cpuset.New(c)})
 	}
+	p.EmulatorCPUs = cpuset.New(cpus...)
 	r, err := l.Place(context.Background(), name, func([]plan.Placed) (*plan.Plan, error) { return p, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +66,7 @@ func TestPs(t *testing.T) {
 	}
 	db := got[0]
 	if db.Name != "db" || db.PID != os.Getppid() || db.OwnerPID != os.Getpid() || !reflect.DeepEqual(db.HostNodes, []int{1}) ||
-		db.VCPUs != 2 || db.MemoryBytes != 2<<30 || db.DedicatedCPUs != "8-9" || db.AgeSeconds != 90 {
+		db.VCPUs != 2 || db.MemoryBytes != 2<<30 || db.DedicatedCPUs != "8-9" || db.VCPUCPUs != "8-9" || db.EmulatorCPUs != "8-9" || db.AgeSeconds != 90 {
 		t.Errorf("db = %+v", db)
 	}
 	if got[1].Name != "vm-1" || got[1].PID != 0 {
@@ -100,3 +103,101 @@ func TestPsReportsCorruptEntries(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// ps and plan read the ledger and create nothing: no state dir, no lock
+// (issue 11, item 24).
+func TestPsAndPlanCreateNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	var out bytes.Buffer
+	if err := (&PsCmd{JSON: true, StateDir: dir}).write(&out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out.String()) != "[]" {
+		t.Errorf("ps of a missing ledger printed %s, want []", out.String())
+	}
+	cmd, err := parsePlan(t, "--state-dir", dir, "--qemu-version", "7.2", "--vcpus", "1", "--memory", "64M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.placed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ps or plan made the state dir: %v", err)
+	}
+}
+
+// A --state-dir that is a dangling symlink is bad input that says so, not
+// "file exists" (issue 11, item 24).
+func TestPsDanglingStateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Symlink(dir+"-gone", dir); err != nil {
+		t.Fatal(err)
+	}
+	err := (&PsCmd{StateDir: dir}).write(io.Discard, time.Now())
+	if !IsUsage(err) || !strings.Contains(err.Error(), "is a dangling symlink") || strings.Contains(err.Error(), "file exists") {
+		t.Errorf("ps --state-dir DANGLING: %v, want bad input saying it is a dangling symlink", err)
+	}
+}
+
+// A symlink among the entries is reported, with the readable VMs listed,
+// not followed and not fatal (issue 11, item 16).
+func TestPsReportsSymlinkEntry(t *testing.T) {
+	dir := t.TempDir()
+	placeOne(t, dir, "ok", 0, 1<<30, 1)
+	if err := os.Symlink("/nonexistent.json", filepath.Join(dir, "x.json")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := (&PsCmd{StateDir: dir}).write(&out, time.Now())
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 1 || !strings.Contains(err.Error(), "x.json") || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("err = %v, want exit 1 naming the symlink x.json", err)
+	}
+	if !strings.Contains(out.String(), "ok") {
+		t.Errorf("the readable vm is not listed:\n%s", out.String())
+	}
+}
+
+// Any user can list root's ledger: ps takes no lock and writes nothing
+// (issue 11, item 24).
+func TestPsRootLedgerAsNobody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds qnuma: skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make a root ledger and run ps as nobody")
+	}
+	runuser, err := exec.LookPath("runuser")
+	if err != nil {
+		t.Skip("needs runuser (util-linux), to run ps as nobody")
+	}
+	top, err := os.MkdirTemp("", "qnuma-ps-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(top, "qnuma") // made 0755 by root's Place, like /run/qnuma
+	placeOne(t, state, "db", 0, 1<<30, 1)
+	bin := buildQnuma(t)
+	out, err := exec.Command(runuser, "-u", "nobody", "--", bin, "ps", "--json", "--state-dir", state).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"name": "db"`) {
+		t.Errorf("qnuma ps as nobody on root's ledger: %v\n%s\nwant vm db listed", err, out)
+	}
+	// plan reads it too, and neither leaves anything behind.
+	out, err = exec.Command(runuser, "-u", "nobody", "--", bin, "plan", "--state-dir", state, "--qemu-version", "7.2", "--vcpus", "1", "--memory", "64M").CombinedOutput()
+	if err != nil {
+		t.Errorf("qnuma plan as nobody on root's ledger: %v\n%s", err, out)
+	}
+	des, _ := os.ReadDir(state)
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	if strings.Join(names, " ") != "db.json lock" {
+		t.Errorf("root's ledger holds %v after nobody's ps and plan, want db.json and lock", names)
+	}
+}

@@ -54,10 +54,12 @@ func (c *RunCmd) Run() error {
 
 // reserve plans the VM around the VMs in the ledger, under its lock, and
 // records it there: two qnuma run started at once never get the same
-// dedicated CPUs or the same memory. The caller releases the entry when
-// qemu has exited.
+// dedicated CPUs or the same memory. The entry records every CPU the VM's
+// threads may run on, --emulator-cpus included; emulator CPUs on another
+// VM's dedicated CPUs are refused (exit 2). The caller releases the entry
+// when qemu has exited.
 func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Reservation, error) {
-	l, err := ledger.Open(c.StateDir)
+	l, err := openLedger(c.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +67,15 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 		if err := c.prepared.PlanFor(placed); err != nil {
 			return nil, err
 		}
+		if cfg.EmulatorCPUs.Size() > 0 {
+			c.prepared.Plan.EmulatorCPUs = cfg.EmulatorCPUs // recorded as the VM's
+		}
 		return c.prepared.Plan, nil
 	})
-	if errors.Is(err, ledger.ErrNameTaken) {
+	if errors.Is(err, ledger.ErrCPUTaken) && cfg.EmulatorCPUs.Size() > 0 {
+		return nil, badInput("--emulator-cpus %s: %w", cfg.EmulatorCPUs, err)
+	}
+	if errors.Is(err, ledger.ErrNameTaken) || errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrUnsafeDir) {
 		return nil, badInput("%w", err)
 	}
 	if err != nil {
