@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/qnuma/qnuma/memobj"
-	"github.com/qnuma/qnuma/numastat/numastattest"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -16,7 +16,7 @@ import (
 // kernel); counting the promise again, as qnuma did, takes them twice
 // (issue 11, item 9). Both plans see the same host snapshot.
 func TestRoomOfPreallocatedQEMU(t *testing.T) {
-	pid := numastattest.Start(t, numastattest.Args...)
+	pid := qemutest.StartPID(t, qemutest.StatArgs...)
 	res, err := ResidentOf(pid)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/plan"
 )
 
@@ -37,5 +38,6 @@ func badInput(format string, a ...any) error {
 // does not fit the host.
 func IsUsage(err error) bool {
 	var u usageError
-	return errors.As(err, &u) || errors.Is(err, plan.ErrDoesNotFit) || errors.Is(err, plan.ErrBadSpec)
+	return errors.As(err, &u) || errors.Is(err, plan.ErrDoesNotFit) || errors.Is(err, plan.ErrBadSpec) ||
+		errors.Is(err, ledger.ErrUnsafeDir)
 }

@@ -152,7 +152,7 @@ func threadCPUs(t *testing.T, pid int) map[int]string {
 // dedicated VM after it is refused, saying CPUs are short, rather than
 // given a CPU the shared VM runs on (issue 11, item 7).
 func TestRunLedgerSharedThenDedicated(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	twoCPUHost(t)
 	bin := buildQnuma(t)
 	state := t.TempDir()
@@ -178,7 +178,7 @@ func TestRunLedgerSharedThenDedicated(t *testing.T) {
 // emulator CPUs moved with --emulator-cpus are recorded and held the same
 // way, and emulator CPUs on another VM's dedicated CPU are refused.
 func TestRunLedgerDedicatedEmulatorThreads(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	twoCPUHost(t)
 	bin := buildQnuma(t)
 	state := t.TempDir()
@@ -228,7 +228,7 @@ func TestRunLedgerDedicatedEmulatorThreads(t *testing.T) {
 // While another process holds the ledger's lock, qnuma run says what it
 // waits for, and goes on once the lock is free (issue 11, item 1).
 func TestRunSaysWhatItWaitsFor(t *testing.T) {
-	requireQEMUProcess(t)
+	qemutest.Require(t)
 	bin := buildQnuma(t)
 	state := t.TempDir()
 	lock := filepath.Join(state, "lock")
