@@ -96,7 +96,13 @@ func (s *syncBuf) String() string {
 func startQnuma(t *testing.T, prefix []string, args ...string) *proc {
 	t.Helper()
 	argv := append(prefix, args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	return startCmd(t, exec.Command(argv[0], argv[1:]...))
+}
+
+// startCmd starts a qnuma command made by the caller (with ExtraFiles,
+// say) as startQnuma does.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR=") // the runtime dir goes to /tmp for any user
 	p := &proc{cmd: cmd, stdout: &syncBuf{}, stderr: &syncBuf{}, lines: make(chan string, 1024), done: make(chan struct{})}
 	cmd.Stdout = p.stdout
@@ -462,7 +468,7 @@ func TestNumactlExecsAnyCommand(t *testing.T) {
 func TestNumactlQEMUPinsVCPUs(t *testing.T) {
 	requireQEMUProcess(t)
 	bin := buildQnuma(t)
-	args := append([]string{"--membind", "0", "--verbose", "--"}, bareQEMU...)
+	args := append([]string{"--membind", "0", "--verbose", "--state-dir", t.TempDir(), "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, append(args, "-smp", "2", "-m", "64", "-S")...)
 	got := p.readPins(t, 2)
 	for i, tid := range got.vcpuTID {
@@ -492,7 +498,7 @@ func TestNumactlExecQEMU(t *testing.T) {
 	requireQEMUProcess(t)
 	bin := buildQnuma(t)
 	userSock := filepath.Join(t.TempDir(), "u.sock")
-	args := append([]string{"--exec", "--membind=0", "--"}, bareQEMU...)
+	args := append([]string{"--exec", "--membind=0", "--state-dir=" + t.TempDir(), "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, append(args, "-smp", "2", "-m", "64", "-qmp", "unix:"+userSock+",server=on,wait=off")...)
 	pid := p.cmd.Process.Pid
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
