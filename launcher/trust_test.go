@@ -71,6 +71,8 @@ func TestForeignThreadIsNotPinned(t *testing.T) {
 			if tt.name == "iothread" {
 				cfg.Env = append(cfg.Env, "QNUMA_FAKE_IOTHREAD=1")
 			}
+			cfg.Timeout = 200 * time.Millisecond // should the launch wrongly succeed
+			cfg.Grace = 200 * time.Millisecond
 			res, err := launchGuarded(t, cfg, time.Minute)
 			want := fmt.Sprintf("%s %d from qmp is not a thread of qemu", tt.what, os.Getpid())
 			if err == nil || !strings.Contains(err.Error(), want) {

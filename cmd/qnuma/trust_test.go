@@ -253,3 +253,31 @@ func TestRunUserFD3ReachesQEMU(t *testing.T) {
 	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
 	p.wait(t)
 }
+
+// TestKilledQnumaLeavesNoRuntimeDir: a qnuma killed mid-run leaves nothing
+// in $TMPDIR or $XDG_RUNTIME_DIR: its QMP monitor is a socketpair, with no
+// directory to clean up.
+func TestKilledQnumaLeavesNoRuntimeDir(t *testing.T) {
+	requireQEMUProcess(t)
+	bin := buildQnuma(t)
+	tmp, xdg, state := t.TempDir(), t.TempDir(), t.TempDir()
+	os.Chmod(xdg, 0o700)
+	args := append([]string{"run", "--state-dir", state, "--vcpus", "1", "--memory", "64M", "--"}, bareQEMU...)
+	p := startQnuma(t, []string{"env", "TMPDIR=" + tmp, "XDG_RUNTIME_DIR=" + xdg, bin}, append(args, "-S")...)
+	pid := waitQEMUInLedger(t, bin, state)
+	p.cmd.Process.Kill()
+	p.wait(t)
+	for _, d := range []string{tmp, xdg} {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) != 0 {
+			t.Errorf("a killed qnuma left %v in %s", ents, d)
+		}
+	}
+	// Pdeathsig takes qemu with it; wait for that before leaving.
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
