@@ -262,13 +262,6 @@ func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool, re
 	}
 	defer pair.Conn.Close()
 	defer pair.QEMU.Close() // after a failed exec; qemu keeps it otherwise
-	qemuFD := int(pair.QEMU.Fd())
-	// qemu's end survives the exec at its own number, which no fd handed
-	// down to qnuma can have.
-	if _, err := unix.FcntlInt(uintptr(qemuFD), unix.F_SETFD, 0); err != nil {
-		return fmt.Errorf("qmp socket for qemu: %w", os.NewSyscallError("fcntl", err))
-	}
-	argv := q.Final(nil, launcher.ExtraArgs(qemuFD, "", q.Paused, q.HasName)...)
 	job := pinJob{Emulator: p.EmulatorCPUs.String(), UserPaused: q.Paused, Verbose: verbose,
 		QMPTimeout: launcher.DefaultQMPTimeout}
 	for _, v := range p.VCPUs {
@@ -277,6 +270,14 @@ func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool, re
 	if err := startPinHelper(job, pair.Conn); err != nil {
 		return err
 	}
+	// qemu's end survives the exec at its own number, which no fd handed
+	// down to qnuma can have; only now, so that the helper has no copy
+	// (it would hide qemu's end of the connection from it).
+	qemuFD := int(pair.QEMU.Fd())
+	if _, err := unix.FcntlInt(uintptr(qemuFD), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("qmp socket for qemu: %w", os.NewSyscallError("fcntl", err))
+	}
+	argv := q.Final(nil, launcher.ExtraArgs(qemuFD, "", q.Paused, q.HasName)...)
 	if err := res.SetQEMU(os.Getpid()); err != nil {
 		fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", os.Getpid(), err)
 	}

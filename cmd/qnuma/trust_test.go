@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -279,5 +280,27 @@ func TestKilledQnumaLeavesNoRuntimeDir(t *testing.T) {
 	// Pdeathsig takes qemu with it; wait for that before leaving.
 	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestNumactlCommandGetsDefaultSIGPIPE: the plain-command path execs the
+// command with SIGPIPE as qnuma found it, not ignored.
+func TestNumactlCommandGetsDefaultSIGPIPE(t *testing.T) {
+	requireQEMUProcess(t)
+	bin := buildQnuma(t)
+	out, err := exec.Command(bin, "--membind=0", "--", "grep", "^SigIgn:", "/proc/self/status").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		t.Fatalf("SigIgn line %q", out)
+	}
+	mask, err := strconv.ParseUint(f[1], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mask&(1<<(uint(syscall.SIGPIPE)-1)) != 0 {
+		t.Errorf("the command runs with SIGPIPE ignored (SigIgn %s)", f[1])
 	}
 }
