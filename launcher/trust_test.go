@@ -58,9 +58,13 @@ func TestForeignThreadIsNotPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ name, what string }{
-		{"vcpu", "vcpu thread id"},
-		{"iothread", "io thread id"},
+	for _, tt := range []struct {
+		name, what string
+		bestEffort bool
+	}{
+		{"vcpu", "vcpu thread id", false},
+		{"iothread", "io thread id", false},
+		{"vcpu best effort", "vcpu thread id", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := testPlan(t, 1)
@@ -73,13 +77,25 @@ func TestForeignThreadIsNotPinned(t *testing.T) {
 			}
 			cfg.Timeout = 200 * time.Millisecond // should the launch wrongly succeed
 			cfg.Grace = 200 * time.Millisecond
+			cfg.BestEffort = tt.bestEffort
 			res, err := launchGuarded(t, cfg, time.Minute)
 			want := fmt.Sprintf("%s %d from qmp is not a thread of qemu", tt.what, os.Getpid())
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("Launch error = %v, want one with %q", err, want)
-			}
-			if res.ExitCode != 1 {
-				t.Errorf("exit code %d, want 1", res.ExitCode)
+			if tt.bestEffort {
+				// The VM runs, unpinned, with a warning naming the tid.
+				found := false
+				for _, w := range res.Warnings {
+					found = found || strings.Contains(w, want) && strings.Contains(w, "--best-effort")
+				}
+				if err != nil || !found || res.ExitCode != 124 {
+					t.Errorf("Launch with best effort = %+v, %v; want a run until the timeout with a warning %q", res, err, want)
+				}
+			} else {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Launch error = %v, want one with %q", err, want)
+				}
+				if res.ExitCode != 1 {
+					t.Errorf("exit code %d, want 1", res.ExitCode)
+				}
 			}
 			after, err := affinity.Real{}.SchedGetaffinity(os.Getpid())
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -381,6 +382,9 @@ func runPinHelper(args []string) int {
 	for _, fd := range []int{pinJobFD, pinQMPFD, pinPIDFDFD} {
 		unix.CloseOnExec(fd)
 	}
+	// The helper's stderr is the user's: a closed pipe there must not kill
+	// it and leave qemu paused.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	target, err := launcher.TargetFromFDs(pinQMPFD, pinPIDFDFD, "/")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qnuma: pin helper:", err)

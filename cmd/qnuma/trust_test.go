@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qnuma/qnuma/cpulist"
+	"github.com/qnuma/qnuma/qmp"
 )
 
 // TestRunClosedStderrKeepsVM: `qnuma run ... 2>&1 | head -c1`: qnuma's and
@@ -303,4 +305,47 @@ func TestNumactlCommandGetsDefaultSIGPIPE(t *testing.T) {
 	if mask&(1<<(uint(syscall.SIGPIPE)-1)) != 0 {
 		t.Errorf("the command runs with SIGPIPE ignored (SigIgn %s)", f[1])
 	}
+}
+
+// TestNumactlExecHelperSurvivesClosedStderr: the --exec helper's -v lines
+// go to a stderr nobody reads; it must still pin and resume the guest.
+func TestNumactlExecHelperSurvivesClosedStderr(t *testing.T) {
+	requireQEMUProcess(t)
+	bin := buildQnuma(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	userSock := filepath.Join(t.TempDir(), "u.sock")
+	args := append([]string{"--exec", "--verbose", "--membind=0", "--state-dir=" + t.TempDir(), "--"}, bareQEMU...)
+	cmd := exec.Command(bin, append(args, "-m", "64", "-qmp", "unix:"+userSock+",server=on,wait=off")...)
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	mon, err := qmp.DialWhenReady(ctx, userSock, exited)
+	if err != nil {
+		t.Fatalf("qemu's qmp: %v", err)
+	}
+	defer mon.Close()
+	st, err := mon.QueryStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !st.Running {
+		select {
+		case ev := <-mon.Events():
+			st.Running = ev.Name == "RESUME"
+		case <-ctx.Done():
+			t.Fatal("the helper never resumed the vm")
+		}
+	}
+	mon.Quit(ctx)
 }
