@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -129,4 +130,63 @@ func TestProbeTimeout(t *testing.T) {
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	t.Errorf("the probe's child (sleep, pid %d) outlived the probe", pid)
+}
+
+// probeChildEnv makes the test binary a qnuma that probes the binary the
+// variable names and waits: TestProbeDiesWithQnuma kills it mid-probe.
+const probeChildEnv = "QNUMA_TEST_PROBE"
+
+func TestMain(m *testing.M) {
+	if bin := os.Getenv(probeChildEnv); bin != "" {
+		ProbeVersion(context.Background(), bin)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestProbeDiesWithQnuma: a qnuma killed while `qemu -version` runs takes
+// the probe with it.
+func TestProbeDiesWithQnuma(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes: skipped under -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "qemu-system-x86_64")
+	pidFile := filepath.Join(dir, "probe.pid")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+pidFile+".tmp\nmv "+pidFile+".tmp "+pidFile+"\nexec sleep 300\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := exec.Command(self)
+	q.Env = append(os.Environ(), probeChildEnv+"="+bin)
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Wait()
+	var pid int
+	for i := 0; i < 600 && pid == 0; i++ { // bounded wait for the probe to start
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if pid == 0 {
+		q.Process.Kill()
+		t.Fatal("the probe never started")
+	}
+	q.Process.Kill()
+	q.Wait()
+	for i := 0; i < 100; i++ {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return // gone, or dead and waiting for init to reap it
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Errorf("the probe (pid %d) outlived the qnuma that ran it", pid)
 }
