@@ -36,12 +36,21 @@ func start(ctx context.Context, r *run) error {
 	}
 	defer closeAll(inherited)
 	r.conn = pair.Conn
+	qemuEnd := pair.QEMU
+	if int(qemuEnd.Fd()) < fd { // only with stdin, stdout or stderr closed
+		dup, err := unix.FcntlInt(qemuEnd.Fd(), unix.F_DUPFD_CLOEXEC, fd)
+		if err != nil {
+			return fmt.Errorf("qmp fd: %w", os.NewSyscallError("fcntl", err))
+		}
+		qemuEnd = os.NewFile(uintptr(dup), "qmp-qemu")
+		defer qemuEnd.Close()
+	}
 	argv := r.cfg.Argv[1:len(r.cfg.Argv):len(r.cfg.Argv)]
 	argv = append(argv, ExtraArgs(fd, r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
 	cmd := exec.Command(r.qemuPath, argv...)
 	// The user's own inherited fds keep their numbers; qemu's end of the
 	// pair comes right after them.
-	cmd.ExtraFiles = append(inherited, pair.QEMU)
+	cmd.ExtraFiles = append(inherited, qemuEnd)
 	cmd.Args[0] = r.cfg.Argv[0]
 	cmd.Env = r.cfg.Env
 	cmd.Stdin = r.cfg.Stdin
@@ -140,7 +149,9 @@ func qmpFDFor() (fd int, inherited []*os.File, err error) {
 			closeAll(inherited)
 			return 0, nil, fmt.Errorf("qmp fd: fds 3-%d are all handed down to qemu", maxInheritedFD)
 		}
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		// Numbered above fd: exec moves a file numbered below its place
+		// through fds that may be the user's.
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, fd)
 		if err != nil {
 			closeAll(inherited)
 			return 0, nil, fmt.Errorf("qmp fd: keep inherited fd %d: %w", fd, os.NewSyscallError("fcntl", err))
