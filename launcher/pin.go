@@ -286,8 +286,8 @@ func (r *run) checkThreads(what string, tids []int) error {
 func foreignThreads(what string, tids, qemuThreads []int, pid int) error {
 	for _, tid := range tids {
 		if !slices.Contains(qemuThreads, tid) {
-			return fmt.Errorf("%s thread id %d from qmp is not a thread of qemu (pid %d, no %s/task/%d): not pinning it",
-				what, tid, pid, fmt.Sprintf("/proc/%d", pid), tid)
+			return fmt.Errorf("%s thread id %d from qmp is not a thread of qemu (pid %d, no /proc/%d/task/%d): not pinning it",
+				what, tid, pid, pid, tid)
 		}
 	}
 	return nil
