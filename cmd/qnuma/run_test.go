@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/test/vm"
 )
@@ -551,5 +553,25 @@ func TestNumactlExecQEMU(t *testing.T) {
 	}
 	if code := p.wait(t); code != 0 {
 		t.Errorf("qemu exited %d after quit, want 0", code)
+	}
+}
+
+// TestZeroDurationsDocumented: --grace 0s and --qmp-timeout 0s mean the
+// defaults (the launcher's rule); the help says so.
+func TestZeroDurationsDocumented(t *testing.T) {
+	for _, f := range []struct{ field, want string }{
+		{"Grace", "0 means the default, 10s"},
+		{"QMPTimeout", "0 means the default, 60s"},
+	} {
+		sf, ok := reflect.TypeOf(RunCmd{}).FieldByName(f.field)
+		if !ok {
+			t.Fatalf("RunCmd has no field %s", f.field)
+		}
+		if help := sf.Tag.Get("help"); !strings.Contains(help, f.want) {
+			t.Errorf("help of %s = %q, want %q in it", f.field, help, f.want)
+		}
+	}
+	if launcher.DefaultGrace != 10*time.Second || launcher.DefaultQMPTimeout != 60*time.Second {
+		t.Errorf("launcher defaults %v and %v no longer what the help says", launcher.DefaultGrace, launcher.DefaultQMPTimeout)
 	}
 }
