@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/qmp"
 )
@@ -76,6 +78,34 @@ func TestPinHelperTrustsNoEnvironment(t *testing.T) {
 		if !strings.Contains(string(out), "started by qnuma --exec only") {
 			t.Errorf("qnuma %q said %q, want a refusal", args, out)
 		}
+	}
+	// Handed fds 3-5 of someone else's making (a job, a socketpair of the
+	// test's, a pidfd of the victim): the socket's peer is not the victim.
+	jr, jw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jw.Write(job)
+	jw.Close()
+	defer jr.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, peer := os.NewFile(uintptr(fds[0]), "sock"), os.NewFile(uintptr(fds[1]), "peer")
+	defer sock.Close()
+	defer peer.Close()
+	pidfd, err := unix.PidfdOpen(victim.Process.Pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := os.NewFile(uintptr(pidfd), "pidfd")
+	defer pf.Close()
+	cmd := exec.Command(bin, pinHelperArg)
+	cmd.ExtraFiles = []*os.File{jr, sock, pf}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not the same qemu") {
+		t.Errorf("helper with crafted fds: %v, %q; want a refusal naming the mismatch", err, out)
 	}
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("the helper deleted %s: %v", keep, err)
