@@ -287,3 +287,24 @@ func TestIsQEMUSystem(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseNumactl: any command line parses or fails with an error, never
+// a panic, and a parse that succeeds leaves a command to run.
+func FuzzParseNumactl(f *testing.F) {
+	for _, s := range []string{
+		"--membind=0-1\x00--\x00qemu-system-x86_64\x00-m\x001G",
+		"--memb=0\x00--phys\x001\x00ls",
+		"--p=0\x00ls", "-m\x00", "--\x00", "-C0-1\x00-l\x00ls", "--=x\x00ls", "-\x00ls",
+		"--touch\x00ls", "-t\x00ls", "--state-dir\x00/x\x00ls",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		args := strings.Split(s, "\x00")
+		isNumactlSyntax(args)
+		o, err := parseNumactl(args)
+		if err == nil && len(o.Argv) == 0 {
+			t.Fatalf("parseNumactl(%q) succeeded with no command", args)
+		}
+	})
+}
