@@ -104,7 +104,11 @@ func Attach(ctx context.Context, cfg Config, t Target) (Result, error) {
 	if err != nil {
 		r.result.ExitCode = 1
 		if !r.hasExited() {
-			if kerr := unix.PidfdSendSignal(t.PIDFD, unix.SIGKILL, nil, 0); kerr != nil && !errors.Is(kerr, unix.ESRCH) {
+			kerr := unix.PidfdSendSignal(t.PIDFD, unix.SIGKILL, nil, 0)
+			switch {
+			case kerr == nil:
+				err = fmt.Errorf("%w; killed qemu (pid %d) so that its exit status shows the failure", err, r.pid)
+			case !errors.Is(kerr, unix.ESRCH):
 				err = errors.Join(err, fmt.Errorf("kill qemu (pid %d): %w", r.pid, os.NewSyscallError("pidfd_send_signal", kerr)))
 			}
 		}

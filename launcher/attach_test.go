@@ -97,8 +97,8 @@ func TestAttachFailureKillsQEMU(t *testing.T) {
 	p.VCPUs[0].HostCPUs = cpuset.New(4000)
 	cfg := Config{Plan: p, QMPTimeout: 20 * time.Second, Grace: 3 * time.Second}
 	_, err := Attach(context.Background(), cfg, target)
-	if err == nil || !strings.Contains(err.Error(), "pin vcpu 0") {
-		t.Fatalf("Attach error = %v, want the refused pin of vcpu 0", err)
+	if err == nil || !strings.Contains(err.Error(), "pin vcpu 0") || !strings.Contains(err.Error(), "killed qemu") {
+		t.Fatalf("Attach error = %v, want the refused pin of vcpu 0 and the kill", err)
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()

@@ -410,7 +410,7 @@ func runPinHelper(args []string) int {
 	_, err = launcher.Attach(context.Background(), cfg, target)
 	if err != nil {
 		// Attach killed qemu: its status (137) is what the shell sees.
-		fmt.Fprintf(os.Stderr, "qnuma: %v; killed qemu (pid %d) so that its exit status shows the failure\n", err, target.PID)
+		fmt.Fprintln(os.Stderr, "qnuma:", err)
 		return 1
 	}
 	return 0
