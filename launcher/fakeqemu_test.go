@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,69 +25,84 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeListener serves the QMP socket as qemu would: the listening fd qnuma
-// passes (-chardev socket,...,fd=3), or a -qmp unix: path it makes.
-func fakeListener(args []string) (net.Listener, error) {
+// fakeConn is qemu's end of qnuma's QMP socketpair, found as qemu would:
+// -chardev socket,...,fd=N,server=off.
+func fakeConn(args []string) (net.Conn, error) {
 	for i, a := range args {
-		if i+1 == len(args) {
-			break
+		if a != "-chardev" || i+1 == len(args) {
+			continue
 		}
-		v := args[i+1]
-		switch {
-		case a == "-chardev" && strings.Contains(v, ",fd=3,"):
-			return net.FileListener(os.NewFile(3, "qmp"))
-		case a == "-qmp" && strings.HasPrefix(v, "unix:"):
-			sock, _, _ := strings.Cut(strings.TrimPrefix(v, "unix:"), ",")
-			return net.Listen("unix", sock)
+		for _, kv := range strings.Split(args[i+1], ",") {
+			if v, ok := strings.CutPrefix(kv, "fd="); ok {
+				fd, err := strconv.Atoi(v)
+				if err != nil {
+					return nil, err
+				}
+				return net.FileConn(os.NewFile(uintptr(fd), "qmp"))
+			}
 		}
 	}
-	return nil, fmt.Errorf("no qmp socket given")
+	return nil, fmt.Errorf("no qmp fd given")
 }
 
 // fakeQEMU modes:
 //
-//	silent:       accepts QMP connections and never greets; ignores SIGTERM
+//	silent:        never greets; ignores SIGTERM
 //	die-mid-reply: greets, then dies (SIGKILL) halfway through the reply
-//	              to query-cpus-fast
+//	               to query-cpus-fast
+//	stall-query:   greets, then never answers query-cpus-fast
+//	ok:            answers as a paused qemu with one vCPU would
+//	foreign-tid:   answers query-cpus-fast (and query-iothreads when
+//	               QNUMA_FAKE_IOTHREAD is set) with the thread id in
+//	               QNUMA_FAKE_TID, not one of its own
 func fakeQEMU(mode string, args []string) int {
-	l, err := fakeListener(args)
+	c, err := fakeConn(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake qemu:", err)
 		return 1
 	}
-	switch mode {
-	case "silent":
+	defer c.Close()
+	if mode == "silent" {
 		signal.Ignore(syscall.SIGTERM)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return 1
-			}
-			defer c.Close() // held open, never greeted
+		select {} // held open, never greeted
+	}
+	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}`)
+	in := bufio.NewScanner(c)
+	for in.Scan() {
+		var req struct {
+			Execute string          `json:"execute"`
+			ID      json.RawMessage `json:"id"`
 		}
-	case "die-mid-reply":
-		c, err := l.Accept()
-		if err != nil {
+		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
 			return 1
 		}
-		fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}`)
-		in := bufio.NewScanner(c)
-		for in.Scan() {
-			var req struct {
-				Execute string          `json:"execute"`
-				ID      json.RawMessage `json:"id"`
-			}
-			if err := json.Unmarshal(in.Bytes(), &req); err != nil {
-				return 1
-			}
-			if req.Execute == "query-cpus-fast" {
-				fmt.Fprintf(c, `{"return": [{"cpu-index": 0, "thread-id": %d, "props": {"core-`, os.Getpid())
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			}
+		switch {
+		case req.Execute == "quit":
 			fmt.Fprintf(c, `{"return": {}, "id": %s}`+"\n", req.ID)
+			return 0
+		case mode == "die-mid-reply" && req.Execute == "query-cpus-fast":
+			fmt.Fprintf(c, `{"return": [{"cpu-index": 0, "thread-id": %d, "props": {"core-`, os.Getpid())
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		case mode == "stall-query" && req.Execute == "query-cpus-fast":
+			continue // never answered
+		case mode == "ok" && req.Execute == "query-cpus-fast":
+			fmt.Fprintf(c, `{"return": [{"cpu-index": 0, "thread-id": %d, "props": {"core-id": 0}}], "id": %s}`+"\n", os.Getpid(), req.ID)
+			continue
+		case mode == "foreign-tid" && req.Execute == "query-cpus-fast":
+			tid := os.Getpid()
+			if os.Getenv("QNUMA_FAKE_IOTHREAD") == "" {
+				tid, _ = strconv.Atoi(os.Getenv("QNUMA_FAKE_TID"))
+			}
+			fmt.Fprintf(c, `{"return": [{"cpu-index": 0, "thread-id": %d, "props": {"core-id": 0}}], "id": %s}`+"\n", tid, req.ID)
+			continue
+		case mode == "foreign-tid" && req.Execute == "query-iothreads" && os.Getenv("QNUMA_FAKE_IOTHREAD") != "":
+			fmt.Fprintf(c, `{"return": [{"id": "io0", "thread-id": %s}], "id": %s}`+"\n", os.Getenv("QNUMA_FAKE_TID"), req.ID)
+			continue
+		case req.Execute == "query-iothreads":
+			fmt.Fprintf(c, `{"return": [], "id": %s}`+"\n", req.ID)
+			continue
 		}
-		return 1
+		fmt.Fprintf(c, `{"return": {}, "id": %s}`+"\n", req.ID)
 	}
-	fmt.Fprintln(os.Stderr, "fake qemu: unknown mode", mode)
 	return 1
 }

@@ -4,7 +4,11 @@
 //
 // A launch is a plain list of named steps, each func(ctx, *run) error, run
 // in order and logged by name; the first error stops the list, and the
-// deferred cleanup stops qemu and removes the runtime directory.
+// deferred cleanup stops qemu.
+//
+// qemu gets its QMP monitor as one end of a socketpair: no socket path, no
+// runtime directory, nothing another user could swap or a killed qnuma
+// could leave behind.
 package launcher
 
 import (
@@ -38,7 +42,8 @@ const (
 type Config struct {
 	// Argv is the qemu command: the binary (a name looked up in PATH, or a
 	// path) and its arguments, with qnuma's rendered arguments already in.
-	// The launcher adds its own QMP socket, -S and -name.
+	// The launcher adds its own QMP monitor (-chardev socket,fd=N), -S and
+	// -name.
 	Argv []string
 	// Env for qemu; nil inherits qnuma's.
 	Env []string
@@ -56,11 +61,13 @@ type Config struct {
 	Sys affinity.Sys
 	// ProcRoot is where /proc is read from; "" means "/".
 	ProcRoot string
-	// RuntimeParent holds the runtime directory; "" means $XDG_RUNTIME_DIR
-	// when usable, else os.TempDir().
-	RuntimeParent string
-	// QMPTimeout bounds the wait for qemu's QMP socket (0: DefaultQMPTimeout).
+	// QMPTimeout bounds the wait for qemu's QMP greeting and each QMP
+	// command after it (0: DefaultQMPTimeout).
 	QMPTimeout time.Duration
+	// WaitingSockets are the user's own sockets qemu waits on for a client
+	// before it answers QMP (-qmp unix:PATH,server=on without wait=off),
+	// as written ("-qmp unix:/x,server=on"); a QMP timeout names them.
+	WaitingSockets []string
 	// Timeout, when > 0, stops the VM after it has run that long (exit 124).
 	Timeout time.Duration
 	// Grace is how long a powerdown may take before SIGKILL (0: DefaultGrace).
@@ -85,6 +92,7 @@ type Config struct {
 // Hooks let a caller (the VM ledger) follow the VM's life.
 type Hooks struct {
 	// OnStarted runs once qemu has started, paused, under its mempolicy.
+	// qmpSocket is "": qnuma's monitor is a socketpair, with no path.
 	OnStarted func(pid int, qmpSocket string)
 	// OnRunning runs once every thread is pinned and the guest runs (or is
 	// left paused as asked).
@@ -218,7 +226,7 @@ func cont(ctx context.Context, r *run) error {
 		r.log.Info("left paused: -S was given", "pid", r.pid)
 		return nil
 	}
-	if err := r.mon.Cont(ctx); err != nil {
+	if err := r.qmpCall(ctx, "cont", r.mon.Cont); err != nil {
 		return fmt.Errorf("resume vm (pid %d): %w", r.pid, err)
 	}
 	return nil

@@ -17,15 +17,16 @@ import (
 )
 
 // exitReapWait bounds how long waitQMP waits for a qemu that closed its
-// QMP socket to exit.
-const exitReapWait = 2 * time.Second
+// QMP socket to exit and be reaped (which takes up to drainWait more when
+// a child of qemu holds its stderr).
+const exitReapWait = drainWait + 2*time.Second
 
-// waitQMP connects to qnuma's QMP socket within QMPTimeout, giving up as
-// soon as qemu exits.
+// waitQMP waits within QMPTimeout for qemu's greeting on qnuma's end of the
+// socketpair, giving up as soon as qemu exits.
 func waitQMP(ctx context.Context, r *run) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.QMPTimeout)
 	defer cancel()
-	// Dial also waits for the greeting: end that wait when qemu dies.
+	// The greeting's wait ends when qemu dies.
 	go func() {
 		select {
 		case <-r.exited:
@@ -33,7 +34,9 @@ func waitQMP(ctx context.Context, r *run) error {
 		case <-ctx.Done():
 		}
 	}()
-	mon, err := qmp.DialWhenReady(ctx, r.sock, r.exited)
+	conn := r.conn
+	r.conn = nil // the client owns it from here, even when it fails
+	mon, err := qmp.NewClient(ctx, conn, fmt.Sprintf("qemu pid %d", r.pid))
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		// A connection closed before the greeting means qemu is going
 		// away: wait for it to be reaped, so that the error gives its
@@ -52,7 +55,8 @@ func waitQMP(ctx context.Context, r *run) error {
 		return r.exitedError()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("qemu (pid %d) did not answer on %s within %v: %w", r.pid, r.sock, r.cfg.QMPTimeout, err)
+		return fmt.Errorf("qemu (pid %d) did not answer on its qmp monitor within %v (--qmp-timeout)%s: %w",
+			r.pid, r.cfg.QMPTimeout, r.waitingHint(), err)
 	}
 	if err != nil {
 		return err
@@ -61,9 +65,41 @@ func waitQMP(ctx context.Context, r *run) error {
 	return nil
 }
 
+// waitingHint names the user's sockets qemu may be waiting on.
+func (r *run) waitingHint() string {
+	if len(r.cfg.WaitingSockets) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; it may be waiting for a client on %s: connect one, or add wait=off",
+		strings.Join(r.cfg.WaitingSockets, " and "))
+}
+
+// qmpCall runs one QMP command within QMPTimeout, ended early when qemu
+// exits: a qemu that stalls in a command cannot hold the launch.
+func (r *run) qmpCall(ctx context.Context, command string, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.QMPTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.exited:
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
+	err := f(cctx)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("qemu (pid %d) did not answer %s within %v (--qmp-timeout): %w", r.pid, command, r.cfg.QMPTimeout, err)
+	}
+	return err
+}
+
 // queryVCPUs reads each vCPU's thread id and checks them against the plan.
 func queryVCPUs(ctx context.Context, r *run) error {
-	cpus, err := r.mon.QueryCPUsFast(ctx)
+	var cpus []qmp.CPU
+	err := r.qmpCall(ctx, "query-cpus-fast", func(ctx context.Context) (err error) {
+		cpus, err = r.mon.QueryCPUsFast(ctx)
+		return err
+	})
 	if err != nil {
 		return r.orExited(fmt.Errorf("query vcpu threads of pid %d: %w", r.pid, err))
 	}
@@ -139,6 +175,9 @@ func pinVCPUs(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
+	if err := r.checkThreads("vcpu", r.vcpuThreads); err != nil {
+		return err
+	}
 	for _, p := range pins {
 		if len(p.VCPUs) > 1 {
 			r.warn(fmt.Sprintf("vcpus %s share one thread (tid %d; TCG without thread=multi?): pinned it to the union of their cpus, %s",
@@ -175,13 +214,25 @@ func pinEmulator(ctx context.Context, r *run) error {
 	if cpus.Size() == 0 {
 		return errors.New("no emulator cpus planned")
 	}
-	io, err := r.mon.QueryIOThreads(ctx)
+	var io []qmp.IOThread
+	err := r.qmpCall(ctx, "query-iothreads", func(ctx context.Context) (err error) {
+		io, err = r.mon.QueryIOThreads(ctx)
+		return err
+	})
 	if err != nil {
 		return r.orExited(fmt.Errorf("query io threads of pid %d: %w", r.pid, err))
 	}
+	// Listed after the query: every I/O thread that was there is in it.
 	tids, err := affinity.Threads(r.cfg.ProcRoot, r.pid)
 	if err != nil {
 		return r.orExited(err)
+	}
+	ioTIDs := make([]int, len(io))
+	for i, t := range io {
+		ioTIDs[i] = t.ThreadID
+	}
+	if err := foreignThreads("io", ioTIDs, tids, r.pid); err != nil {
+		return err
 	}
 	others := EmulatorThreads(tids, r.vcpuThreads, io)
 	for _, tid := range others {
@@ -217,6 +268,29 @@ func EmulatorThreads(all, vcpus []int, io []qmp.IOThread) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// checkThreads refuses thread ids (from QMP, so from qemu or whatever
+// answers on its socket) that are not threads of qemu: pinning them would
+// let qemu move any process on the host.
+func (r *run) checkThreads(what string, tids []int) error {
+	all, err := affinity.Threads(r.cfg.ProcRoot, r.pid)
+	if err != nil {
+		return r.orExited(err)
+	}
+	return foreignThreads(what, tids, all, r.pid)
+}
+
+// foreignThreads is an error naming the first of tids not among qemu's
+// threads.
+func foreignThreads(what string, tids, qemuThreads []int, pid int) error {
+	for _, tid := range tids {
+		if !slices.Contains(qemuThreads, tid) {
+			return fmt.Errorf("%s thread id %d from qmp is not a thread of qemu (pid %d, no /proc/%d/task/%d): not pinning it",
+				what, tid, pid, pid, tid)
+		}
+	}
+	return nil
 }
 
 // orExited replaces err by qemu's exit when qemu is gone: that is the

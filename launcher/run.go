@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -23,8 +24,7 @@ type run struct {
 	log *slog.Logger
 
 	qemuPath string
-	dir      string // runtime directory, removed at the end
-	sock     string // qnuma's private QMP socket
+	conn     net.Conn // qnuma's end of the QMP socketpair, until mon owns it
 
 	cmd    *exec.Cmd   // nil when attached to a qemu qnuma did not start
 	proc   *os.Process // qemu
@@ -87,8 +87,8 @@ func (r *run) hasExited() bool {
 	}
 }
 
-// cleanup stops qemu if it still runs (a failed launch), then removes the
-// runtime directory.
+// cleanup stops qemu if it still runs (a failed launch) and closes the
+// QMP connection.
 func (r *run) cleanup() {
 	if r.cleaned {
 		return
@@ -99,11 +99,8 @@ func (r *run) cleanup() {
 	}
 	if r.mon != nil {
 		r.mon.Close()
-	}
-	if r.dir != "" {
-		if err := os.RemoveAll(r.dir); err != nil {
-			r.warn(fmt.Sprintf("remove runtime directory: %v", err))
-		}
+	} else if r.conn != nil {
+		r.conn.Close()
 	}
 }
 

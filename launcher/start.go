@@ -8,56 +8,56 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// maxSocketPath is sun_path's size less its NUL.
-const maxSocketPath = 107
+// drainWait bounds how long qnuma copies qemu's stderr after qemu has
+// exited: a child of qemu holding the pipe open (a network script, a
+// daemon) must not keep qnuma alive.
+const drainWait = time.Second
 
-// start makes the runtime directory and starts qemu, paused, from a locked
+// start makes qnuma's QMP socketpair and starts qemu, paused, from a locked
 // OS thread that carries the mempolicy.
 func start(ctx context.Context, r *run) error {
-	dir, err := MakeRuntimeDir(r.cfg.RuntimeParent)
+	pair, err := NewQMPPair()
 	if err != nil {
 		return err
 	}
-	r.dir = dir
-	r.sock = filepath.Join(dir, "qmp.sock")
-	if len(r.sock) > maxSocketPath {
-		return fmt.Errorf("qmp socket path %s is longer than %d bytes", r.sock, maxSocketPath)
+	defer pair.QEMU.Close() // qemu holds its own copy once started
+	fd, inherited, err := qmpFDFor()
+	if err != nil {
+		pair.Conn.Close()
+		return err
+	}
+	defer closeAll(inherited)
+	r.conn = pair.Conn
+	qemuEnd := pair.QEMU
+	if int(qemuEnd.Fd()) < fd { // only with stdin, stdout or stderr closed
+		dup, err := unix.FcntlInt(qemuEnd.Fd(), unix.F_DUPFD_CLOEXEC, fd)
+		if err != nil {
+			return fmt.Errorf("qmp fd: %w", os.NewSyscallError("fcntl", err))
+		}
+		qemuEnd = os.NewFile(uintptr(dup), "qmp-qemu")
+		defer qemuEnd.Close()
 	}
 	argv := r.cfg.Argv[1:len(r.cfg.Argv):len(r.cfg.Argv)]
-	var qmpFile *os.File
-	if inheritedFD(qmpFD) {
-		// The user handed qemu an fd 3 of their own (a tap, say): keep it,
-		// and let qemu make the socket.
-		argv = append(argv, ExtraArgs(r.sock, r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
-	} else {
-		if qmpFile, err = listenQMP(r.sock); err != nil {
-			return err
-		}
-		defer qmpFile.Close() // qemu holds its own copy once started
-		argv = append(argv, qmpFDArgs(qmpFD)...)
-		argv = append(argv, holdArgs(r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
-	}
+	argv = append(argv, ExtraArgs(fd, r.cfg.Name, r.cfg.UserPaused, r.cfg.HasName)...)
 	cmd := exec.Command(r.qemuPath, argv...)
-	if qmpFile != nil {
-		cmd.ExtraFiles = []*os.File{qmpFile} // becomes fd 3 (qmpFD)
-	}
+	// The user's own inherited fds keep their numbers; qemu's end of the
+	// pair comes right after them.
+	cmd.ExtraFiles = append(inherited, qemuEnd)
 	cmd.Args[0] = r.cfg.Argv[0]
 	cmd.Env = r.cfg.Env
 	cmd.Stdin = r.cfg.Stdin
 	cmd.Stdout = r.cfg.Stdout
 	r.stderr = newRing(8 << 10)
-	if r.cfg.Stderr != nil {
-		cmd.Stderr = io.MultiWriter(r.cfg.Stderr, r.stderr)
-	} else {
-		cmd.Stderr = r.stderr
-	}
+	cmd.Stderr = &stderrCopy{user: r.cfg.Stderr, ring: r.stderr}
+	cmd.WaitDelay = drainWait
 	// qemu dies with the thread that started it, so qnuma never leaves a
 	// VM behind; it stays in qnuma's process group so the terminal's
 	// job control treats the two as one (a -nographic console reads stdin).
@@ -66,50 +66,105 @@ func start(ctx context.Context, r *run) error {
 	if err := r.startLocked(); err != nil {
 		return err
 	}
-	r.log.Info("started qemu", "pid", r.pid, "qmp", r.sock, "argv", cmd.Args)
+	r.log.Info("started qemu", "pid", r.pid, "qmp-fd", fd, "argv", cmd.Args)
 	if r.cfg.Hooks.OnStarted != nil {
-		r.cfg.Hooks.OnStarted(r.pid, r.sock)
+		r.cfg.Hooks.OnStarted(r.pid, "")
 	}
 	return nil
 }
 
-// ExtraArgs are the arguments qnuma adds to the user's qemu command: a
-// private QMP monitor, -S unless the user asked for it, and a name with
-// thread names unless the user named the VM.
-func ExtraArgs(sock, name string, userPaused, hasName bool) []string {
-	return append([]string{"-qmp", "unix:" + sock + ",server=on,wait=off"}, holdArgs(name, userPaused, hasName)...)
+// stderrCopy passes qemu's stderr to the user and keeps its tail. A
+// user's side that fails (a closed pipe: `qnuma run ... 2>&1 | head`) is
+// given up on, never an error: an error would stop the copy, and qemu would
+// block on a full pipe or lose its messages.
+type stderrCopy struct {
+	user   io.Writer // nil: discard
+	broken atomic.Bool
+	ring   *ring
 }
 
-// qmpFD is the fd qemu gets qnuma's listening QMP socket on: the first of
-// exec.Cmd's ExtraFiles.
-const qmpFD = 3
+func (s *stderrCopy) Write(p []byte) (int, error) {
+	s.ring.Write(p)
+	if s.user != nil && !s.broken.Load() {
+		if _, err := s.user.Write(p); err != nil {
+			s.broken.Store(true)
+		}
+	}
+	return len(p), nil
+}
 
-// qmpFDArgs give qemu a QMP monitor on a listening socket qnuma made and
-// passes as fd (QEMU 2.12+, which query-cpus-fast needs anyway): qnuma
-// connects at once, with no polling for the socket to appear, and the
-// connection fails at once if qemu exits first.
+// ExtraArgs are the arguments qnuma adds to the user's qemu command: a
+// private QMP monitor on the connected socket qemu inherits as fd, -S
+// unless the user asked for it, and a name with thread names unless the
+// user named the VM.
+func ExtraArgs(fd int, name string, userPaused, hasName bool) []string {
+	return append(qmpFDArgs(fd), holdArgs(name, userPaused, hasName)...)
+}
+
+// qmpFDArgs give qemu a QMP monitor on one end of a socketpair, passed as
+// fd (QEMU 2.12+, which query-cpus-fast needs anyway). There is no path
+// anyone could swap or dial, and nothing to clean up after a killed qnuma.
 func qmpFDArgs(fd int) []string {
 	return []string{
-		"-chardev", fmt.Sprintf("socket,id=qnuma-qmp,fd=%d,server=on,wait=off", fd),
+		"-chardev", fmt.Sprintf("socket,id=qnuma-qmp,fd=%d,server=off", fd),
 		"-mon", "chardev=qnuma-qmp,mode=control",
 	}
 }
 
-// listenQMP makes the listening unix socket at path and returns its fd as
-// a file for qemu to inherit. The socket file stays when qnuma's listener
-// closes: qemu listens on it from then on.
-func listenQMP(path string) (*os.File, error) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+// QMPPair is a connected pair of unix sockets: Conn is qnuma's client end,
+// QEMU the end qemu inherits (close-on-exec set: pass it as an ExtraFile or
+// clear the flag before an exec).
+type QMPPair struct {
+	Conn net.Conn
+	QEMU *os.File
+}
+
+// NewQMPPair makes the socketpair for a QMP monitor.
+func NewQMPPair() (QMPPair, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("make qmp socket: %w", err)
+		return QMPPair{}, fmt.Errorf("make qmp socketpair: %w", os.NewSyscallError("socketpair", err))
 	}
-	l.SetUnlinkOnClose(false)
-	f, err := l.File()
-	l.Close()
+	mine := os.NewFile(uintptr(fds[0]), "qmp")
+	defer mine.Close() // FileConn dups it
+	conn, err := net.FileConn(mine)
 	if err != nil {
-		return nil, fmt.Errorf("make qmp socket %s: %w", path, err)
+		unix.Close(fds[1])
+		return QMPPair{}, fmt.Errorf("make qmp socketpair: %w", err)
 	}
-	return f, nil
+	return QMPPair{Conn: conn, QEMU: os.NewFile(uintptr(fds[1]), "qmp-qemu")}, nil
+}
+
+// maxInheritedFD bounds the search for a free fd above the ones qnuma's
+// parent handed down.
+const maxInheritedFD = 1024
+
+// qmpFDFor is the fd qemu gets its QMP end on: the first from 3 on that
+// qnuma's parent did not hand down for qemu. inherited are copies of the
+// handed-down fds below it, for exec.Cmd.ExtraFiles, which numbers its
+// files from 3; the caller closes them once qemu has started.
+func qmpFDFor() (fd int, inherited []*os.File, err error) {
+	for fd = 3; inheritedFD(fd); fd++ {
+		if fd >= maxInheritedFD {
+			closeAll(inherited)
+			return 0, nil, fmt.Errorf("qmp fd: fds 3-%d are all handed down to qemu", maxInheritedFD)
+		}
+		// Numbered above fd: exec moves a file numbered below its place
+		// through fds that may be the user's.
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, fd)
+		if err != nil {
+			closeAll(inherited)
+			return 0, nil, fmt.Errorf("qmp fd: keep inherited fd %d: %w", fd, os.NewSyscallError("fcntl", err))
+		}
+		inherited = append(inherited, os.NewFile(uintptr(dup), fmt.Sprintf("inherited-%d", fd)))
+	}
+	return fd, inherited, nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // inheritedFD reports whether fd is open in qnuma without close-on-exec:
@@ -170,6 +225,8 @@ func (r *run) startLocked() error {
 		r.proc = r.cmd.Process
 		r.pid = r.proc.Pid
 		started <- nil
+		// Wait returns at most drainWait after qemu's exit, whoever
+		// still holds its stderr.
 		r.cmd.Wait()
 		r.state = r.cmd.ProcessState
 		r.exitedByItself.Store(!r.stopping.Load())
@@ -178,34 +235,29 @@ func (r *run) startLocked() error {
 	return <-started
 }
 
-// MakeRuntimeDir makes a private (0700) directory for the QMP socket under
-// parent, or under $XDG_RUNTIME_DIR (when usable) or os.TempDir() when
-// parent is "".
-func MakeRuntimeDir(parent string) (string, error) {
-	if parent == "" {
-		parent = os.TempDir()
-		if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" && unix.Access(x, unix.W_OK|unix.X_OK) == nil {
-			parent = x
-		}
-	}
-	dir, err := os.MkdirTemp(parent, "qnuma-")
-	if err != nil {
-		return "", fmt.Errorf("make runtime directory: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return "", errors.Join(fmt.Errorf("make runtime directory: %w", err), os.RemoveAll(dir))
-	}
-	return dir, nil
-}
-
 // exitedError describes qemu's early exit with the tail of its stderr.
 func (r *run) exitedError() error {
 	if r.state == nil { // attached: not qnuma's child, its status is not ours to read
 		return fmt.Errorf("qemu (pid %d) exited", r.pid)
 	}
-	msg := fmt.Sprintf("qemu (pid %d) exited with status %d", r.pid, exitCode(r.state))
+	var msg string
+	if ws, ok := r.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		msg = KilledMessage(r.pid, ws.Signal()) + fmt.Sprintf(" (exit status %d)", exitCode(r.state))
+	} else {
+		msg = fmt.Sprintf("qemu (pid %d) exited with status %d", r.pid, exitCode(r.state))
+	}
 	if tail := r.stderr.Tail(10); tail != "" {
 		msg += ": " + tail
 	}
 	return errors.New(msg)
+}
+
+// KilledMessage says that a signal killed qemu, with a hint for SIGKILL,
+// which nobody sends a VM by accident: most often the kernel's OOM killer.
+func KilledMessage(pid int, sig syscall.Signal) string {
+	msg := fmt.Sprintf("qemu (pid %d) was killed by signal %d (%s)", pid, int(sig), unix.SignalName(sig))
+	if sig == syscall.SIGKILL {
+		msg += "; if nobody killed it, the kernel's OOM killer may have (see dmesg)"
+	}
+	return msg
 }

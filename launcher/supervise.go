@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +27,10 @@ func (r *run) supervise(ctx context.Context) {
 				r.result.ExitCode = 124
 			}
 			r.log.Info("qemu exited", "pid", r.pid, "status", exitCode(r.state))
+			if ws, ok := r.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() && !r.stopping.Load() {
+				// Nobody here asked for it: say so even without -v.
+				r.warn(KilledMessage(r.pid, ws.Signal()))
+			}
 			return
 		case sig := <-r.cfg.Signals:
 			r.log.Info("forwarding signal", "signal", sig, "pid", r.pid)
@@ -51,7 +56,7 @@ func (r *run) powerdown(why string) <-chan time.Time {
 	r.log.Info("powering down", "why", why, "pid", r.pid, "grace", r.cfg.Grace)
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Grace)
 	defer cancel()
-	if err := r.mon.SystemPowerdown(ctx); err != nil {
+	if err := r.qmpCall(ctx, "system_powerdown", r.mon.SystemPowerdown); err != nil {
 		r.log.Warn("system_powerdown failed: killing qemu", "pid", r.pid, "err", err)
 		r.proc.Kill()
 		return nil

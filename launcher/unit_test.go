@@ -20,17 +20,17 @@ func TestExtraArgs(t *testing.T) {
 		want              []string
 	}{
 		{"defaults", "web", false, false,
-			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-S", "-name", "qnuma-web,debug-threads=on"}},
+			[]string{"-chardev", "socket,id=qnuma-qmp,fd=4,server=off", "-mon", "chardev=qnuma-qmp,mode=control", "-S", "-name", "qnuma-web,debug-threads=on"}},
 		{"no name", "", false, false,
-			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-S", "-name", "qnuma,debug-threads=on"}},
+			[]string{"-chardev", "socket,id=qnuma-qmp,fd=4,server=off", "-mon", "chardev=qnuma-qmp,mode=control", "-S", "-name", "qnuma,debug-threads=on"}},
 		{"user paused", "web", true, false,
-			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-name", "qnuma-web,debug-threads=on"}},
+			[]string{"-chardev", "socket,id=qnuma-qmp,fd=4,server=off", "-mon", "chardev=qnuma-qmp,mode=control", "-name", "qnuma-web,debug-threads=on"}},
 		{"user named", "web", false, true,
-			[]string{"-qmp", "unix:/r/qmp.sock,server=on,wait=off", "-S"}},
+			[]string{"-chardev", "socket,id=qnuma-qmp,fd=4,server=off", "-mon", "chardev=qnuma-qmp,mode=control", "-S"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ExtraArgs("/r/qmp.sock", tt.vm, tt.userPaused, tt.named)
+			got := ExtraArgs(4, tt.vm, tt.userPaused, tt.named)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("ExtraArgs = %q, want %q", got, tt.want)
 			}

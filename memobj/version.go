@@ -3,11 +3,14 @@ package memobj
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Version is a QEMU release, as `qemu-system-x86_64 -version` prints it.
@@ -59,16 +62,52 @@ func ProbeVersion(ctx context.Context, binary string) (Version, error) {
 	return v, nil
 }
 
-// versionOutput runs `binary -version`.
+// probeTimeout bounds `qemu -version`: a qemu that hangs there (a wrapper
+// script waiting on something) must not hang plan and run silently.
+var probeTimeout = 10 * time.Second
+
+// maxVersionOutput bounds what -version may print that is kept.
+const maxVersionOutput = 64 << 10
+
+// versionOutput runs `binary -version` within probeTimeout. The probe runs
+// in its own process group, all of which is killed when the limit passes
+// (and when it has finished, so that nothing it started stays behind);
+// Pdeathsig kills it if qnuma dies first.
 func versionOutput(ctx context.Context, binary string) (string, error) {
-	var stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	stdout := &cappedBuffer{max: maxVersionOutput}
+	stderr := &cappedBuffer{max: maxVersionOutput}
 	cmd := exec.CommandContext(ctx, binary, "-version")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // a child holding stdout past the kill
+	err := cmd.Run()
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && err != nil {
+		return "", fmt.Errorf("probe qemu version: %s -version did not finish within %v: killed it; check that it runs, or give --qemu-version when planning", binary, probeTimeout)
+	}
 	if err != nil {
 		return "", fmt.Errorf("probe qemu version: run %s -version: %w: %s", binary, err, strings.TrimSpace(stderr.String()))
 	}
-	return string(out), nil
+	return stdout.String(), nil
+}
+
+// cappedBuffer keeps the first max bytes written to it and discards the
+// rest without failing the writer.
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room > 0 {
+		c.Buffer.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }
 
 func (v Version) String() string {

@@ -2,10 +2,15 @@ package memobj
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeQEMU writes a script that prints version and counts its runs in a
@@ -76,4 +81,112 @@ func TestVersionCache(t *testing.T) {
 	if _, err := c.Probe(ctx, filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing binary: %v, want an error naming it", err)
 	}
+}
+
+// TestProbeTimeout: a qemu whose -version hangs is killed, with everything
+// it started, once the limit passes, and the error says so.
+func TestProbeTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes: skipped under -short")
+	}
+	old := probeTimeout
+	probeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { probeTimeout = old })
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "qemu-system-x86_64")
+	pidFile := filepath.Join(dir, "sleep.pid")
+	script := "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := VersionCache{Dir: filepath.Join(dir, "cache")}.Probe(context.Background(), bin)
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		t.Fatal("the probe of a hanging qemu -version did not return")
+	}
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("probe error %v, want the time limit named", err)
+	}
+	b, rerr := os.ReadFile(pidFile)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	// Killed with its group; reaped by init, so wait for it to go.
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(st), ") Z ") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Errorf("the probe's child (sleep, pid %d) outlived the probe", pid)
+}
+
+// probeChildEnv makes the test binary a qnuma that probes the binary the
+// variable names and waits: TestProbeDiesWithQnuma kills it mid-probe.
+const probeChildEnv = "QNUMA_TEST_PROBE"
+
+func TestMain(m *testing.M) {
+	if bin := os.Getenv(probeChildEnv); bin != "" {
+		ProbeVersion(context.Background(), bin)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestProbeDiesWithQnuma: a qnuma killed while `qemu -version` runs takes
+// the probe with it.
+func TestProbeDiesWithQnuma(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes: skipped under -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "qemu-system-x86_64")
+	pidFile := filepath.Join(dir, "probe.pid")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho $$ > "+pidFile+".tmp\nmv "+pidFile+".tmp "+pidFile+"\nexec sleep 300\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := exec.Command(self)
+	q.Env = append(os.Environ(), probeChildEnv+"="+bin)
+	if err := q.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Wait()
+	var pid int
+	for i := 0; i < 600 && pid == 0; i++ { // bounded wait for the probe to start
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if pid == 0 {
+		q.Process.Kill()
+		t.Fatal("the probe never started")
+	}
+	q.Process.Kill()
+	q.Wait()
+	for i := 0; i < 100; i++ {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return // gone, or dead and waiting for init to reap it
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Errorf("the probe (pid %d) outlived the qnuma that ran it", pid)
 }

@@ -1,5 +1,5 @@
 // Package qmp is qnuma's client for QEMU's machine protocol (QMP) over a
-// unix socket.
+// unix socket: one dialled by path, or one end of a socketpair.
 //
 // One reader goroutine per connection decodes a stream of JSON objects (no
 // line-length limit), hands each reply to the caller waiting on its id and
@@ -43,7 +43,7 @@ type Version struct {
 // Client is one QMP connection. Its methods are safe for concurrent use.
 type Client struct {
 	conn net.Conn
-	path string
+	path string // the socket's path, or the name given to NewClient
 
 	nextID atomic.Uint64
 	// writeSem serialises writes; a channel so that waiting for it honours
@@ -80,30 +80,47 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		}
 		return nil, fmt.Errorf("qmp dial %s: %w", socketPath, err)
 	}
-	c := &Client{
+	return handshake(ctx, conn, socketPath, "qmp dial "+socketPath)
+}
+
+// NewClient speaks QMP over conn, an already connected stream (one end of a
+// socketpair whose other end QEMU got as -chardev socket,fd=N,server=off):
+// it waits for the greeting and negotiates capabilities, bounded by ctx.
+// name identifies the connection in errors ("qemu pid 4121"). The client
+// owns conn from then on, also when NewClient fails.
+func NewClient(ctx context.Context, conn net.Conn, name string) (*Client, error) {
+	return handshake(ctx, conn, name, "qmp "+name)
+}
+
+func handshake(ctx context.Context, conn net.Conn, name, op string) (*Client, error) {
+	c := newClient(conn, name)
+	go c.read()
+
+	select {
+	case c.greeting = <-c.greeted:
+	case <-c.done:
+		return nil, fmt.Errorf("%s: wait for greeting: %w", op, c.Err())
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("%s: wait for greeting: %w", op, ctx.Err())
+	}
+	if err := c.Execute(ctx, "qmp_capabilities", nil, nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c, nil
+}
+
+func newClient(conn net.Conn, name string) *Client {
+	return &Client{
 		conn:     conn,
-		path:     socketPath,
+		path:     name,
 		writeSem: make(chan struct{}, 1),
 		pending:  make(map[uint64]chan reply),
 		greeted:  make(chan Greeting, 1),
 		events:   make(chan Event, eventBuffer),
 		done:     make(chan struct{}),
 	}
-	go c.read()
-
-	select {
-	case c.greeting = <-c.greeted:
-	case <-c.done:
-		return nil, fmt.Errorf("qmp dial %s: wait for greeting: %w", socketPath, c.Err())
-	case <-ctx.Done():
-		c.Close()
-		return nil, fmt.Errorf("qmp dial %s: wait for greeting: %w", socketPath, ctx.Err())
-	}
-	if err := c.Execute(ctx, "qmp_capabilities", nil, nil); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("qmp dial %s: %w", socketPath, err)
-	}
-	return c, nil
 }
 
 // spent is ctx.Err(), or DeadlineExceeded as soon as the deadline has

@@ -135,3 +135,5 @@ func (p *peer) drain() {
 		}
 	}
 }
+
+func newTestDecoder(r io.Reader) *json.Decoder { return json.NewDecoder(r) }

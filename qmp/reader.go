@@ -35,26 +35,66 @@ type greetingJSON struct {
 	Capabilities []string `json:"capabilities"`
 }
 
+// Bounds on what one peer can make qnuma hold: a message (a 400-vCPU
+// query-cpus-fast reply is some 100 KiB) and everything up to and with the
+// greeting (QEMU's is under 200 bytes).
+const (
+	MaxMessage  = 32 << 20
+	maxGreeting = 1 << 20
+)
+
+// ErrTooLarge is wrapped by the error of a connection whose peer sent a
+// message over MaxMessage bytes, or a greeting over a megabyte.
+var ErrTooLarge = errors.New("message too large")
+
 // read is the connection's only reader. It runs until the stream ends or
 // breaks, then fails every pending call and closes Done and Events.
 func (c *Client) read() {
-	tail := &tailReader{r: c.conn}
-	dec := json.NewDecoder(tail)
+	c.finish(c.decode(c.conn))
+}
+
+// decode reads and dispatches messages from r until the stream ends or
+// breaks, and says why.
+func (c *Client) decode(r io.Reader) error {
+	tail := &tailReader{r: r}
+	bound := &boundedReader{r: tail, limit: maxGreeting}
+	dec := json.NewDecoder(bound)
 	greeted := false
-	var err error
 	for {
 		start := dec.InputOffset()
-		var m message
-		if err = dec.Decode(&m); err != nil {
-			err = describeReadErr(err, tail.since(start))
-			break
+		if greeted { // before it, the bound counts from the first byte
+			bound.start, bound.limit = start, MaxMessage
 		}
-		if err = c.dispatch(&m, &greeted); err != nil {
-			err = fmt.Errorf("%w (read %s)", err, tail.since(start))
-			break
+		var m message
+		if err := dec.Decode(&m); err != nil {
+			return describeReadErr(err, tail.since(start))
+		}
+		if err := c.dispatch(&m, &greeted); err != nil {
+			return fmt.Errorf("%w (read %s)", err, tail.since(start))
 		}
 	}
-	c.finish(err)
+}
+
+// boundedReader fails once more than limit bytes have been read since
+// stream offset start: the decoder buffers a whole message, so this bounds
+// its memory.
+type boundedReader struct {
+	r            io.Reader
+	read         int64
+	start, limit int64
+}
+
+func (b *boundedReader) Read(p []byte) (int, error) {
+	left := b.start + b.limit - b.read
+	if left <= 0 {
+		return 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, b.limit)
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
 }
 
 // describeReadErr says what was read when the stream stops making sense,

@@ -9,19 +9,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/launcher"
+	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology"
@@ -42,6 +47,9 @@ func numactl(args []string) error {
 	o, err := parseNumactl(args)
 	if err != nil {
 		return badInput("%w", err)
+	}
+	for _, w := range o.Warnings {
+		fmt.Fprintln(os.Stderr, "qnuma: warning:", w)
 	}
 	host, err := topology.Read("/")
 	if err != nil {
@@ -65,16 +73,51 @@ func numactl(args []string) error {
 	if note != "" {
 		fmt.Fprintln(os.Stderr, "qnuma: warning:", note)
 	}
-	if o.Exec {
-		return execQEMU(b, p, q, o.Verbose)
+	res, err := reserveNumactl(o.StateDir, p)
+	if err != nil {
+		return err
 	}
+	if o.Exec {
+		err := execQEMU(b, p, q, o.Verbose, res)
+		res.Release() // qnuma did not become qemu
+		return err
+	}
+	defer res.Release()
 	return launchVM(launcher.Config{
 		Argv:         q.Final(nil),
 		UserPaused:   q.Paused,
 		HasName:      q.HasName,
 		Plan:         p,
 		EmulatorCPUs: b.CPUs,
+		Hooks:        launcher.Hooks{OnStarted: recordQEMU(res)},
 	}, o.Verbose)
+}
+
+// reserveNumactl records a VM started with numactl's spelling in the
+// ledger, so that `qnuma ps` lists it and later VMs are planned around it.
+// Its placement is the user's: the ledger only learns of it.
+func reserveNumactl(stateDir string, p *plan.Plan) (*ledger.Reservation, error) {
+	l, err := ledger.Open(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	r, err := l.Place(context.Background(), "", func([]plan.Placed) (*plan.Plan, error) { return p, nil })
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range r.Quarantined {
+		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (moved aside; its room is no longer held)\n", q)
+	}
+	return r, nil
+}
+
+// recordQEMU is the OnStarted hook that records qemu's pid in the ledger.
+func recordQEMU(r *ledger.Reservation) func(int, string) {
+	return func(pid int, _ string) {
+		if err := r.SetQEMU(pid); err != nil {
+			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
+		}
+	}
 }
 
 // numactlPlan places a QEMU guest within the nodes given, keeping the
@@ -181,18 +224,24 @@ func execBound(sys affinity.Sys, b numactlBinding, argv, env []string) error {
 	return nil
 }
 
-// pinHelperArg runs qnuma as the --exec helper (hidden; its job comes in
-// pinJobEnv).
+// pinHelperArg runs qnuma as the --exec helper (hidden). It trusts nothing
+// in its environment: the job comes over an inherited pipe (fd 3), the QMP
+// socket as an inherited fd (4) and qemu as a pidfd (5); the socket's peer
+// must be the pidfd's process, so a helper run by hand can signal nothing.
+const pinHelperArg = "--qnuma-pin-helper"
+
+// The helper's inherited fds, in exec.Cmd.ExtraFiles order.
 const (
-	pinHelperArg = "--qnuma-pin-helper"
-	pinJobEnv    = "QNUMA_PIN_JOB"
+	pinJobFD   = 3
+	pinQMPFD   = 4
+	pinPIDFDFD = 5
 )
+
+// maxPinJob bounds the job read from the pipe.
+const maxPinJob = 1 << 20
 
 // pinJob is what the --exec helper is to do for the qemu qnuma became.
 type pinJob struct {
-	PID        int
-	Socket     string
-	Dir        string
 	VCPUs      []string // cpu list per vCPU
 	Emulator   string
 	UserPaused bool
@@ -201,29 +250,38 @@ type pinJob struct {
 }
 
 // execQEMU replaces qnuma by qemu (same pid, like numactl) after starting
-// a detached helper that pins qemu's threads over QMP and resumes it.
-func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool) error {
+// a detached helper that pins qemu's threads over QMP and resumes it. The
+// ledger entry res is qemu's from then on: qnuma's pid becomes qemu's.
+func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool, res *ledger.Reservation) error {
 	path, err := exec.LookPath(q.Binary)
 	if err != nil {
 		return fmt.Errorf("execution of %s: %w", q.Binary, err)
 	}
-	dir, err := launcher.MakeRuntimeDir("")
+	pair, err := launcher.NewQMPPair()
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(dir, "qmp.sock")
-	argv := q.Final(nil, launcher.ExtraArgs(sock, "", q.Paused, q.HasName)...)
-	job := pinJob{PID: os.Getpid(), Socket: sock, Dir: dir, Emulator: p.EmulatorCPUs.String(),
-		UserPaused: q.Paused, Verbose: verbose, QMPTimeout: launcher.DefaultQMPTimeout}
+	defer pair.Conn.Close()
+	defer pair.QEMU.Close() // after a failed exec; qemu keeps it otherwise
+	job := pinJob{Emulator: p.EmulatorCPUs.String(), UserPaused: q.Paused, Verbose: verbose,
+		QMPTimeout: launcher.DefaultQMPTimeout}
 	for _, v := range p.VCPUs {
 		job.VCPUs = append(job.VCPUs, v.HostCPUs.String())
 	}
-	if err := startPinHelper(job); err != nil {
-		os.RemoveAll(dir)
+	if err := startPinHelper(job, pair.Conn); err != nil {
 		return err
 	}
-	// From here on the helper owns dir: it removes it when done, or when
-	// this process exits without becoming qemu.
+	// qemu's end survives the exec at its own number, which no fd handed
+	// down to qnuma can have; only now, so that the helper has no copy
+	// (it would hide qemu's end of the connection from it).
+	qemuFD := int(pair.QEMU.Fd())
+	if _, err := unix.FcntlInt(uintptr(qemuFD), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("qmp socket for qemu: %w", os.NewSyscallError("fcntl", err))
+	}
+	argv := q.Final(nil, launcher.ExtraArgs(qemuFD, "", q.Paused, q.HasName)...)
+	if err := res.SetQEMU(os.Getpid()); err != nil {
+		fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", os.Getpid(), err)
+	}
 	runtime.LockOSThread()
 	if err := bindSelf(affinity.Real{}, b); err != nil {
 		return err
@@ -236,8 +294,9 @@ func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool) er
 
 // startPinHelper starts the helper detached: an intermediate qnuma starts
 // it in a new session and exits at once, so the helper is nobody's child
-// to reap once qnuma has become qemu.
-func startPinHelper(job pinJob) error {
+// to reap once qnuma has become qemu. It hands down the job on a pipe, the
+// QMP connection and a pidfd of this process (qemu-to-be).
+func startPinHelper(job pinJob, conn net.Conn) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("start pin helper: %w", err)
@@ -246,21 +305,70 @@ func startPinHelper(job pinJob) error {
 	if err != nil {
 		return fmt.Errorf("start pin helper: %w", err)
 	}
-	cmd := exec.Command(self, pinHelperArg, "detach")
-	cmd.Env = append(os.Environ(), pinJobEnv+"="+string(b))
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("start pin helper: qmp connection is a %T, not a unix socket", conn)
+	}
+	qmpFile, err := uc.File()
+	if err != nil {
 		return fmt.Errorf("start pin helper: %w", err)
+	}
+	defer qmpFile.Close()
+	pidfd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return fmt.Errorf("start pin helper: %w", os.NewSyscallError("pidfd_open", err))
+	}
+	pidFile := os.NewFile(uintptr(pidfd), "pidfd")
+	defer pidFile.Close()
+	jobR, jobW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start pin helper: %w", err)
+	}
+	defer jobR.Close()
+	defer jobW.Close()
+	cmd := exec.Command(self, pinHelperArg, "detach")
+	cmd.ExtraFiles = []*os.File{jobR, qmpFile, pidFile} // fds 3, 4, 5
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start pin helper: %w", err)
+	}
+	jobR.Close()
+	_, werr := jobW.Write(b)
+	jobW.Close()
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("start pin helper: %w", err)
+	}
+	if werr != nil {
+		return fmt.Errorf("start pin helper: send job: %w", werr)
+	}
+	return nil
+}
+
+// helperFDs reports whether fds 3-5 were handed down (open, without
+// close-on-exec), as only startPinHelper does.
+func helperFDs() error {
+	for _, fd := range []int{pinJobFD, pinQMPFD, pinPIDFDFD} {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			return fmt.Errorf("fd %d was not handed down: the pin helper is started by qnuma --exec only", fd)
+		}
 	}
 	return nil
 }
 
 // runPinHelper is the helper: "detach" starts the real one and returns.
+// Whatever it finds wrong, it deletes nothing and signals no one it has
+// not verified.
 func runPinHelper(args []string) int {
+	if err := helperFDs(); err != nil {
+		fmt.Fprintln(os.Stderr, "qnuma: pin helper:", err)
+		return 1
+	}
 	if len(args) > 0 && args[0] == "detach" {
 		self, err := os.Executable()
 		if err == nil {
 			cmd := exec.Command(self, pinHelperArg)
+			cmd.ExtraFiles = []*os.File{os.NewFile(pinJobFD, "job"), os.NewFile(pinQMPFD, "qmp"), os.NewFile(pinPIDFDFD, "pidfd")}
 			cmd.Stderr = os.Stderr
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 			err = cmd.Start()
@@ -271,25 +379,58 @@ func runPinHelper(args []string) int {
 		}
 		return 0
 	}
-	var job pinJob
-	if err := json.Unmarshal([]byte(os.Getenv(pinJobEnv)), &job); err != nil {
-		fmt.Fprintf(os.Stderr, "qnuma: pin helper: bad %s: %v\n", pinJobEnv, err)
-		return 1
+	for _, fd := range []int{pinJobFD, pinQMPFD, pinPIDFDFD} {
+		unix.CloseOnExec(fd)
 	}
-	p, err := job.plan()
+	// The helper's stderr is the user's: a closed pipe there must not kill
+	// it and leave qemu paused.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	target, err := launcher.TargetFromFDs(pinQMPFD, pinPIDFDFD, "/")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qnuma: pin helper:", err)
-		os.RemoveAll(job.Dir)
+		return 1
+	}
+	job, err := readPinJob(os.NewFile(pinJobFD, "job"))
+	var p *plan.Plan
+	if err == nil {
+		p, err = job.plan()
+	}
+	if err != nil {
+		err = fmt.Errorf("pin helper: %w", err)
+		// qemu waits paused for a job that will not come: end it so
+		// that its status shows the failure.
+		unix.PidfdSendSignal(target.PIDFD, unix.SIGKILL, nil, 0)
+		fmt.Fprintf(os.Stderr, "qnuma: %v; killed qemu (pid %d)\n", err, target.PID)
+		target.Conn.Close()
+		unix.Close(target.PIDFD)
 		return 1
 	}
 	cfg := launcher.Config{Plan: p, UserPaused: job.UserPaused, QMPTimeout: job.QMPTimeout,
 		Log: newCLILogger(os.Stderr, job.Verbose)}
-	_, err = launcher.Attach(context.Background(), cfg, launcher.Target{PID: job.PID, Socket: job.Socket, RuntimeDir: job.Dir})
+	_, err = launcher.Attach(context.Background(), cfg, target)
 	if err != nil {
+		// Attach killed qemu: its status (137) is what the shell sees.
 		fmt.Fprintln(os.Stderr, "qnuma:", err)
 		return 1
 	}
 	return 0
+}
+
+// readPinJob reads the job from the pipe startPinHelper wrote it to.
+func readPinJob(f *os.File) (pinJob, error) {
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPinJob+1))
+	if err != nil {
+		return pinJob{}, fmt.Errorf("read job: %w", err)
+	}
+	if len(b) > maxPinJob {
+		return pinJob{}, fmt.Errorf("read job: over %d bytes", maxPinJob)
+	}
+	var job pinJob
+	if err := json.Unmarshal(b, &job); err != nil {
+		return pinJob{}, fmt.Errorf("read job: %w", err)
+	}
+	return job, nil
 }
 
 func (j pinJob) plan() (*plan.Plan, error) {
@@ -319,7 +460,11 @@ type numactlOpts struct {
 	Exec bool
 	// Verbose logs the launch's steps.
 	Verbose bool
-	Argv    []string
+	// StateDir is the ledger a QEMU guest is recorded in ("": the default).
+	StateDir string
+	// Warnings are options accepted but without effect, as numactl warns.
+	Warnings []string
+	Argv     []string
 }
 
 // numactlOption is one option numactl has (or qnuma adds), by spellings.
@@ -356,31 +501,86 @@ var numactlOptions = []numactlOption{
 	{"localalloc", "l", false, memPolicy(memobj.PolicyDefault)},
 	{"cpunodebind", "N", true, func(o *numactlOpts, v string) error { o.CPUNodes = v; return nil }},
 	{"physcpubind", "C", true, func(o *numactlOpts, v string) error { o.PhysCPUs = v; return nil }},
+	// As numactl: --strict is for shared memory segments; for a command it
+	// is accepted with a warning. --touch needs a segment, which qnuma
+	// does not make: an error, as in numactl.
+	{"strict", "t", false, func(o *numactlOpts, _ string) error {
+		o.Warnings = append(o.Warnings, "--strict applies to shared memory segments only: ignored for the command, as numactl does")
+		return nil
+	}},
+	{"touch", "T", false, func(o *numactlOpts, _ string) error {
+		return errors.New("--touch must follow a shared memory segment (--shm, --file), which qnuma does not support")
+	}},
+	// qnuma's own.
 	{"exec", "", false, func(o *numactlOpts, _ string) error { o.Exec = true; return nil }},
 	{"verbose", "", false, func(o *numactlOpts, _ string) error { o.Verbose = true; return nil }},
+	{"state-dir", "", true, func(o *numactlOpts, v string) error { o.StateDir = v; return nil }},
 }
 
+// numactlOnly are numactl's long options that qnuma does not handle: an
+// abbreviation is resolved against them too, so it means what it means to
+// numactl or is refused.
+var numactlOnly = []string{
+	"all", "balancing", "preferred-many", "cpubind", "show", "hardware", "shm", "file",
+	"offset", "length", "shmmode", "shmid", "huge", "dump", "dump-nodes",
+}
+
+// errNotNumactl: the argument is none of numactl's options.
+var errNotNumactl = errors.New("not a numactl option")
+
 // lookupOption finds the option an argument starts with, and its attached
-// value: "--membind=1" → membind, "1"; "-m1" → membind, "1".
-func lookupOption(arg string) (opt *numactlOption, value string, attached bool) {
+// value: "--membind=1" → membind, "1"; "-m1" → membind, "1". Like numactl
+// (getopt_long), a long option may be abbreviated to any unambiguous
+// prefix: "--memb=0". The error is errNotNumactl for an argument that is
+// no numactl option at all.
+func lookupOption(arg string) (opt *numactlOption, value string, attached bool, err error) {
+	if name, v, eq := strings.Cut(strings.TrimPrefix(arg, "--"), "="); strings.HasPrefix(arg, "--") && name != "" {
+		var matches []string
+		for i := range numactlOptions {
+			o := &numactlOptions[i]
+			if name == o.long {
+				return o, v, eq, nil
+			}
+			if strings.HasPrefix(o.long, name) {
+				opt = o
+				matches = append(matches, "--"+o.long)
+			}
+		}
+		var others []string
+		for _, l := range numactlOnly {
+			if l == name {
+				return nil, "", false, fmt.Errorf("numactl's --%s is not supported by qnuma", l)
+			}
+			if strings.HasPrefix(l, name) {
+				others = append(others, "--"+l)
+			}
+		}
+		switch {
+		case len(matches)+len(others) > 1:
+			return nil, "", false, fmt.Errorf("option %s is ambiguous; possibilities: %s", arg, strings.Join(append(matches, others...), " "))
+		case len(matches) == 1:
+			return opt, v, eq, nil
+		case len(others) == 1:
+			return nil, "", false, fmt.Errorf("option %s is numactl's %s, which qnuma does not support", arg, others[0])
+		}
+		return nil, "", false, errNotNumactl
+	}
 	for i := range numactlOptions {
 		o := &numactlOptions[i]
-		if name, v, eq := strings.Cut(strings.TrimPrefix(arg, "--"), "="); strings.HasPrefix(arg, "--") && name == o.long {
-			return o, v, eq
-		}
 		if o.short != "" && strings.HasPrefix(arg, "-"+o.short) && !strings.HasPrefix(arg, "--") {
 			rest := arg[len(o.short)+1:]
 			if !o.value && rest != "" {
 				continue
 			}
-			return o, rest, rest != ""
+			return o, rest, rest != "", nil
 		}
 	}
-	return nil, "", false
+	return nil, "", false, errNotNumactl
 }
 
 // isNumactlSyntax reports whether args use numactl's options
-// (qnuma --membind=1 -- CMD), decided from the first argument.
+// (qnuma --membind=1 -- CMD), decided from the first argument: one of
+// numactl's options, abbreviated or not, even one qnuma refuses.
 func isNumactlSyntax(args []string) bool {
 	if len(args) == 0 {
 		return false
@@ -388,8 +588,8 @@ func isNumactlSyntax(args []string) bool {
 	if args[0] == pinHelperArg {
 		return true
 	}
-	o, _, _ := lookupOption(args[0])
-	return o != nil
+	_, _, _, err := lookupOption(args[0])
+	return !errors.Is(err, errNotNumactl)
 }
 
 // parseNumactl parses numactl's options up to the command: like numactl,
@@ -406,9 +606,12 @@ func parseNumactl(args []string) (numactlOpts, error) {
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			break
 		}
-		opt, v, attached := lookupOption(a)
-		if opt == nil {
-			return o, fmt.Errorf("unknown option %q (numactl syntax: --membind, --interleave, --preferred, --localalloc, --cpunodebind, --physcpubind, --exec)", a)
+		opt, v, attached, err := lookupOption(a)
+		if errors.Is(err, errNotNumactl) {
+			return o, fmt.Errorf("unknown option %q (numactl syntax: --membind, --interleave, --preferred, --localalloc, --cpunodebind, --physcpubind, --strict, --exec, --verbose, --state-dir)", a)
+		}
+		if err != nil {
+			return o, err
 		}
 		if opt.value && !attached {
 			if i+1 >= len(args) {

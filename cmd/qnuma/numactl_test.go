@@ -36,6 +36,10 @@ func TestIsNumactlSyntax(t *testing.T) {
 		{[]string{"-h"}, false},
 		{[]string{"-lx"}, false},
 		{[]string{"--membindx=1"}, false},
+		{[]string{"--memb=1", "ls"}, true},
+		{[]string{"--phys=1", "ls"}, true},
+		{[]string{"--p=1", "ls"}, true}, // ambiguous: numactl's error, not kong's
+		{[]string{"--touch", "ls"}, true},
 		{nil, false},
 	}
 	for _, tt := range tests {
@@ -73,7 +77,26 @@ func TestParseNumactl(t *testing.T) {
 		{"missing value", []string{"--membind"}, numactlOpts{}, "needs a value"},
 		{"empty value", []string{"--membind=", "ls"}, numactlOpts{}, "needs a value"},
 		{"value on a flag", []string{"--exec=1", "-m0", "ls"}, numactlOpts{}, "takes no value"},
-		{"unknown option", []string{"--membind=0", "--touch", "ls"}, numactlOpts{}, "unknown option \"--touch\""},
+		{"unknown option", []string{"--membind=0", "--bogus", "ls"}, numactlOpts{}, "unknown option \"--bogus\""},
+		{"abbreviated", []string{"--memb=0", "--phys", "1", "--cpun=0", "ls"},
+			numactlOpts{Policy: memobj.PolicyBind, Mem: "0", PhysCPUs: "1", CPUNodes: "0", Argv: []string{"ls"}}, ""},
+		{"abbreviated flag", []string{"--loc", "--exe", "ls"},
+			numactlOpts{Policy: memobj.PolicyDefault, Exec: true, Argv: []string{"ls"}}, ""},
+		{"ambiguous as in numactl", []string{"--p=0", "ls"}, numactlOpts{}, "option --p=0 is ambiguous; possibilities: --preferred --physcpubind --preferred-many"},
+		{"ambiguous with numactl's own", []string{"--s", "ls"}, numactlOpts{}, "ambiguous"},
+		{"exact beats prefix", []string{"--preferred=0", "ls"},
+			numactlOpts{Policy: memobj.PolicyPreferred, Mem: "0", Argv: []string{"ls"}}, ""},
+		{"numactl option qnuma lacks", []string{"--hard", "ls"}, numactlOpts{}, "numactl's --hardware, which qnuma does not support"},
+		{"strict warns", []string{"--strict", "-m0", "ls"},
+			numactlOpts{Policy: memobj.PolicyBind, Mem: "0", Argv: []string{"ls"},
+				Warnings: []string{"--strict applies to shared memory segments only: ignored for the command, as numactl does"}}, ""},
+		{"strict short", []string{"-t", "ls"},
+			numactlOpts{Argv: []string{"ls"},
+				Warnings: []string{"--strict applies to shared memory segments only: ignored for the command, as numactl does"}}, ""},
+		{"touch refused as numactl does", []string{"--membind=0", "--touch", "ls"}, numactlOpts{}, "--touch must follow a shared memory segment"},
+		{"touch short", []string{"-T", "ls"}, numactlOpts{}, "--touch must follow a shared memory segment"},
+		{"state dir", []string{"--state-dir=/x", "-m0", "ls"},
+			numactlOpts{Policy: memobj.PolicyBind, Mem: "0", StateDir: "/x", Argv: []string{"ls"}}, ""},
 		{"conflicting policies", []string{"--membind=0", "--interleave=0", "ls"}, numactlOpts{}, "conflicting memory policies: --membind and --interleave"},
 	}
 	for _, tt := range tests {
@@ -90,6 +113,7 @@ func TestParseNumactl(t *testing.T) {
 			}
 			if got.Policy != tt.want.Policy || got.Mem != tt.want.Mem || got.CPUNodes != tt.want.CPUNodes ||
 				got.PhysCPUs != tt.want.PhysCPUs || got.Exec != tt.want.Exec || got.Verbose != tt.want.Verbose ||
+				got.StateDir != tt.want.StateDir || !slices.Equal(got.Warnings, tt.want.Warnings) ||
 				!slices.Equal(got.Argv, tt.want.Argv) {
 				t.Errorf("parseNumactl(%q) = %+v, want %+v", tt.args, got, tt.want)
 			}

@@ -28,10 +28,10 @@ type RunCmd struct {
 
 	Name         string        `name:"name" placeholder:"NAME" help:"VM name, for -name qnuma-NAME when the QEMU command line has no -name."`
 	Timeout      time.Duration `name:"timeout" placeholder:"DURATION" help:"Stop the VM after it has run this long (powerdown, then kill after --grace) and exit 124."`
-	Grace        time.Duration `name:"grace" default:"10s" placeholder:"DURATION" help:"How long a powerdown (--timeout) may take before qemu is killed."`
+	Grace        time.Duration `name:"grace" default:"10s" placeholder:"DURATION" help:"How long a powerdown (--timeout) may take before qemu is killed; 0 means the default, 10s."`
 	BestEffort   bool          `name:"best-effort" help:"Run the VM even when binding memory or pinning a thread fails, with a warning; by default such a VM is stopped."`
 	EmulatorCPUs string        `name:"emulator-cpus" placeholder:"LIST" help:"Host CPUs for qemu's non-vCPU threads (main loop, I/O threads); default: the planned nodes' CPUs."`
-	QMPTimeout   time.Duration `name:"qmp-timeout" default:"60s" placeholder:"DURATION" help:"How long qemu may take to answer on its QMP socket. It answers after preallocating guest RAM, which takes seconds for large guests; a qemu that exits is noticed at once."`
+	QMPTimeout   time.Duration `name:"qmp-timeout" default:"60s" placeholder:"DURATION" help:"How long qemu may take to answer on its QMP monitor, and then each QMP command. It answers after preallocating guest RAM, which takes seconds for large guests; a qemu that exits is noticed at once. 0 means the default, 60s."`
 	Verbose      bool          `name:"verbose" short:"v" help:"Show each launch step with its timing."`
 	prepared     *Prepared
 
@@ -158,6 +158,13 @@ func launchVM(cfg launcher.Config, verbose bool) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// A closed stderr (qnuma run ... 2>&1 | head) must not kill qnuma, and
+	// with it (Pdeathsig) the VM: with SIGPIPE caught, writes fail with
+	// EPIPE instead. Caught, not ignored, so that qemu starts with the
+	// default disposition.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	cfg.Signals = sigs
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cfg.Log = newCLILogger(os.Stderr, verbose)

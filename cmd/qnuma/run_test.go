@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/test/vm"
@@ -81,7 +83,13 @@ func (s *syncBuf) String() string {
 func startQnuma(t *testing.T, prefix []string, args ...string) *proc {
 	t.Helper()
 	argv := append(prefix, args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	return startCmd(t, exec.Command(argv[0], argv[1:]...))
+}
+
+// startCmd starts a qnuma command made by the caller (with ExtraFiles,
+// say) as startQnuma does.
+func startCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR=") // the runtime dir goes to /tmp for any user
 	p := &proc{cmd: cmd, stdout: &syncBuf{}, stderr: &syncBuf{}, lines: make(chan string, 1024), done: make(chan struct{})}
 	cmd.Stdout = p.stdout
@@ -447,7 +455,7 @@ func TestNumactlExecsAnyCommand(t *testing.T) {
 func TestNumactlQEMUPinsVCPUs(t *testing.T) {
 	qemutest.Require(t)
 	bin := buildQnuma(t)
-	args := append([]string{"--membind", "0", "--verbose", "--"}, bareQEMU...)
+	args := append([]string{"--membind", "0", "--verbose", "--state-dir", t.TempDir(), "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, append(args, "-smp", "2", "-m", "64", "-S")...)
 	got := p.readPins(t, 2)
 	for i, tid := range got.vcpuTID {
@@ -477,7 +485,7 @@ func TestNumactlExecQEMU(t *testing.T) {
 	qemutest.Require(t)
 	bin := buildQnuma(t)
 	userSock := filepath.Join(t.TempDir(), "u.sock")
-	args := append([]string{"--exec", "--membind=0", "--"}, bareQEMU...)
+	args := append([]string{"--exec", "--membind=0", "--state-dir=" + t.TempDir(), "--"}, bareQEMU...)
 	p := startQnuma(t, []string{bin}, append(args, "-smp", "2", "-m", "64", "-qmp", "unix:"+userSock+",server=on,wait=off")...)
 	pid := p.cmd.Process.Pid
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -530,5 +538,25 @@ func TestNumactlExecQEMU(t *testing.T) {
 	}
 	if code := p.wait(t); code != 0 {
 		t.Errorf("qemu exited %d after quit, want 0", code)
+	}
+}
+
+// TestZeroDurationsDocumented: --grace 0s and --qmp-timeout 0s mean the
+// defaults (the launcher's rule); the help says so.
+func TestZeroDurationsDocumented(t *testing.T) {
+	for _, f := range []struct{ field, want string }{
+		{"Grace", "0 means the default, 10s"},
+		{"QMPTimeout", "0 means the default, 60s"},
+	} {
+		sf, ok := reflect.TypeOf(RunCmd{}).FieldByName(f.field)
+		if !ok {
+			t.Fatalf("RunCmd has no field %s", f.field)
+		}
+		if help := sf.Tag.Get("help"); !strings.Contains(help, f.want) {
+			t.Errorf("help of %s = %q, want %q in it", f.field, help, f.want)
+		}
+	}
+	if launcher.DefaultGrace != 10*time.Second || launcher.DefaultQMPTimeout != 60*time.Second {
+		t.Errorf("launcher defaults %v and %v no longer what the help says", launcher.DefaultGrace, launcher.DefaultQMPTimeout)
 	}
 }
