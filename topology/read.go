@@ -4,20 +4,36 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 
 	"k8s.io/utils/cpuset"
 )
+
+// maxFileBytes bounds what is read of one file: sysfs files are at most a
+// page (4 KiB), and /proc/self/status, cgroup and mounts files of a real
+// host are far under it.
+const maxFileBytes = 1 << 20
+
+// errNotRegular is a path that is not a regular file once opened (a FIFO,
+// a device, a directory): sysfs and procfs attributes are regular files,
+// and a snapshot's /dev/zero or FIFO would read forever or block.
+var errNotRegular = errors.New("not a regular file")
 
 // Read reads the host's topology from root/sys and root/proc; root is "/"
 // in production and an unpacked snapshot or a test's tree otherwise. It
 // lists directories one level at a time and never walks sysfs recursively,
 // whose node/cpuN links can point back at their own directory.
 func Read(root string) (*Host, error) {
+	if root == "" {
+		return nil, errors.New("read host topology: empty root (give / or a snapshot's directory)")
+	}
 	h, err := read(root)
 	if err != nil {
 		return nil, fmt.Errorf("read host topology: %w", err)
@@ -52,11 +68,55 @@ func read(root string) (*Host, error) {
 // readClean reads a small sysfs or procfs file without its trailing NULs
 // and whitespace. os errors already name the file.
 func readClean(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return "", err
 	}
 	return clean(string(b)), nil
+}
+
+// readFile reads at most maxFileBytes of a regular file. Symlinks are
+// followed (sysfs snapshots hold many), but what they lead to must be a
+// regular file; O_NONBLOCK keeps the open of a FIFO from waiting for a
+// writer. fs.ErrNotExist passes through.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: %w (%s)", path, errNotRegular, fileKind(fi.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxFileBytes {
+		return nil, fmt.Errorf("read %s: larger than %d bytes, which no sysfs or procfs file is", path, maxFileBytes)
+	}
+	return b, nil
+}
+
+// fileKind names a file mode's type for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
 }
 
 // readSet reads a cpu or node list or mask with parse, naming the file in
@@ -214,8 +274,13 @@ func readWholeMachine(root string, online cpuset.CPUSet) (Node, error) {
 	return n, nil
 }
 
-// readMemory fills n's memory figures from a meminfo file. MemTotal and
-// MemFree are required; Inactive(file) is absent before Linux 2.6.28.
+// readMemory fills n's memory figures from a meminfo file. MemTotal is
+// required. MemFree may be missing (hand-made snapshots): the free memory
+// is then unknown and counted as none (MemFreeUnknown), so that no plan
+// promises memory nobody said was there. Inactive(file) is absent before
+// Linux 2.6.28. A kernel never reports more free or inactive memory than
+// the node has; figures that do, or whose sum passes 2^64 bytes, are
+// refused rather than wrapped.
 func readMemory(n *Node, path string) error {
 	s, err := readClean(path)
 	if err != nil {
@@ -225,12 +290,25 @@ func readMemory(n *Node, path string) error {
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
-	for _, key := range []string{"MemTotal", "MemFree"} {
-		if _, ok := m[key]; !ok {
-			return fmt.Errorf("parse %s: no %s line", path, key)
+	total, ok := m["MemTotal"]
+	if !ok {
+		return fmt.Errorf("parse %s: no MemTotal line", path)
+	}
+	free, haveFree := m["MemFree"]
+	inactive := m["Inactive(file)"]
+	for _, f := range []struct {
+		key string
+		v   uint64
+	}{{"MemFree", free}, {"Inactive(file)", inactive}} {
+		if f.v > total {
+			return fmt.Errorf("parse %s: %s %d kB is more than MemTotal %d kB", path, f.key, f.v>>10, total>>10)
 		}
 	}
-	n.MemTotal, n.MemFree, n.InactiveFile = m["MemTotal"], m["MemFree"], m["Inactive(file)"]
+	if _, carry := bits.Add64(free, inactive, 0); carry != 0 {
+		return fmt.Errorf("parse %s: MemFree + Inactive(file) overflows", path)
+	}
+	n.MemTotal, n.MemFree, n.InactiveFile = total, free, inactive
+	n.MemFreeUnknown = !haveFree
 	return nil
 }
 
