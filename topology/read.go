@@ -102,6 +102,23 @@ func readFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// readDir lists a directory sorted by name, as os.ReadDir does, but opens
+// it with O_DIRECTORY so that a FIFO in its place fails at once instead of
+// blocking in open.
+func readDir(path string) ([]fs.DirEntry, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", path, err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
+	return entries, nil
+}
+
 // fileKind names a file mode's type for messages.
 func fileKind(m fs.FileMode) string {
 	switch {
@@ -141,7 +158,7 @@ func readOnline(cpuDir string) (cpuset.CPUSet, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return set, err
 	}
-	entries, err := os.ReadDir(cpuDir)
+	entries, err := readDir(cpuDir)
 	if err != nil {
 		return cpuset.CPUSet{}, fmt.Errorf("list cpus: %w", err)
 	}
@@ -177,7 +194,7 @@ func readOnline(cpuDir string) (cpuset.CPUSet, error) {
 // node directory the host is one node 0 with all online CPUs and memory.
 func readNodes(root string, online cpuset.CPUSet) ([]Node, error) {
 	dir := filepath.Join(root, "sys/devices/system/node")
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -315,7 +332,7 @@ func readMemory(n *Node, path string) error {
 // readHugepages reads hugepages-<size>kB/{nr,free}_hugepages under dir,
 // ascending by size; nil when the kernel has no hugepages directory.
 func readHugepages(dir string) ([]Hugepages, error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

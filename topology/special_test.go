@@ -52,6 +52,11 @@ func TestReadSpecialFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []string{"node0/distance", "not a regular file", "directory"}},
+		{"hugepages directory is a fifo", nodeDir + "node0/hugepages", func(t *testing.T, p string) {
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"node0/hugepages", "not a directory"}},
 		{"cpulist of more than a MiB", nodeDir + "node1/cpulist", func(t *testing.T, p string) {
 			if err := os.WriteFile(p, []byte(huge), 0o644); err != nil {
 				t.Fatal(err)
