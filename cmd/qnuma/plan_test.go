@@ -348,3 +348,13 @@ func TestPlanThisHostRealQEMU(t *testing.T) {
 		t.Fatalf("qemu refused %q: %v\n%s", argv, err, out)
 	}
 }
+
+// TestPlanEmptyRoot: `plan --root ""` is bad input, not the current
+// directory, even where that holds a snapshot.
+func TestPlanEmptyRoot(t *testing.T) {
+	t.Chdir(topotest.Unpack(t, intel))
+	code, stdout, stderr := runCaptured(t, "plan", "--root", "", "--qemu-version", "7.2", "--vcpus", "2", "--memory", "1G")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, `--root "": give a directory`) {
+		t.Errorf("qnuma plan --root \"\": exit %d, stdout %q, stderr %q; want 2 and a message", code, stdout, stderr)
+	}
+}

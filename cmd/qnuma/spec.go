@@ -115,8 +115,8 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 		return nil, badInput("how much memory? give --memory SIZE, or -m SIZE in the QEMU command line after --")
 	}
 
-	if _, err := os.Stat(filepath.Join(f.Root, "sys")); err != nil {
-		return nil, badInput("--root %s is not a snapshot of / (no sys folder): %w", f.Root, err)
+	if err := checkRoot(f.Root); err != nil {
+		return nil, err
 	}
 	if pr.Host, err = topology.Read(f.Root); err != nil {
 		return nil, err

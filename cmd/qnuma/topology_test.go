@@ -134,3 +134,22 @@ func TestTopologyExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestTopologyEmptyRoot: `--root ""` is bad input, even from a directory
+// that holds a snapshot (it used to read the current directory).
+func TestTopologyEmptyRoot(t *testing.T) {
+	small := t.TempDir()
+	topotest.WriteTree(t, small, map[string]string{
+		"sys/devices/system/cpu/online": "0\n",
+		"proc/meminfo":                  "MemTotal: 1024 kB\nMemFree: 512 kB\n",
+	})
+	t.Chdir(small)
+	code, stdout, stderr := runCaptured(t, "topology", "--root", "")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, `--root "": give a directory`) {
+		t.Errorf("qnuma topology --root \"\": exit %d, stdout %q, stderr %q; want 2 and a message", code, stdout, stderr)
+	}
+	// --root . is how to say the current directory.
+	if code, _, stderr := runCaptured(t, "topology", "--root", "."); code != 0 {
+		t.Errorf("qnuma topology --root .: exit %d: %s", code, stderr)
+	}
+}
