@@ -358,3 +358,53 @@ func TestPlanEmptyRoot(t *testing.T) {
 		t.Errorf("qnuma plan --root \"\": exit %d, stdout %q, stderr %q; want 2 and a message", code, stdout, stderr)
 	}
 }
+
+// TestHugeCountsRefused is issue 11 item 15: ids and counts far past any
+// host or QEMU are bad input (exit 2), refused before anything allocates
+// per id or per vCPU (these used to die of out-of-memory), and start
+// nothing.
+func TestHugeCountsRefused(t *testing.T) {
+	root := topotest.Unpack(t, intel)
+	plan := []string{"plan", "--root", root, "--qemu-version", "7.2", "--memory", "1G"}
+	tests := []struct {
+		name string
+		args []string
+		says []string
+	}{
+		{"plan --host-nodes", append(slices.Clone(plan), "--vcpus", "2", "--host-nodes", "0-4294967297"),
+			[]string{`--host-nodes "0-4294967297"`, "out of range 0-65535"}},
+		{"plan --vcpus with --overcommit", append(slices.Clone(plan), "--vcpus", "4294967297", "--overcommit"),
+			[]string{"--vcpus 4294967297", "QEMU takes at most 4096"}},
+		{"plan --vcpus just past QEMU's limit", append(slices.Clone(plan), "--vcpus", "4097", "--overcommit"),
+			[]string{"--vcpus 4097", "at most 4096"}},
+		{"plan -smp of the user's command line", append(slices.Clone(plan), "--overcommit", "--", "qemu-system-x86_64", "-smp", "4294967297"),
+			[]string{"-smp 4294967297", "at most 4096"}},
+		{"plan -smp as sockets × cores × threads", append(slices.Clone(plan), "--overcommit", "--", "qemu-system-x86_64", "-smp", "sockets=65536,cores=65536,threads=2"),
+			[]string{"-smp sockets=65536,cores=65536,threads=2", "at most 4096"}},
+		{"run --emulator-cpus", []string{"run", "--emulator-cpus", "0-4294967297", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64"},
+			[]string{`--emulator-cpus "0-4294967297"`, "out of range"}},
+		{"run --vcpus with --overcommit", []string{"run", "--vcpus", "4294967297", "--overcommit", "--memory", "64M", "--", "qemu-system-x86_64"},
+			[]string{"--vcpus 4294967297", "at most 4096"}},
+		{"numactl --physcpubind", []string{"--physcpubind=0-4294967297", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64"},
+			[]string{`"0-4294967297"`, "out of range"}},
+		{"numactl -smp", []string{"--membind=0", "--", "qemu-system-x86_64", "-smp", "4294967297", "-m", "64"},
+			[]string{"-smp 4294967297", "at most 4096"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCaptured(t, tt.args...)
+			if code != 2 || stdout != "" {
+				t.Errorf("qnuma %q: exit %d, stdout %q; want exit 2 and nothing printed; stderr:\n%s", tt.args, code, stdout, stderr)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+		})
+	}
+	// QEMU's own limit is a plan, not a refusal.
+	if code, _, stderr := runCaptured(t, append(slices.Clone(plan), "--vcpus", "4096", "--overcommit")...); code != 0 {
+		t.Errorf("plan --vcpus 4096 --overcommit: exit %d: %s", code, stderr)
+	}
+}

@@ -21,10 +21,15 @@ import (
 // QEMU command line.
 const defaultQEMU = "qemu-system-x86_64"
 
+// maxVCPUs is the most vCPUs any QEMU x86 machine takes: q35 since QEMU
+// 9.0 (1024 before, 255 or 288 for pc). A count past it is refused before
+// anything is planned, which allocates per vCPU.
+const maxVCPUs = 4096
+
 // SpecFlags are the VM spec flags `qnuma plan` and `qnuma run` share, and
 // the user's own QEMU command line after "--".
 type SpecFlags struct {
-	VCPUs      int    `name:"vcpus" placeholder:"N" help:"Number of vCPUs. Defaults to the -smp of the QEMU command line, if any."`
+	VCPUs      int    `name:"vcpus" placeholder:"N" help:"Number of vCPUs, at most 4096 (QEMU's largest x86 machine, q35 in QEMU 9.0 and later). Defaults to the -smp of the QEMU command line, if any."`
 	Memory     string `name:"memory" placeholder:"SIZE" help:"Guest RAM, with an IEC suffix K, M, G or T (16G = 16 GiB); a bare number is MiB, as for QEMU's -m. Defaults to the -m of the QEMU command line, if any."`
 	HostNodes  string `name:"host-nodes" default:"auto" placeholder:"auto|LIST" help:"Host NUMA nodes to use, as a list such as 0 or 0-1,4: honoured exactly or refused with the reason. auto (the default) picks the fewest nodes with room for both the vCPUs and the memory."`
 	GuestNodes string `name:"guest-nodes" default:"auto" placeholder:"auto|N" help:"Number of guest NUMA nodes, one per host node used. auto (the default) gives the guest one node per host node the VM needs."`
@@ -111,6 +116,13 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if spec.VCPUs == 0 {
 		return nil, badInput("how many vCPUs? give --vcpus N, or -smp N in the QEMU command line after --")
 	}
+	what := fmt.Sprintf("--vcpus %d", spec.VCPUs)
+	if pr.User != nil && pr.User.HasSMP {
+		what = "-smp " + pr.User.SMPArg
+	}
+	if err := checkVCPUs(what, spec.VCPUs); err != nil {
+		return nil, err
+	}
 	if spec.MemoryBytes == 0 {
 		return nil, badInput("how much memory? give --memory SIZE, or -m SIZE in the QEMU command line after --")
 	}
@@ -169,6 +181,9 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 	if f.VCPUs < 0 {
 		return s, set, badInput("--vcpus %d: want a positive count", f.VCPUs)
 	}
+	if err := checkVCPUs(fmt.Sprintf("--vcpus %d", f.VCPUs), f.VCPUs); err != nil {
+		return s, set, err
+	}
 	if f.MaxVCPUsPerNode < 0 {
 		return s, set, badInput("--max-vcpus-per-node %d: want a positive count", f.MaxVCPUsPerNode)
 	}
@@ -188,7 +203,10 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 	}
 	if f.HostNodes != "auto" {
 		nodes, err := cpulist.Parse(f.HostNodes)
-		if err != nil || nodes.IsEmpty() {
+		if err != nil {
+			return s, set, badInput("--host-nodes %q: %w; want auto or a node list such as 0 or 0-1,4", f.HostNodes, err)
+		}
+		if nodes.IsEmpty() {
 			return s, set, badInput("--host-nodes %q: want auto or a node list such as 0 or 0-1,4", f.HostNodes)
 		}
 		s.HostNodes = nodes.List()
@@ -204,6 +222,15 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 		return s, set, badInput("--policy: %w", err)
 	}
 	return s, set, nil
+}
+
+// checkVCPUs refuses a vCPU count (from --vcpus or the user's -smp) that
+// no QEMU machine takes.
+func checkVCPUs(what string, n int) error {
+	if n > maxVCPUs {
+		return badInput("%s: %d vCPUs, and QEMU takes at most %d (the q35 machine of QEMU 9.0 and later)", what, n, maxVCPUs)
+	}
+	return nil
 }
 
 // pciAddr is a PCI address as sysfs names devices: domain:bus:device.function.
