@@ -60,3 +60,37 @@ func TestReadProcStatOfThisProcess(t *testing.T) {
 		t.Error("reading stat under an empty root succeeded")
 	}
 }
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		id     Identity
+		isQEMU bool
+		str    string
+	}{
+		{Identity{Exe: "/usr/bin/qemu-system-x86_64", Argv0: "qemu-system-x86_64", Comm: "qemu-system-x86"}, true, "qemu-system-x86 (/usr/bin/qemu-system-x86_64)"},
+		{Identity{Exe: "/usr/libexec/qemu-kvm", Comm: "qemu-kvm"}, true, "qemu-kvm (/usr/libexec/qemu-kvm)"},
+		{Identity{Argv0: "/opt/q/bin/qemu-system-aarch64", Comm: "qemu-system-aar"}, true, "qemu-system-aar (/opt/q/bin/qemu-system-aarch64)"},
+		{Identity{Exe: "/usr/bin/sleep", Argv0: "sleep", Comm: "sleep"}, false, "sleep (/usr/bin/sleep)"},
+		{Identity{Exe: "/usr/bin/qemu-img", Argv0: "qemu-img", Comm: "qemu-img"}, false, "qemu-img (/usr/bin/qemu-img)"},
+		{Identity{Comm: "kthreadd"}, false, "kthreadd"},
+		{Identity{}, false, "unknown"},
+	}
+	for _, tt := range tests {
+		if got := tt.id.IsQEMU(); got != tt.isQEMU {
+			t.Errorf("%+v: IsQEMU = %v, want %v", tt.id, got, tt.isQEMU)
+		}
+		if got := tt.id.String(); got != tt.str {
+			t.Errorf("%+v: String = %q, want %q", tt.id, got, tt.str)
+		}
+	}
+	self, err := ReadIdentity("/", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe, _ := os.Executable(); self.Exe != exe || self.Comm == "" || self.Argv0 != os.Args[0] || self.IsQEMU() {
+		t.Errorf("this test process: %+v (executable %s, argv[0] %s)", self, exe, os.Args[0])
+	}
+	if _, err := ReadIdentity(t.TempDir(), 1); err == nil {
+		t.Error("identity under an empty root: no error")
+	}
+}

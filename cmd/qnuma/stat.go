@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -148,8 +147,14 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 	for _, arg := range c.Targets {
 		pid, err := strconv.Atoi(arg)
 		if err == nil && pid > 0 {
-			if _, err := os.Stat(filepath.Join("/proc", arg)); err != nil {
+			id, err := numastat.ReadIdentity("/", pid)
+			if err != nil {
 				return nil, badInput("stat %d: no such process (qnuma ps lists the VMs qnuma placed)", pid)
+			}
+			// Any process has numa_maps and threads, but only a QEMU's
+			// sample means anything: its guest RAM and vCPU threads.
+			if !id.IsQEMU() {
+				return nil, badInput("stat %d: the process is %s, not QEMU (qemu-system-* or qemu-kvm): name a QEMU pid or a VM that qnuma ps lists", pid, id)
 			}
 			tg := statTarget{pid: pid}
 			for _, e := range st.Entries {

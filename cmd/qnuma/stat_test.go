@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -137,5 +138,26 @@ func TestStatWatchBounds(t *testing.T) {
 	}
 	if d, err := (&StatCmd{}).interval(); d != 0 || err != nil {
 		t.Errorf("no --watch: interval %v, %v; want 0", d, err)
+	}
+}
+
+// TestStatRefusesNonQEMU is issue 11 item 24: a pid that is not a QEMU
+// (here a sleep this test starts) is bad input naming what it is, instead
+// of a sample of no guest RAM and no vCPUs.
+func TestStatRefusesNonQEMU(t *testing.T) {
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	pid := strconv.Itoa(sleep.Process.Pid)
+	code, stdout, stderr := runCaptured(t, "stat", "--state-dir", t.TempDir(), pid)
+	if code != 2 || stdout != "" {
+		t.Errorf("qnuma stat %s (sleep): exit %d, stdout %q; want 2 and no sample", pid, code, stdout)
+	}
+	for _, want := range []string{"stat " + pid, "the process is sleep (", "/sleep)", "not QEMU"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, stderr)
+		}
 	}
 }
