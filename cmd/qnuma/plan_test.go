@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -406,5 +407,44 @@ func TestHugeCountsRefused(t *testing.T) {
 	// QEMU's own limit is a plan, not a refusal.
 	if code, _, stderr := runCaptured(t, append(slices.Clone(plan), "--vcpus", "4096", "--overcommit")...); code != 0 {
 		t.Errorf("plan --vcpus 4096 --overcommit: exit %d: %s", code, stderr)
+	}
+}
+
+// TestQEMUBinaryMissing is issue 11 item 19: a qemu binary that is not
+// there (not in $PATH, no such path, not executable) is bad input (exit 2)
+// naming the binary and the fix, for run as for plan; only plan, which can
+// do without the binary, suggests --qemu-version (run refuses it).
+func TestQEMUBinaryMissing(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "qemu-system-x86_64")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bin  string
+		says string
+	}{
+		{"qemu-system-qnumatest-absent", "not found in $PATH: install QEMU (apt-get install qemu-system-x86)"},
+		{filepath.Join(dir, "absent", "qemu-system-x86_64"), "no such file or directory: give the path of an installed qemu-system-* binary"},
+		{notExec, "permission denied: give the path"},
+	} {
+		for _, cmd := range []string{"plan", "run"} {
+			t.Run(cmd+" "+filepath.Base(tc.bin), func(t *testing.T) {
+				args := []string{cmd, "--vcpus", "1", "--memory", "64M", "--", tc.bin, "-display", "none"}
+				if cmd == "run" {
+					args = slices.Insert(args, 1, "--state-dir", t.TempDir())
+				}
+				code, stdout, stderr := runCaptured(t, args...)
+				if code != 2 || stdout != "" {
+					t.Errorf("qnuma %q: exit %d, stdout %q; want 2; stderr:\n%s", args, code, stdout, stderr)
+				}
+				if !strings.Contains(stderr, "qemu binary "+tc.bin+": ") || !strings.Contains(stderr, tc.says) {
+					t.Errorf("stderr does not name %s and say %q:\n%s", tc.bin, tc.says, stderr)
+				}
+				if hint := strings.Contains(stderr, "--qemu-version"); hint != (cmd == "plan") {
+					t.Errorf("qnuma %s: --qemu-version suggested: %v, want %v:\n%s", cmd, hint, cmd == "plan", stderr)
+				}
+			})
+		}
 	}
 }

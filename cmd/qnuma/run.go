@@ -118,6 +118,7 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 			return cfg, badInput("--name: %w", err)
 		}
 	}
+	c.starting = true
 	pr, err := c.Gather(ctx)
 	if err != nil {
 		return cfg, err

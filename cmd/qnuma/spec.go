@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -52,6 +53,10 @@ type SpecFlags struct {
 	QEMUVersion string `name:"qemu-version" placeholder:"X.Y" help:"Render for this QEMU version instead of asking the binary (for snapshots and machines without QEMU)."`
 
 	QEMU []string `arg:"" optional:"" passthrough:"" name:"qemu-command" help:"Your QEMU command line after --, binary first (qemu-system-x86_64 -nographic ...); its -smp and -m serve as --vcpus and --memory."`
+
+	// starting: the flags are `qnuma run`'s, which starts the binary and
+	// so has no --qemu-version to offer in messages.
+	starting bool
 }
 
 // Prepared is a VM ready to start: the host it was planned on, the spec
@@ -283,9 +288,37 @@ func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memob
 	if user != nil {
 		bin = user.Binary
 	}
+	hint := ""
+	if !f.starting {
+		hint = ", or give --qemu-version X.Y to plan without it"
+	}
+	// A binary that is not there is the user's to fix, not a fault.
+	if _, err := exec.LookPath(bin); err != nil {
+		fix := "install QEMU (apt-get install qemu-system-x86) or put its directory in $PATH"
+		if strings.Contains(bin, "/") {
+			fix = "give the path of an installed qemu-system-* binary"
+		}
+		return memobj.Version{}, badInput("qemu binary %s: %w: %s%s", bin, notFoundReason(err), fix, hint)
+	}
 	v, err := memobj.VersionCache{Dir: memobj.DefaultVersionCacheDir()}.Probe(ctx, bin)
 	if err != nil {
-		return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
+		if hint != "" {
+			return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
+		}
+		return v, err
 	}
 	return v, nil
+}
+
+// notFoundReason is exec.LookPath's error without the path it repeats.
+func notFoundReason(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
