@@ -1,10 +1,14 @@
 package numastat
 
 import (
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseProcStat(t *testing.T) {
@@ -48,13 +52,36 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
+// TestReadProcStatOfThisProcess reads real stat files. It used to want
+// state R of the whole process, whose main thread is often asleep while a
+// test runs on another thread: a flake. A thread reading its own stat is
+// running as it reads, so the locked thread's task stat says R every time;
+// the process's says the pid, the comm its threads inherit, and a start
+// time no later than theirs.
 func TestReadProcStatOfThisProcess(t *testing.T) {
-	s, err := ReadProcStat("/", os.Getpid())
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, tid := os.Getpid(), unix.Gettid()
+	task, err := ReadTaskStat("/", pid, tid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.PID != os.Getpid() || s.State != 'R' || s.StartTime == 0 {
-		t.Errorf("this process: %+v", s)
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.PID != tid || task.State != 'R' || task.Comm != strings.TrimSuffix(string(comm), "\n") {
+		t.Errorf("this thread (tid %d, comm %q): %+v, want its tid, comm and state R", tid, comm, task)
+	}
+	proc, err := ReadProcStat("/", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proc.PID != pid || proc.StartTime == 0 || !strings.ContainsRune("RSDTtWXZIP", rune(proc.State)) {
+		t.Errorf("this process (pid %d): %+v", pid, proc)
+	}
+	if proc.Comm != task.Comm || proc.StartTime > task.StartTime {
+		t.Errorf("process comm %q started %d, its thread comm %q started %d", proc.Comm, proc.StartTime, task.Comm, task.StartTime)
 	}
 	if _, err := ReadProcStat(t.TempDir(), 1); err == nil {
 		t.Error("reading stat under an empty root succeeded")
