@@ -291,25 +291,33 @@ func readWholeMachine(root string, online cpuset.CPUSet) (Node, error) {
 	return n, nil
 }
 
-// readMemory fills n's memory figures from a meminfo file. MemTotal is
+// readMemory fills n's memory figures from a meminfo file.
+func readMemory(n *Node, path string) error {
+	s, err := readClean(path)
+	if err != nil {
+		return err
+	}
+	if err := parseNodeMemory(n, s); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+// parseNodeMemory fills n's memory figures from meminfo text. MemTotal is
 // required. MemFree may be missing (hand-made snapshots): the free memory
 // is then unknown and counted as none (MemFreeUnknown), so that no plan
 // promises memory nobody said was there. Inactive(file) is absent before
 // Linux 2.6.28. A kernel never reports more free or inactive memory than
 // the node has; figures that do, or whose sum passes 2^64 bytes, are
 // refused rather than wrapped.
-func readMemory(n *Node, path string) error {
-	s, err := readClean(path)
+func parseNodeMemory(n *Node, s string) error {
+	m, err := parseMeminfo(s)
 	if err != nil {
 		return err
 	}
-	m, err := parseMeminfo(s)
-	if err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
 	total, ok := m["MemTotal"]
 	if !ok {
-		return fmt.Errorf("parse %s: no MemTotal line", path)
+		return errors.New("no MemTotal line")
 	}
 	free, haveFree := m["MemFree"]
 	inactive := m["Inactive(file)"]
@@ -318,11 +326,11 @@ func readMemory(n *Node, path string) error {
 		v   uint64
 	}{{"MemFree", free}, {"Inactive(file)", inactive}} {
 		if f.v > total {
-			return fmt.Errorf("parse %s: %s %d kB is more than MemTotal %d kB", path, f.key, f.v>>10, total>>10)
+			return fmt.Errorf("%s %d kB is more than MemTotal %d kB", f.key, f.v>>10, total>>10)
 		}
 	}
 	if _, carry := bits.Add64(free, inactive, 0); carry != 0 {
-		return fmt.Errorf("parse %s: MemFree + Inactive(file) overflows", path)
+		return errors.New("MemFree + Inactive(file) overflows")
 	}
 	n.MemTotal, n.MemFree, n.InactiveFile = total, free, inactive
 	n.MemFreeUnknown = !haveFree
