@@ -372,3 +372,22 @@ func readHugepages(dir string) ([]Hugepages, error) {
 	slices.SortFunc(pools, func(a, b Hugepages) int { return cmp.Compare(a.SizeBytes, b.SizeBytes) })
 	return pools, nil
 }
+
+// ReadDeviceNode reads the NUMA node of the PCI device addr
+// ("0000:3b:00.0") from root/sys/bus/pci/devices/ADDR/numa_node: -1 when
+// the kernel gives it none. A device that is not there is fs.ErrNotExist.
+func ReadDeviceNode(root, addr string) (int, error) {
+	if root == "" {
+		return 0, errors.New("read pci device node: empty root")
+	}
+	path := filepath.Join(root, "sys/bus/pci/devices", addr, "numa_node")
+	s, err := readClean(path)
+	if err != nil {
+		return 0, fmt.Errorf("read node of pci device %s: %w", addr, err)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < -1 || n >= maxID {
+		return 0, fmt.Errorf("read node of pci device %s: parse %s: %q is not a node id or -1", addr, path, s)
+	}
+	return n, nil
+}

@@ -1,7 +1,9 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,5 +142,40 @@ func TestReadMeminfoEdges(t *testing.T) {
 				t.Errorf("error %q does not name node0/meminfo and say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestReadDeviceNode(t *testing.T) {
+	root := t.TempDir()
+	topotest.WriteTree(t, root, map[string]string{
+		"sys/bus/pci/devices/0000:5e:00.0/numa_node": "1\n",
+		"sys/bus/pci/devices/0000:5f:00.0/numa_node": "-1\n",
+		"sys/bus/pci/devices/0000:60:00.0/numa_node": "x\n",
+	})
+	fifo := filepath.Join(root, "sys/bus/pci/devices/0000:61:00.0")
+	if err := os.MkdirAll(fifo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(fifo, "numa_node"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr    string
+		want    int
+		wantErr string
+	}{
+		{"0000:5e:00.0", 1, ""},
+		{"0000:5f:00.0", -1, ""},
+		{"0000:60:00.0", 0, `"x" is not a node id`},
+		{"0000:61:00.0", 0, "not a regular file"},
+		{"0000:99:00.0", 0, "no such file"},
+	} {
+		n, err := ReadDeviceNode(root, tc.addr)
+		if tc.wantErr == "" && (err != nil || n != tc.want) || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("ReadDeviceNode(%s) = %d, %v; want %d, error %q", tc.addr, n, err, tc.want, tc.wantErr)
+		}
+	}
+	if _, err := ReadDeviceNode(root, "0000:99:00.0"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("absent device: %v, want fs.ErrNotExist", err)
 	}
 }

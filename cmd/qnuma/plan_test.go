@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -446,5 +447,22 @@ func TestQEMUBinaryMissing(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestPlanNearDeviceFIFO: a --root whose device numa_node is a FIFO is an
+// error naming the file (it used to block plan forever in open).
+func TestPlanNearDeviceFIFO(t *testing.T) {
+	root := topotest.Unpack(t, intel)
+	dev := filepath.Join(root, "sys/bus/pci/devices/0000:aa:00.0")
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dev, "numa_node"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCaptured(t, "plan", "--root", root, "--qemu-version", "7.2", "--vcpus", "2", "--memory", "1G", "--near-device", "aa:00.0")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "0000:aa:00.0/numa_node") || !strings.Contains(stderr, "not a regular file") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 naming the file", code, stdout, stderr)
 	}
 }

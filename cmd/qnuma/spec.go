@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -254,17 +253,12 @@ func (f *SpecFlags) deviceNode() (node int, ok bool, note string, err error) {
 	if strings.Count(addr, ":") == 1 {
 		addr = "0000:" + addr
 	}
-	path := filepath.Join(f.Root, "sys/bus/pci/devices", addr, "numa_node")
-	b, err := os.ReadFile(path)
+	n, err := topology.ReadDeviceNode(f.Root, addr)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, "", badInput("--near-device %s: no such PCI device (%s is absent)", f.NearDevice, path)
+		return 0, false, "", badInput("--near-device %s: no such PCI device (%s is absent)", f.NearDevice, filepath.Join(f.Root, "sys/bus/pci/devices", addr, "numa_node"))
 	}
 	if err != nil {
-		return 0, false, "", fmt.Errorf("read node of pci device %s: %w", addr, err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimRight(string(b), "\x00")))
-	if err != nil {
-		return 0, false, "", fmt.Errorf("read node of pci device %s: %s: %w", addr, path, err)
+		return 0, false, "", err
 	}
 	if n < 0 {
 		return 0, false, fmt.Sprintf("PCI device %s has no NUMA node (the kernel says %d), so --near-device prefers no node.", addr, n), nil
