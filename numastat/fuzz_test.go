@@ -151,3 +151,24 @@ func FuzzParseProcStat(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRAMSizes: the guest RAM sizes of any /proc/PID/cmdline, never a
+// panic, and at least one size when there is no error.
+func FuzzRAMSizes(f *testing.F) {
+	f.Add(realFile(f, "cmdline"))
+	for _, s := range []string{
+		"qemu-system-x86_64\x00-m\x0064M\x00", "qemu\x00-m\x00size=4G,slots=2,maxmem=8G\x00", "qemu\x00-m\x00", "qemu\x00--m\x002048\x00",
+		"qemu\x00-object\x00memory-backend-ram,id=r0,size=1G\x00-object\x00memory-backend-ram,id=r1,size=1G\x00",
+		`qemu` + "\x00-object\x00" + `{"qom-type":"memory-backend-memfd","id":"m0","size":1073741824}` + "\x00",
+		`qemu` + "\x00-object\x00" + `{"qom-type":"memory-backend-file","size":"1G"}` + "\x00",
+		"qemu\x00-m\x00lots\x00", "qemu\x00-object\x00{\x00", "", "\x00\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sizes, err := RAMSizes(b)
+		if err == nil && len(sizes) == 0 {
+			t.Errorf("RAMSizes(%q): no sizes and no error", b)
+		}
+	})
+}
