@@ -29,7 +29,9 @@ var errNotRegular = errors.New("not a regular file")
 // Read reads the host's topology from root/sys and root/proc; root is "/"
 // in production and an unpacked snapshot or a test's tree otherwise. It
 // lists directories one level at a time and never walks sysfs recursively,
-// whose node/cpuN links can point back at their own directory.
+// whose node/cpuN links can point back at their own directory. A snapshot
+// is outside input: only regular files are read, at most a MiB each, so a
+// FIFO or a link to /dev/zero is an error naming it, not a hang.
 func Read(root string) (*Host, error) {
 	if root == "" {
 		return nil, errors.New("read host topology: empty root (give / or a snapshot's directory)")
