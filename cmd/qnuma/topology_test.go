@@ -153,3 +153,27 @@ func TestTopologyEmptyRoot(t *testing.T) {
 		t.Errorf("qnuma topology --root .: exit %d: %s", code, stderr)
 	}
 }
+
+// TestTopologyMemTotalOnly is issue 11 item 23: a hand-made snapshot whose
+// node meminfo has only MemTotal is shown, its free memory unknown; a plan
+// on it promises no memory nobody said was free.
+func TestTopologyMemTotalOnly(t *testing.T) {
+	root := t.TempDir()
+	topotest.WriteTree(t, root, map[string]string{
+		"sys/devices/system/cpu/online":         "0-1\n",
+		"sys/devices/system/node/node0/cpulist": "0-1\n",
+		"sys/devices/system/node/node0/meminfo": "Node 0 MemTotal: 4194304 kB\n",
+	})
+	code, stdout, stderr := runCaptured(t, "topology", "--root", root)
+	if code != 0 || !strings.Contains(stdout, "memory: 4.00 GiB total, free unknown") {
+		t.Errorf("qnuma topology: exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCaptured(t, "topology", "--json", "--root", root)
+	if code != 0 || !strings.Contains(stdout, `"memory_free_unknown": true`) {
+		t.Errorf("qnuma topology --json: exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCaptured(t, "plan", "--root", root, "--qemu-version", "7.2", "--vcpus", "1", "--memory", "64M")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, "does not fit") {
+		t.Errorf("qnuma plan on memory not known free: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+}
