@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -175,5 +176,44 @@ func TestTopologyMemTotalOnly(t *testing.T) {
 	code, stdout, stderr = runCaptured(t, "plan", "--root", root, "--qemu-version", "7.2", "--vcpus", "1", "--memory", "64M")
 	if code != 2 || stdout != "" || !strings.Contains(stderr, "does not fit") {
 		t.Errorf("qnuma plan on memory not known free: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestTopologySpecialFiles is issue 11 item 15's --root half: a snapshot
+// whose cpulist is a link to /dev/zero, or whose meminfo is a FIFO, is an
+// error naming the file (a broken host, exit 1), where it used to exhaust
+// memory or block forever.
+func TestTopologySpecialFiles(t *testing.T) {
+	for name, plant := range map[string]func(root string) error{
+		"cpulist is /dev/zero": func(root string) error {
+			return os.Symlink("/dev/zero", filepath.Join(root, "sys/devices/system/node/node0/cpulist"))
+		},
+		"meminfo is a fifo": func(root string) error {
+			return syscall.Mkfifo(filepath.Join(root, "sys/devices/system/node/node0/meminfo"), 0o644)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			topotest.WriteTree(t, root, map[string]string{"sys/devices/system/cpu/online": "0\n"})
+			files := map[string]string{
+				"sys/devices/system/node/node0/cpulist": "0\n",
+				"sys/devices/system/node/node0/meminfo": "Node 0 MemTotal: 1024 kB\nNode 0 MemFree: 512 kB\n",
+			}
+			if err := os.MkdirAll(filepath.Join(root, "sys/devices/system/node/node0"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := plant(root); err != nil {
+				t.Fatal(err)
+			}
+			for f, content := range files {
+				if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+					topotest.WriteTree(t, root, map[string]string{f: content})
+				}
+			}
+			code, stdout, stderr := runCaptured(t, "topology", "--root", root)
+			if code != 1 || stdout != "" || !strings.Contains(stderr, "node0/") || !strings.Contains(stderr, "not a regular file") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1 naming the file", code, stdout, stderr)
+			}
+		})
 	}
 }
