@@ -26,6 +26,7 @@ func Clean(s string) string {
 // list is an empty set.
 func Parse(s string) (cpuset.CPUSet, error) {
 	s = Clean(s)
+	q := clip(s)
 	var ids []int
 	if s == "" {
 		return cpuset.New(), nil
@@ -34,22 +35,22 @@ func Parse(s string) (cpuset.CPUSet, error) {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
 		first, err := ParseID(lo)
 		if err != nil {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: %w", s, err)
+			return cpuset.CPUSet{}, fmt.Errorf("cpu list %s: %w", q, err)
 		}
 		last := first
 		if isRange {
 			if last, err = ParseID(hi); err != nil {
-				return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: %w", s, err)
+				return cpuset.CPUSet{}, fmt.Errorf("cpu list %s: %w", q, err)
 			}
 			if last < first {
-				return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: range %q runs backwards", s, part)
+				return cpuset.CPUSet{}, fmt.Errorf("cpu list %s: range %s runs backwards", q, clip(part))
 			}
 		}
 		for id := first; id <= last; id++ {
 			ids = append(ids, id)
 		}
 		if len(ids) > MaxID {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu list %q: more than %d ids", s, MaxID)
+			return cpuset.CPUSet{}, fmt.Errorf("cpu list %s: more than %d ids", q, MaxID)
 		}
 	}
 	return cpuset.New(ids...), nil
@@ -59,7 +60,7 @@ func Parse(s string) (cpuset.CPUSet, error) {
 func ParseID(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a cpu or node id", s)
+		return 0, fmt.Errorf("%s is not a cpu or node id", clip(s))
 	}
 	if n < 0 || n >= MaxID {
 		return 0, fmt.Errorf("id %d out of range 0-%d", n, MaxID-1)
@@ -75,6 +76,7 @@ func ParseMask(s string) (cpuset.CPUSet, error) {
 	if s == "" {
 		return cpuset.CPUSet{}, fmt.Errorf("cpu mask is empty")
 	}
+	q := clip(s)
 	words := strings.Split(s, ",")
 	if len(words)*32 > MaxID {
 		return cpuset.CPUSet{}, fmt.Errorf("cpu mask has %d words, more than the %d cpus supported", len(words), MaxID)
@@ -82,11 +84,11 @@ func ParseMask(s string) (cpuset.CPUSet, error) {
 	var ids []int
 	for i, w := range words {
 		if len(w) == 0 || len(w) > 8 || (i > 0 && len(w) != 8) {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu mask %q: word %d %q is not 8 hex digits", s, i, w)
+			return cpuset.CPUSet{}, fmt.Errorf("cpu mask %s: word %d %s is not 8 hex digits", q, i, clip(w))
 		}
 		v, err := strconv.ParseUint(w, 16, 32)
 		if err != nil {
-			return cpuset.CPUSet{}, fmt.Errorf("cpu mask %q: word %d %q is not hex", s, i, w)
+			return cpuset.CPUSet{}, fmt.Errorf("cpu mask %s: word %d %q is not hex", q, i, w)
 		}
 		base := 32 * (len(words) - 1 - i)
 		for bit := 0; bit < 32; bit++ {
@@ -96,4 +98,14 @@ func ParseMask(s string) (cpuset.CPUSet, error) {
 		}
 	}
 	return cpuset.New(ids...), nil
+}
+
+// clip quotes s for an error message, cut short: a list from a file can be
+// up to a MiB, and an error that repeats it is unreadable.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:max]) + fmt.Sprintf("... (%d bytes)", len(s))
 }

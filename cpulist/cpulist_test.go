@@ -1,6 +1,8 @@
 package cpulist
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"k8s.io/utils/cpuset"
@@ -43,5 +45,23 @@ func TestParseMask(t *testing.T) {
 	}
 	if _, err := ParseMask("ff,0"); err == nil {
 		t.Error("ParseMask(ff,0): want an error for a short word")
+	}
+}
+
+// TestErrorsAreShort: a list read from a file can be a MiB long; the error
+// names it by its start and length instead of repeating all of it.
+func TestErrorsAreShort(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		parse func(string) (cpuset.CPUSet, error)
+		in    string
+	}{
+		{"Parse", Parse, strings.Repeat("1,", 1<<16) + "x"},
+		{"ParseMask", ParseMask, strings.Repeat("00000000,", 2047) + "0000000z"},
+	} {
+		_, err := tc.parse(tc.in)
+		if err == nil || len(err.Error()) > 200 || !strings.Contains(err.Error(), fmt.Sprintf("(%d bytes)", len(tc.in))) {
+			t.Errorf("%s of %d bytes: error %.200q (%d bytes), want a short one giving the length", tc.name, len(tc.in), err, len(fmt.Sprint(err)))
+		}
 	}
 }

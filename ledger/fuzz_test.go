@@ -15,6 +15,13 @@ func FuzzEntryJSON(f *testing.F) {
 	f.Add(`{"version":1,"name":"a","vcpu_cpus":"3-1"}`)
 	f.Add(`{"version":2}`)
 	f.Add(`{`)
+	f.Add(`{"version":1,"name":"web","owner":{"pid":4121,"start_time":348611},"qemu":{"pid":4130,"start_time":348700},"host_nodes":[0,1],"memory_bytes":{"0":1073741824,"1":1073741824},"vcpus":{"0":2,"1":2},"dedicated_cpus":"8-9,24","vcpu_home_nodes":[[0],[0],[1],[1]],"hugepage_bytes":2097152,"created":"2026-12-01T09:00:00Z"}`)
+	f.Add(`{"version":1,"name":"a","dedicated_cpus":"0-65535,0-65535"}`)
+	f.Add(`{"version":1,"name":"a","memory_bytes":{"-1":1,"x":2}}`)
+	f.Add(`{"version":1,"name":"a","vcpus":{"0":-5},"memory_bytes":{"0":18446744073709551615,"1":1}}`)
+	f.Add(`{"version":1,"name":"a","created":"not a time"}`)
+	f.Add(`null`)
+	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, s string) {
 		var e Entry
 		if err := e.UnmarshalJSON([]byte(s)); err != nil {

@@ -8,6 +8,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -123,13 +125,26 @@ func ParseNumaMapsLine(line string) (Mapping, error) {
 		case key == "mapped":
 			m.Mapped = n
 		case key == "kernelpagesize_kB":
+			if n == 0 || n > math.MaxUint64>>10 {
+				return Mapping{}, fmt.Errorf("%q: kernelpagesize_kB=%d", line, n)
+			}
 			m.PageSize = n << 10
 		case len(key) > 1 && key[0] == 'N':
-			node, err := strconv.Atoi(key[1:])
-			if err != nil || node < 0 {
-				return Mapping{}, fmt.Errorf("%q: node key %q", line, key)
+			node, err := cpulist.ParseID(key[1:])
+			if err != nil {
+				return Mapping{}, fmt.Errorf("%q: node key %q: %w", line, key, err)
 			}
 			m.Pages[node] = n
+		}
+	}
+	// Bytes are pages × page size: refuse figures that would wrap.
+	var total uint64
+	for node, pages := range m.Pages {
+		hi, b := bits.Mul64(pages, m.PageSize)
+		var carry uint64
+		total, carry = bits.Add64(total, b, 0)
+		if hi != 0 || carry != 0 {
+			return Mapping{}, fmt.Errorf("%q: %d pages on node %d of %d bytes overflow", line, pages, node, m.PageSize)
 		}
 	}
 	return m, nil

@@ -47,6 +47,11 @@ func TestParseNumaMapsLine(t *testing.T) {
 		{line: "7f00 default anon=x", wantErr: true},
 		{line: "7f00 default Nx=3", wantErr: true},
 		{line: "7f00 default N-1=3", wantErr: true},
+		{line: "7f00 default N65536=3", wantErr: true},                                                    // past any node id
+		{line: "7f00 default N0=4503599627370496 kernelpagesize_kB=4", wantErr: true},                     // 2^52 pages of 4 KiB: 2^64 bytes
+		{line: "7f00 default N0=2251799813685248 N1=2251799813685248 kernelpagesize_kB=4", wantErr: true}, // 2^63 bytes twice
+		{line: "7f00 default kernelpagesize_kB=0", wantErr: true},
+		{line: "7f00 default kernelpagesize_kB=18014398509481984", wantErr: true}, // 2^54 KiB
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {

@@ -3,9 +3,11 @@ package numastat
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // ProcStat is the part of /proc/PID/stat (or /proc/PID/task/TID/stat) that
@@ -94,4 +96,69 @@ func clip(b []byte) string {
 		return string(b[:60]) + "..."
 	}
 	return string(b)
+}
+
+// Identity is what a process says it is: the executable /proc/PID/exe
+// links to ("" when it cannot be read, as for another user's process
+// without privilege), argv[0] of its cmdline, and its comm.
+type Identity struct {
+	Exe, Argv0, Comm string
+}
+
+// ReadIdentity reads root/proc/PID/{exe,cmdline,comm}. Only a process that
+// has gone is an error (fs.ErrNotExist); what cannot be read stays "".
+func ReadIdentity(root string, pid int) (Identity, error) {
+	dir := filepath.Join(root, "proc", strconv.Itoa(pid))
+	var id Identity
+	if _, err := os.Stat(dir); err != nil {
+		return id, fmt.Errorf("identify pid %d: %w", pid, err)
+	}
+	if exe, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
+		id.Exe = strings.TrimSuffix(exe, " (deleted)")
+	}
+	if b, err := readBounded(filepath.Join(dir, "cmdline"), 1<<16); err == nil {
+		id.Argv0, _, _ = strings.Cut(string(b), "\x00")
+	}
+	if b, err := readBounded(filepath.Join(dir, "comm"), 64); err == nil {
+		id.Comm = strings.TrimSpace(string(b))
+	}
+	return id, nil
+}
+
+// IsQEMU reports whether the executable or argv[0] is a QEMU system
+// emulator (qemu-system-*, or qemu-kvm as some distributions name it).
+func (id Identity) IsQEMU() bool {
+	for _, p := range []string{id.Exe, id.Argv0} {
+		if base := filepath.Base(p); p != "" && (strings.HasPrefix(base, "qemu-system-") || base == "qemu-kvm") {
+			return true
+		}
+	}
+	return false
+}
+
+// String names the process for messages: "sleep (/usr/bin/sleep)".
+func (id Identity) String() string {
+	name, path := id.Comm, id.Exe
+	if path == "" {
+		path = id.Argv0
+	}
+	switch {
+	case name == "" && path == "":
+		return "unknown"
+	case name == "":
+		return path
+	case path == "" || path == name:
+		return name
+	}
+	return fmt.Sprintf("%s (%s)", name, path)
+}
+
+// readBounded reads at most limit bytes of path.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, limit))
 }

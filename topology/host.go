@@ -30,10 +30,14 @@ type Node struct {
 	// CPUs are the node's online CPUs (cpulist, or cpumap where cpulist is
 	// absent, intersected with the online CPUs). Empty for a memory-only node.
 	CPUs cpuset.CPUSet
-	// Memory figures in bytes, from nodeN/meminfo.
+	// Memory figures in bytes, from nodeN/meminfo. MemFree + InactiveFile
+	// does not overflow.
 	MemTotal     uint64
 	MemFree      uint64
 	InactiveFile uint64
+	// MemFreeUnknown: meminfo has no MemFree line (a hand-made snapshot);
+	// MemFree is then 0, so nothing is planned on memory not known free.
+	MemFreeUnknown bool
 	// Hugepages per page size, ascending by size.
 	Hugepages []Hugepages
 	// Distances keyed by node id; nil when the kernel gives none or the row

@@ -4,20 +4,39 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 
+	"github.com/qnuma/qnuma/cpulist"
 	"k8s.io/utils/cpuset"
 )
+
+// maxFileBytes bounds what is read of one file: sysfs files are at most a
+// page (4 KiB), and /proc/self/status, cgroup and mounts files of a real
+// host are far under it.
+const maxFileBytes = 1 << 20
+
+// errNotRegular is a path that is not a regular file once opened (a FIFO,
+// a device, a directory): sysfs and procfs attributes are regular files,
+// and a snapshot's /dev/zero or FIFO would read forever or block.
+var errNotRegular = errors.New("not a regular file")
 
 // Read reads the host's topology from root/sys and root/proc; root is "/"
 // in production and an unpacked snapshot or a test's tree otherwise. It
 // lists directories one level at a time and never walks sysfs recursively,
-// whose node/cpuN links can point back at their own directory.
+// whose node/cpuN links can point back at their own directory. A snapshot
+// is outside input: only regular files are read, at most a MiB each, so a
+// FIFO or a link to /dev/zero is an error naming it, not a hang.
 func Read(root string) (*Host, error) {
+	if root == "" {
+		return nil, errors.New("read host topology: empty root (give / or a snapshot's directory)")
+	}
 	h, err := read(root)
 	if err != nil {
 		return nil, fmt.Errorf("read host topology: %w", err)
@@ -52,11 +71,72 @@ func read(root string) (*Host, error) {
 // readClean reads a small sysfs or procfs file without its trailing NULs
 // and whitespace. os errors already name the file.
 func readClean(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return "", err
 	}
 	return clean(string(b)), nil
+}
+
+// readFile reads at most maxFileBytes of a regular file. Symlinks are
+// followed (sysfs snapshots hold many), but what they lead to must be a
+// regular file; O_NONBLOCK keeps the open of a FIFO from waiting for a
+// writer. fs.ErrNotExist passes through.
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: %w (%s)", path, errNotRegular, fileKind(fi.Mode()))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxFileBytes {
+		return nil, fmt.Errorf("read %s: larger than %d bytes, which no sysfs or procfs file is", path, maxFileBytes)
+	}
+	return b, nil
+}
+
+// readDir lists a directory sorted by name, as os.ReadDir does, but opens
+// it with O_DIRECTORY so that a FIFO in its place fails at once instead of
+// blocking in open.
+func readDir(path string) ([]fs.DirEntry, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", path, err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
+	return entries, nil
+}
+
+// fileKind names a file mode's type for messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
 }
 
 // readSet reads a cpu or node list or mask with parse, naming the file in
@@ -81,7 +161,7 @@ func readOnline(cpuDir string) (cpuset.CPUSet, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return set, err
 	}
-	entries, err := os.ReadDir(cpuDir)
+	entries, err := readDir(cpuDir)
 	if err != nil {
 		return cpuset.CPUSet{}, fmt.Errorf("list cpus: %w", err)
 	}
@@ -117,7 +197,7 @@ func readOnline(cpuDir string) (cpuset.CPUSet, error) {
 // node directory the host is one node 0 with all online CPUs and memory.
 func readNodes(root string, online cpuset.CPUSet) ([]Node, error) {
 	dir := filepath.Join(root, "sys/devices/system/node")
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -214,30 +294,56 @@ func readWholeMachine(root string, online cpuset.CPUSet) (Node, error) {
 	return n, nil
 }
 
-// readMemory fills n's memory figures from a meminfo file. MemTotal and
-// MemFree are required; Inactive(file) is absent before Linux 2.6.28.
+// readMemory fills n's memory figures from a meminfo file.
 func readMemory(n *Node, path string) error {
 	s, err := readClean(path)
 	if err != nil {
 		return err
 	}
-	m, err := parseMeminfo(s)
-	if err != nil {
+	if err := parseNodeMemory(n, s); err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
-	for _, key := range []string{"MemTotal", "MemFree"} {
-		if _, ok := m[key]; !ok {
-			return fmt.Errorf("parse %s: no %s line", path, key)
+	return nil
+}
+
+// parseNodeMemory fills n's memory figures from meminfo text. MemTotal is
+// required. MemFree may be missing (hand-made snapshots): the free memory
+// is then unknown and counted as none (MemFreeUnknown), so that no plan
+// promises memory nobody said was there. Inactive(file) is absent before
+// Linux 2.6.28. A kernel never reports more free or inactive memory than
+// the node has; figures that do, or whose sum passes 2^64 bytes, are
+// refused rather than wrapped.
+func parseNodeMemory(n *Node, s string) error {
+	m, err := parseMeminfo(s)
+	if err != nil {
+		return err
+	}
+	total, ok := m["MemTotal"]
+	if !ok {
+		return errors.New("no MemTotal line")
+	}
+	free, haveFree := m["MemFree"]
+	inactive := m["Inactive(file)"]
+	for _, f := range []struct {
+		key string
+		v   uint64
+	}{{"MemFree", free}, {"Inactive(file)", inactive}} {
+		if f.v > total {
+			return fmt.Errorf("%s %d kB is more than MemTotal %d kB", f.key, f.v>>10, total>>10)
 		}
 	}
-	n.MemTotal, n.MemFree, n.InactiveFile = m["MemTotal"], m["MemFree"], m["Inactive(file)"]
+	if _, carry := bits.Add64(free, inactive, 0); carry != 0 {
+		return errors.New("MemFree + Inactive(file) overflows")
+	}
+	n.MemTotal, n.MemFree, n.InactiveFile = total, free, inactive
+	n.MemFreeUnknown = !haveFree
 	return nil
 }
 
 // readHugepages reads hugepages-<size>kB/{nr,free}_hugepages under dir,
 // ascending by size; nil when the kernel has no hugepages directory.
 func readHugepages(dir string) ([]Hugepages, error) {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -268,4 +374,23 @@ func readHugepages(dir string) ([]Hugepages, error) {
 	}
 	slices.SortFunc(pools, func(a, b Hugepages) int { return cmp.Compare(a.SizeBytes, b.SizeBytes) })
 	return pools, nil
+}
+
+// ReadDeviceNode reads the NUMA node of the PCI device addr
+// ("0000:3b:00.0") from root/sys/bus/pci/devices/ADDR/numa_node: -1 when
+// the kernel gives it none. A device that is not there is fs.ErrNotExist.
+func ReadDeviceNode(root, addr string) (int, error) {
+	if root == "" {
+		return 0, errors.New("read pci device node: empty root")
+	}
+	path := filepath.Join(root, "sys/bus/pci/devices", addr, "numa_node")
+	s, err := readClean(path)
+	if err != nil {
+		return 0, fmt.Errorf("read node of pci device %s: %w", addr, err)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < -1 || n >= cpulist.MaxID {
+		return 0, fmt.Errorf("read node of pci device %s: parse %s: %q is not a node id or -1", addr, path, s)
+	}
+	return n, nil
 }

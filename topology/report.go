@@ -26,10 +26,12 @@ type Report struct {
 
 // NodeReport is one node in a Report.
 type NodeReport struct {
-	ID                int               `json:"id"`
-	CPUs              string            `json:"cpus"`
-	MemoryTotalBytes  uint64            `json:"memory_total_bytes"`
-	MemoryFreeBytes   uint64            `json:"memory_free_bytes"`
+	ID               int    `json:"id"`
+	CPUs             string `json:"cpus"`
+	MemoryTotalBytes uint64 `json:"memory_total_bytes"`
+	MemoryFreeBytes  uint64 `json:"memory_free_bytes"`
+	// MemoryFreeUnknown: meminfo has no MemFree (memory_free_bytes is 0).
+	MemoryFreeUnknown bool              `json:"memory_free_unknown,omitempty"`
 	InactiveFileBytes uint64            `json:"inactive_file_bytes"`
 	Hugepages         []HugepagesReport `json:"hugepages"`
 	// Distances is null when the kernel gives none for this node.
@@ -105,6 +107,7 @@ func (h *Host) Report() Report {
 			CPUs:              n.CPUs.String(),
 			MemoryTotalBytes:  n.MemTotal,
 			MemoryFreeBytes:   n.MemFree,
+			MemoryFreeUnknown: n.MemFreeUnknown,
 			InactiveFileBytes: n.InactiveFile,
 			Hugepages:         []HugepagesReport{},
 		}

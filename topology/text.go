@@ -44,6 +44,8 @@ func (h *Host) writeNode(b *strings.Builder, n Node) {
 	switch {
 	case !n.HasMemory():
 		b.WriteString("  memory: none\n")
+	case n.MemFreeUnknown:
+		fmt.Fprintf(b, "  memory: %s total, free unknown (meminfo has no MemFree: counted as none)\n", gib(n.MemTotal))
 	case n.InactiveFile > 0:
 		fmt.Fprintf(b, "  memory: %s total, %s free, %s inactive file\n", gib(n.MemTotal), gib(n.MemFree), gib(n.InactiveFile))
 	default:

@@ -138,6 +138,9 @@ func numactlPlan(host *topology.Host, b numactlBinding, q *plan.QEMUArgv) (p *pl
 	if err != nil {
 		return nil, "", err
 	}
+	if err := checkVCPUs("-smp "+q.SMPArg, spec.VCPUs); err != nil {
+		return nil, "", err // before planning, which allocates per vCPU
+	}
 	p, err = plan.Make(host, spec, nil)
 	if errors.Is(err, plan.ErrDoesNotFit) {
 		// numactl runs whatever it is given: so does its drop-in, with the

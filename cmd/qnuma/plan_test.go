@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -346,5 +348,121 @@ func TestPlanThisHostRealQEMU(t *testing.T) {
 	out, err := q.CombinedOutput()
 	if err != nil {
 		t.Fatalf("qemu refused %q: %v\n%s", argv, err, out)
+	}
+}
+
+// TestPlanEmptyRoot: `plan --root ""` is bad input, not the current
+// directory, even where that holds a snapshot.
+func TestPlanEmptyRoot(t *testing.T) {
+	t.Chdir(topotest.Unpack(t, intel))
+	code, stdout, stderr := runCaptured(t, "plan", "--root", "", "--qemu-version", "7.2", "--vcpus", "2", "--memory", "1G")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, `--root "": give a directory`) {
+		t.Errorf("qnuma plan --root \"\": exit %d, stdout %q, stderr %q; want 2 and a message", code, stdout, stderr)
+	}
+}
+
+// TestHugeCountsRefused is issue 11 item 15: ids and counts far past any
+// host or QEMU are bad input (exit 2), refused before anything allocates
+// per id or per vCPU (these used to die of out-of-memory), and start
+// nothing.
+func TestHugeCountsRefused(t *testing.T) {
+	root := topotest.Unpack(t, intel)
+	plan := []string{"plan", "--root", root, "--qemu-version", "7.2", "--memory", "1G"}
+	tests := []struct {
+		name string
+		args []string
+		says []string
+	}{
+		{"plan --host-nodes", append(slices.Clone(plan), "--vcpus", "2", "--host-nodes", "0-4294967297"),
+			[]string{`--host-nodes "0-4294967297"`, "out of range 0-65535"}},
+		{"plan --vcpus with --overcommit", append(slices.Clone(plan), "--vcpus", "4294967297", "--overcommit"),
+			[]string{"--vcpus 4294967297", "QEMU takes at most 4096"}},
+		{"plan --vcpus just past QEMU's limit", append(slices.Clone(plan), "--vcpus", "4097", "--overcommit"),
+			[]string{"--vcpus 4097", "at most 4096"}},
+		{"plan -smp of the user's command line", append(slices.Clone(plan), "--overcommit", "--", "qemu-system-x86_64", "-smp", "4294967297"),
+			[]string{"-smp 4294967297", "at most 4096"}},
+		{"plan -smp as sockets × cores × threads", append(slices.Clone(plan), "--overcommit", "--", "qemu-system-x86_64", "-smp", "sockets=65536,cores=65536,threads=2"),
+			[]string{"-smp sockets=65536,cores=65536,threads=2", "at most 4096"}},
+		{"run --emulator-cpus", []string{"run", "--emulator-cpus", "0-4294967297", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64"},
+			[]string{`--emulator-cpus "0-4294967297"`, "out of range"}},
+		{"run --vcpus with --overcommit", []string{"run", "--vcpus", "4294967297", "--overcommit", "--memory", "64M", "--", "qemu-system-x86_64"},
+			[]string{"--vcpus 4294967297", "at most 4096"}},
+		{"numactl --physcpubind", []string{"--physcpubind=0-4294967297", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64"},
+			[]string{`"0-4294967297"`, "out of range"}},
+		{"numactl -smp", []string{"--membind=0", "--", "qemu-system-x86_64", "-smp", "4294967297", "-m", "64"},
+			[]string{"-smp 4294967297", "at most 4096"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCaptured(t, tt.args...)
+			if code != 2 || stdout != "" {
+				t.Errorf("qnuma %q: exit %d, stdout %q; want exit 2 and nothing printed; stderr:\n%s", tt.args, code, stdout, stderr)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+		})
+	}
+	// QEMU's own limit is a plan, not a refusal.
+	if code, _, stderr := runCaptured(t, append(slices.Clone(plan), "--vcpus", "4096", "--overcommit")...); code != 0 {
+		t.Errorf("plan --vcpus 4096 --overcommit: exit %d: %s", code, stderr)
+	}
+}
+
+// TestQEMUBinaryMissing is issue 11 item 19: a qemu binary that is not
+// there (not in $PATH, no such path, not executable) is bad input (exit 2)
+// naming the binary and the fix, for run as for plan; only plan, which can
+// do without the binary, suggests --qemu-version (run refuses it).
+func TestQEMUBinaryMissing(t *testing.T) {
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "qemu-system-x86_64")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bin  string
+		says string
+	}{
+		{"qemu-system-qnumatest-absent", "not found in $PATH: install QEMU (apt-get install qemu-system-x86)"},
+		{filepath.Join(dir, "absent", "qemu-system-x86_64"), "no such file or directory: give the path of an installed qemu-system-* binary"},
+		{notExec, "permission denied: give the path"},
+	} {
+		for _, cmd := range []string{"plan", "run"} {
+			t.Run(cmd+" "+filepath.Base(tc.bin), func(t *testing.T) {
+				args := []string{cmd, "--vcpus", "1", "--memory", "64M", "--", tc.bin, "-display", "none"}
+				if cmd == "run" {
+					args = slices.Insert(args, 1, "--state-dir", t.TempDir())
+				}
+				code, stdout, stderr := runCaptured(t, args...)
+				if code != 2 || stdout != "" {
+					t.Errorf("qnuma %q: exit %d, stdout %q; want 2; stderr:\n%s", args, code, stdout, stderr)
+				}
+				if !strings.Contains(stderr, "qemu binary "+tc.bin+": ") || !strings.Contains(stderr, tc.says) {
+					t.Errorf("stderr does not name %s and say %q:\n%s", tc.bin, tc.says, stderr)
+				}
+				if hint := strings.Contains(stderr, "--qemu-version"); hint != (cmd == "plan") {
+					t.Errorf("qnuma %s: --qemu-version suggested: %v, want %v:\n%s", cmd, hint, cmd == "plan", stderr)
+				}
+			})
+		}
+	}
+}
+
+// TestPlanNearDeviceFIFO: a --root whose device numa_node is a FIFO is an
+// error naming the file (it used to block plan forever in open).
+func TestPlanNearDeviceFIFO(t *testing.T) {
+	root := topotest.Unpack(t, intel)
+	dev := filepath.Join(root, "sys/bus/pci/devices/0000:aa:00.0")
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dev, "numa_node"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCaptured(t, "plan", "--root", root, "--qemu-version", "7.2", "--vcpus", "2", "--memory", "1G", "--near-device", "aa:00.0")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "0000:aa:00.0/numa_node") || !strings.Contains(stderr, "not a regular file") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1 naming the file", code, stdout, stderr)
 	}
 }

@@ -101,7 +101,10 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 	var emu cpuset.CPUSet
 	if c.EmulatorCPUs != "" {
 		s, err := cpulist.Parse(c.EmulatorCPUs)
-		if err != nil || s.IsEmpty() {
+		if err != nil {
+			return cfg, badInput("--emulator-cpus %q: %w; want a CPU list such as 0-1,8", c.EmulatorCPUs, err)
+		}
+		if s.IsEmpty() {
 			return cfg, badInput("--emulator-cpus %q: want a CPU list such as 0-1,8", c.EmulatorCPUs)
 		}
 		emu = s
@@ -123,6 +126,7 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 			return cfg, badInput("--name: %w", err)
 		}
 	}
+	c.starting = true
 	pr, err := c.Gather(ctx)
 	if err != nil {
 		return cfg, err

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -21,10 +21,15 @@ import (
 // QEMU command line.
 const defaultQEMU = "qemu-system-x86_64"
 
+// maxVCPUs is the most vCPUs any QEMU x86 machine takes: q35 since QEMU
+// 9.0 (1024 before, 255 or 288 for pc). A count past it is refused before
+// anything is planned, which allocates per vCPU.
+const maxVCPUs = 4096
+
 // SpecFlags are the VM spec flags `qnuma plan` and `qnuma run` share, and
 // the user's own QEMU command line after "--".
 type SpecFlags struct {
-	VCPUs      int    `name:"vcpus" placeholder:"N" help:"Number of vCPUs. Defaults to the -smp of the QEMU command line, if any."`
+	VCPUs      int    `name:"vcpus" placeholder:"N" help:"Number of vCPUs, at most 4096 (QEMU's largest x86 machine, q35 in QEMU 9.0 and later). Defaults to the -smp of the QEMU command line, if any."`
 	Memory     string `name:"memory" placeholder:"SIZE" help:"Guest RAM, with an IEC suffix K, M, G or T (16G = 16 GiB); a bare number is MiB, as for QEMU's -m. Defaults to the -m of the QEMU command line, if any."`
 	HostNodes  string `name:"host-nodes" default:"auto" placeholder:"auto|LIST" help:"Host NUMA nodes to use, as a list such as 0 or 0-1,4: honoured exactly or refused with the reason. auto (the default) picks the fewest nodes with room for both the vCPUs and the memory."`
 	GuestNodes string `name:"guest-nodes" default:"auto" placeholder:"auto|N" help:"Number of guest NUMA nodes, one per host node used. auto (the default) gives the guest one node per host node the VM needs."`
@@ -47,6 +52,10 @@ type SpecFlags struct {
 	QEMUVersion string `name:"qemu-version" placeholder:"X.Y" help:"Render for this QEMU version instead of asking the binary (for snapshots and machines without QEMU)."`
 
 	QEMU []string `arg:"" optional:"" passthrough:"" name:"qemu-command" help:"Your QEMU command line after --, binary first (qemu-system-x86_64 -nographic ...); its -smp and -m serve as --vcpus and --memory."`
+
+	// starting: the flags are `qnuma run`'s, which starts the binary and
+	// so has no --qemu-version to offer in messages.
+	starting bool
 }
 
 // Prepared is a VM ready to start: the host it was planned on, the spec
@@ -111,12 +120,19 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if spec.VCPUs == 0 {
 		return nil, badInput("how many vCPUs? give --vcpus N, or -smp N in the QEMU command line after --")
 	}
+	what := fmt.Sprintf("--vcpus %d", spec.VCPUs)
+	if pr.User != nil && pr.User.HasSMP {
+		what = "-smp " + pr.User.SMPArg
+	}
+	if err := checkVCPUs(what, spec.VCPUs); err != nil {
+		return nil, err
+	}
 	if spec.MemoryBytes == 0 {
 		return nil, badInput("how much memory? give --memory SIZE, or -m SIZE in the QEMU command line after --")
 	}
 
-	if _, err := os.Stat(filepath.Join(f.Root, "sys")); err != nil {
-		return nil, badInput("--root %s is not a snapshot of / (no sys folder): %w", f.Root, err)
+	if err := checkRoot(f.Root); err != nil {
+		return nil, err
 	}
 	if pr.Host, err = topology.Read(f.Root); err != nil {
 		return nil, err
@@ -169,6 +185,9 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 	if f.VCPUs < 0 {
 		return s, set, badInput("--vcpus %d: want a positive count", f.VCPUs)
 	}
+	if err := checkVCPUs(fmt.Sprintf("--vcpus %d", f.VCPUs), f.VCPUs); err != nil {
+		return s, set, err
+	}
 	if f.MaxVCPUsPerNode < 0 {
 		return s, set, badInput("--max-vcpus-per-node %d: want a positive count", f.MaxVCPUsPerNode)
 	}
@@ -188,7 +207,10 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 	}
 	if f.HostNodes != "auto" {
 		nodes, err := cpulist.Parse(f.HostNodes)
-		if err != nil || nodes.IsEmpty() {
+		if err != nil {
+			return s, set, badInput("--host-nodes %q: %w; want auto or a node list such as 0 or 0-1,4", f.HostNodes, err)
+		}
+		if nodes.IsEmpty() {
 			return s, set, badInput("--host-nodes %q: want auto or a node list such as 0 or 0-1,4", f.HostNodes)
 		}
 		s.HostNodes = nodes.List()
@@ -204,6 +226,15 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 		return s, set, badInput("--policy: %w", err)
 	}
 	return s, set, nil
+}
+
+// checkVCPUs refuses a vCPU count (from --vcpus or the user's -smp) that
+// no QEMU machine takes.
+func checkVCPUs(what string, n int) error {
+	if n > maxVCPUs {
+		return badInput("%s: %d vCPUs, and QEMU takes at most %d (the q35 machine of QEMU 9.0 and later)", what, n, maxVCPUs)
+	}
+	return nil
 }
 
 // pciAddr is a PCI address as sysfs names devices: domain:bus:device.function.
@@ -222,17 +253,12 @@ func (f *SpecFlags) deviceNode() (node int, ok bool, note string, err error) {
 	if strings.Count(addr, ":") == 1 {
 		addr = "0000:" + addr
 	}
-	path := filepath.Join(f.Root, "sys/bus/pci/devices", addr, "numa_node")
-	b, err := os.ReadFile(path)
+	n, err := topology.ReadDeviceNode(f.Root, addr)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, "", badInput("--near-device %s: no such PCI device (%s is absent)", f.NearDevice, path)
+		return 0, false, "", badInput("--near-device %s: no such PCI device (%s is absent)", f.NearDevice, filepath.Join(f.Root, "sys/bus/pci/devices", addr, "numa_node"))
 	}
 	if err != nil {
-		return 0, false, "", fmt.Errorf("read node of pci device %s: %w", addr, err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimRight(string(b), "\x00")))
-	if err != nil {
-		return 0, false, "", fmt.Errorf("read node of pci device %s: %s: %w", addr, path, err)
+		return 0, false, "", err
 	}
 	if n < 0 {
 		return 0, false, fmt.Sprintf("PCI device %s has no NUMA node (the kernel says %d), so --near-device prefers no node.", addr, n), nil
@@ -256,9 +282,37 @@ func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memob
 	if user != nil {
 		bin = user.Binary
 	}
+	hint := ""
+	if !f.starting {
+		hint = ", or give --qemu-version X.Y to plan without it"
+	}
+	// A binary that is not there is the user's to fix, not a fault.
+	if _, err := exec.LookPath(bin); err != nil {
+		fix := "install QEMU (apt-get install qemu-system-x86) or put its directory in $PATH"
+		if strings.Contains(bin, "/") {
+			fix = "give the path of an installed qemu-system-* binary"
+		}
+		return memobj.Version{}, badInput("qemu binary %s: %w: %s%s", bin, notFoundReason(err), fix, hint)
+	}
 	v, err := memobj.VersionCache{Dir: memobj.DefaultVersionCacheDir()}.Probe(ctx, bin)
 	if err != nil {
-		return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
+		if hint != "" {
+			return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
+		}
+		return v, err
 	}
 	return v, nil
+}
+
+// notFoundReason is exec.LookPath's error without the path it repeats.
+func notFoundReason(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

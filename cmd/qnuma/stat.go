@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -21,7 +21,7 @@ import (
 // StatCmd is `qnuma stat`: where each VM's guest RAM and vCPUs really are.
 type StatCmd struct {
 	Targets  []string `arg:"" optional:"" name:"name|pid" help:"VMs in the ledger by name, or any QEMU pid (default: every VM in the ledger)."`
-	Watch    float64  `placeholder:"SECONDS" help:"Sample again every SECONDS until interrupted, counting vCPUs that ran outside their home node in between."`
+	Watch    *float64 `placeholder:"SECONDS" help:"Sample again every SECONDS (0.1 to 86400) until interrupted, counting vCPUs that ran outside their home node in between."`
 	JSON     bool     `help:"Print JSON (with --watch, one line per sample round)."`
 	StateDir string   `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
 }
@@ -45,9 +45,31 @@ type statVM struct {
 	*numastat.Sample
 }
 
+// The bounds of --watch: under a tenth of a second the samples (each a
+// read of numa_maps and every thread's stat) are the load; over a day is a
+// typo. time.Duration overflows past 292 years, and NaN compares as no
+// interval at all, so both are refused here.
+const (
+	minWatch = 0.1
+	maxWatch = 24 * 60 * 60
+)
+
+// interval is --watch as a duration, 0 without --watch.
+func (c *StatCmd) interval() (time.Duration, error) {
+	if c.Watch == nil {
+		return 0, nil
+	}
+	sec := *c.Watch
+	if math.IsNaN(sec) || sec < minWatch || sec > maxWatch {
+		return 0, badInput("--watch %v: want a number of seconds from %v to %v", sec, minWatch, maxWatch)
+	}
+	return time.Duration(sec * float64(time.Second)), nil
+}
+
 func (c *StatCmd) run(ctx context.Context, w io.Writer) error {
-	if c.Watch < 0 {
-		return badInput("--watch %v: want a positive number of seconds", c.Watch)
+	every, err := c.interval()
+	if err != nil {
+		return err
 	}
 	host, err := topology.Read("/")
 	if err != nil {
@@ -59,8 +81,8 @@ func (c *StatCmd) run(ctx context.Context, w io.Writer) error {
 	}
 	prev := map[int]*numastat.Sample{}
 	var tick <-chan time.Time
-	if c.Watch > 0 {
-		t := time.NewTicker(time.Duration(c.Watch * float64(time.Second)))
+	if every > 0 {
+		t := time.NewTicker(every)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -125,8 +147,14 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 	for _, arg := range c.Targets {
 		pid, err := strconv.Atoi(arg)
 		if err == nil && pid > 0 {
-			if _, err := os.Stat(filepath.Join("/proc", arg)); err != nil {
+			id, err := numastat.ReadIdentity("/", pid)
+			if err != nil {
 				return nil, badInput("stat %d: no such process (qnuma ps lists the VMs qnuma placed)", pid)
+			}
+			// Any process has numa_maps and threads, but only a QEMU's
+			// sample means anything: its guest RAM and vCPU threads.
+			if !id.IsQEMU() {
+				return nil, badInput("stat %d: the process is %s, not QEMU (qemu-system-* or qemu-kvm): name a QEMU pid or a VM that qnuma ps lists", pid, id)
 			}
 			tg := statTarget{pid: pid}
 			for _, e := range st.Entries {
@@ -156,7 +184,7 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 func (c *StatCmd) print(w io.Writer, round []statVM) error {
 	if c.JSON {
 		enc := json.NewEncoder(w)
-		if c.Watch == 0 {
+		if c.Watch == nil {
 			enc.SetIndent("", "  ")
 		}
 		return enc.Encode(round)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -99,7 +101,7 @@ func TestStatTargetErrors(t *testing.T) {
 		{"empty ledger, no pid", StatCmd{StateDir: t.TempDir()}, true, "no running VM"},
 		{"unknown name", StatCmd{StateDir: dir, Targets: []string{"nope"}}, true, "no such vm"},
 		{"vm without qemu yet", StatCmd{StateDir: dir, Targets: []string{"starting"}}, false, "not started"},
-		{"negative watch", StatCmd{StateDir: dir, Watch: -1}, true, "--watch"},
+		{"negative watch", StatCmd{StateDir: dir, Watch: ptr(-1.0)}, true, "--watch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,5 +110,54 @@ func TestStatTargetErrors(t *testing.T) {
 				t.Errorf("err = %v (usage %v), want usage %v saying %q", err, IsUsage(err), tt.usage, tt.text)
 			}
 		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestStatWatchBounds is issue 11 item 17: --watch takes 0.1 to 86400
+// seconds. 1e-10 and Inf used to panic (a ticker of no or negative
+// duration) and NaN was taken as no --watch; each is bad input now, said
+// before anything is sampled. The target is this test process, which
+// exists, so the refusal cannot come from the target.
+func TestStatWatchBounds(t *testing.T) {
+	self := strconv.Itoa(os.Getpid())
+	for _, v := range []string{"1e-10", "Inf", "+Inf", "-Inf", "NaN", "0", "0.09", "-1", "86401", "1e300"} {
+		t.Run(v, func(t *testing.T) {
+			code, stdout, stderr := runCaptured(t, "stat", "--state-dir", t.TempDir(), "--watch="+v, self)
+			if code != 2 || stdout != "" || !strings.Contains(stderr, "--watch") || !strings.Contains(stderr, "from 0.1 to 86400") {
+				t.Errorf("qnuma stat --watch %s: exit %d, stdout %q, stderr %q; want 2 and the bounds", v, code, stdout, stderr)
+			}
+		})
+	}
+	for _, v := range []float64{0.1, 1, 86400} {
+		c := &StatCmd{Watch: &v}
+		if d, err := c.interval(); err != nil || d <= 0 {
+			t.Errorf("--watch %v: interval %v, %v", v, d, err)
+		}
+	}
+	if d, err := (&StatCmd{}).interval(); d != 0 || err != nil {
+		t.Errorf("no --watch: interval %v, %v; want 0", d, err)
+	}
+}
+
+// TestStatRefusesNonQEMU is issue 11 item 24: a pid that is not a QEMU
+// (here a sleep this test starts) is bad input naming what it is, instead
+// of a sample of no guest RAM and no vCPUs.
+func TestStatRefusesNonQEMU(t *testing.T) {
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	pid := strconv.Itoa(sleep.Process.Pid)
+	code, stdout, stderr := runCaptured(t, "stat", "--state-dir", t.TempDir(), pid)
+	if code != 2 || stdout != "" {
+		t.Errorf("qnuma stat %s (sleep): exit %d, stdout %q; want 2 and no sample", pid, code, stdout)
+	}
+	for _, want := range []string{"stat " + pid, "the process is sleep (", "/sleep)", "not QEMU"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q: %s", want, stderr)
+		}
 	}
 }

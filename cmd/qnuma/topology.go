@@ -12,15 +12,27 @@ import (
 // TopologyCmd is `qnuma topology`: the host as the kernel describes it.
 type TopologyCmd struct {
 	JSON bool   `help:"Print JSON (the schema is in docs/topology.md)."`
-	Root string `default:"/" type:"existingdir" placeholder:"DIR" help:"Read a snapshot of /sys and /proc under DIR instead of this host."`
+	Root string `default:"/" placeholder:"DIR" help:"Read a snapshot of /sys and /proc under DIR instead of this host."`
+}
+
+// checkRoot refuses a --root that is not a snapshot of /. A wrong folder is
+// bad input, not a broken host; "" would read the current directory, which
+// nobody means by an empty argument (a variable that was not set).
+func checkRoot(root string) error {
+	if root == "" {
+		return badInput("--root \"\": give a directory (/ for this host, . for the current directory)")
+	}
+	if _, err := os.Stat(filepath.Join(root, "sys")); err != nil {
+		return badInput("--root %s is not a snapshot of / (no sys folder): %w", root, err)
+	}
+	return nil
 }
 
 func (c *TopologyCmd) Run() error { return c.write(os.Stdout) }
 
 func (c *TopologyCmd) write(w io.Writer) error {
-	// A --root without sys/ is a wrong folder, not a broken host.
-	if _, err := os.Stat(filepath.Join(c.Root, "sys")); err != nil {
-		return badInput("--root %s is not a snapshot of / (no sys folder): %w", c.Root, err)
+	if err := checkRoot(c.Root); err != nil {
+		return err
 	}
 	h, err := topology.Read(c.Root)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -130,6 +131,88 @@ func TestTopologyExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := run(tc.args); got != tc.want {
 				t.Errorf("qnuma %q exited %d, want %d", tc.args, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTopologyEmptyRoot: `--root ""` is bad input, even from a directory
+// that holds a snapshot (it used to read the current directory).
+func TestTopologyEmptyRoot(t *testing.T) {
+	small := t.TempDir()
+	topotest.WriteTree(t, small, map[string]string{
+		"sys/devices/system/cpu/online": "0\n",
+		"proc/meminfo":                  "MemTotal: 1024 kB\nMemFree: 512 kB\n",
+	})
+	t.Chdir(small)
+	code, stdout, stderr := runCaptured(t, "topology", "--root", "")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, `--root "": give a directory`) {
+		t.Errorf("qnuma topology --root \"\": exit %d, stdout %q, stderr %q; want 2 and a message", code, stdout, stderr)
+	}
+	// --root . is how to say the current directory.
+	if code, _, stderr := runCaptured(t, "topology", "--root", "."); code != 0 {
+		t.Errorf("qnuma topology --root .: exit %d: %s", code, stderr)
+	}
+}
+
+// TestTopologyMemTotalOnly is issue 11 item 23: a hand-made snapshot whose
+// node meminfo has only MemTotal is shown, its free memory unknown; a plan
+// on it promises no memory nobody said was free.
+func TestTopologyMemTotalOnly(t *testing.T) {
+	root := t.TempDir()
+	topotest.WriteTree(t, root, map[string]string{
+		"sys/devices/system/cpu/online":         "0-1\n",
+		"sys/devices/system/node/node0/cpulist": "0-1\n",
+		"sys/devices/system/node/node0/meminfo": "Node 0 MemTotal: 4194304 kB\n",
+	})
+	code, stdout, stderr := runCaptured(t, "topology", "--root", root)
+	if code != 0 || !strings.Contains(stdout, "memory: 4.00 GiB total, free unknown") {
+		t.Errorf("qnuma topology: exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCaptured(t, "topology", "--json", "--root", root)
+	if code != 0 || !strings.Contains(stdout, `"memory_free_unknown": true`) {
+		t.Errorf("qnuma topology --json: exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCaptured(t, "plan", "--root", root, "--qemu-version", "7.2", "--vcpus", "1", "--memory", "64M")
+	if code != 2 || stdout != "" || !strings.Contains(stderr, "does not fit") {
+		t.Errorf("qnuma plan on memory not known free: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestTopologySpecialFiles is issue 11 item 15's --root half: a snapshot
+// whose cpulist is a link to /dev/zero, or whose meminfo is a FIFO, is an
+// error naming the file (a broken host, exit 1), where it used to exhaust
+// memory or block forever.
+func TestTopologySpecialFiles(t *testing.T) {
+	for name, plant := range map[string]func(root string) error{
+		"cpulist is /dev/zero": func(root string) error {
+			return os.Symlink("/dev/zero", filepath.Join(root, "sys/devices/system/node/node0/cpulist"))
+		},
+		"meminfo is a fifo": func(root string) error {
+			return syscall.Mkfifo(filepath.Join(root, "sys/devices/system/node/node0/meminfo"), 0o644)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			topotest.WriteTree(t, root, map[string]string{"sys/devices/system/cpu/online": "0\n"})
+			files := map[string]string{
+				"sys/devices/system/node/node0/cpulist": "0\n",
+				"sys/devices/system/node/node0/meminfo": "Node 0 MemTotal: 1024 kB\nNode 0 MemFree: 512 kB\n",
+			}
+			if err := os.MkdirAll(filepath.Join(root, "sys/devices/system/node/node0"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := plant(root); err != nil {
+				t.Fatal(err)
+			}
+			for f, content := range files {
+				if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+					topotest.WriteTree(t, root, map[string]string{f: content})
+				}
+			}
+			code, stdout, stderr := runCaptured(t, "topology", "--root", root)
+			if code != 1 || stdout != "" || !strings.Contains(stderr, "node0/") || !strings.Contains(stderr, "not a regular file") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1 naming the file", code, stdout, stderr)
 			}
 		})
 	}
