@@ -181,6 +181,9 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 		}
 		sets[i] = c
 	}
+	if err := w.checkCounts(); err != nil {
+		return err
+	}
 	*e = Entry{
 		Name: w.Name, Owner: w.Owner, QEMU: w.QEMU, HostNodes: w.HostNodes,
 		MemoryBytes: w.MemoryBytes, VCPUs: w.VCPUs, DedicatedCPUs: sets[0],
@@ -196,4 +199,48 @@ func clip(s string) string {
 		return s[:64] + "..."
 	}
 	return s
+}
+
+// Bounds on what an entry may claim: a node id as cpulist bounds it, a
+// node's memory under 2^50 bytes (1 PiB), a node's vCPUs within QEMU's
+// most. A file claiming more is corrupt: its sums would wrap and make a
+// full node look free.
+const (
+	maxEntryNodeBytes = 1 << 50
+	maxEntryVCPUs     = 4096
+)
+
+func (w entryJSON) checkCounts() error {
+	var total uint64
+	for n, b := range w.MemoryBytes {
+		if n < 0 || n >= cpulist.MaxID {
+			return fmt.Errorf("memory_bytes: node %d out of range", n)
+		}
+		if b > maxEntryNodeBytes {
+			return fmt.Errorf("memory_bytes: node %d holds %d bytes, more than %d", n, b, uint64(maxEntryNodeBytes))
+		}
+		total += b
+	}
+	if total > maxEntryNodeBytes {
+		return fmt.Errorf("memory_bytes: %d bytes in all, more than %d", total, uint64(maxEntryNodeBytes))
+	}
+	vcpus := 0
+	for n, c := range w.VCPUs {
+		if n < 0 || n >= cpulist.MaxID || c < 0 || c > maxEntryVCPUs {
+			return fmt.Errorf("vcpus: node %d has %d vcpus", n, c)
+		}
+		vcpus += c
+	}
+	if vcpus > maxEntryVCPUs {
+		return fmt.Errorf("vcpus: %d in all, more than %d", vcpus, maxEntryVCPUs)
+	}
+	for _, n := range w.HostNodes {
+		if n < 0 || n >= cpulist.MaxID {
+			return fmt.Errorf("host_nodes: node %d out of range", n)
+		}
+	}
+	if w.HugepageBytes > maxEntryNodeBytes {
+		return fmt.Errorf("hugepage_bytes %d out of range", w.HugepageBytes)
+	}
+	return nil
 }

@@ -155,6 +155,13 @@ func TestEntryJSON(t *testing.T) {
 		{"huge dedicated range", `{"version":1,"name":"a","dedicated_cpus":"0-2147483647"}`},
 		{"huge vcpu range", `{"version":1,"name":"a","vcpu_cpus":"0-4294967297"}`},
 		{"huge emulator range", `{"version":1,"name":"a","emulator_cpus":"0-2147483647"}`},
+		// Sums that wrap would make a full node look free.
+		{"wrapping memory", `{"version":1,"name":"a","memory_bytes":{"0":18446744073709551615,"1":1}}`},
+		{"memory past bounds in all", `{"version":1,"name":"a","memory_bytes":{"0":1125899906842624,"1":1}}`},
+		{"negative node", `{"version":1,"name":"a","memory_bytes":{"-1":1}}`},
+		{"negative vcpus", `{"version":1,"name":"a","vcpus":{"0":-5}}`},
+		{"too many vcpus", `{"version":1,"name":"a","vcpus":{"0":4096,"1":1}}`},
+		{"huge host node", `{"version":1,"name":"a","host_nodes":[2147483647]}`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/qnuma/qnuma/cpulist"
 )
 
 // Fuzz targets for every parser of sysfs and procfs text. Their seeds are
@@ -131,7 +133,7 @@ func FuzzParseIndexedName(f *testing.F) {
 			}
 			return
 		}
-		if id < 0 || id >= maxID || !strings.HasPrefix(name, prefix) {
+		if id < 0 || id >= cpulist.MaxID || !strings.HasPrefix(name, prefix) {
 			t.Errorf("parseIndexedName(%q, %q) = %d", name, prefix, id)
 		}
 		if n, _ := strconv.Atoi(strings.TrimPrefix(name, prefix)); n != id {
@@ -161,7 +163,7 @@ func FuzzParseStatus(f *testing.F) {
 		}
 		// What readAllowed then does with them: bounded parsing.
 		for _, l := range []string{cpus, mems} {
-			if set, err := parseCPUList(l); err == nil && set.Size() > maxID {
+			if set, err := parseCPUList(l); err == nil && set.Size() > cpulist.MaxID {
 				t.Errorf("parseStatus(%q): list %q of %d ids", s, l, set.Size())
 			}
 		}
