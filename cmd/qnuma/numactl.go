@@ -84,12 +84,13 @@ func numactl(args []string) error {
 	}
 	defer res.Release()
 	return launchVM(launcher.Config{
-		Argv:         q.Final(nil),
-		UserPaused:   q.Paused,
-		HasName:      q.HasName,
-		Plan:         p,
-		EmulatorCPUs: b.CPUs,
-		Hooks:        launcher.Hooks{OnStarted: recordQEMU(res)},
+		Argv:           q.Final(nil),
+		UserPaused:     q.Paused,
+		HasName:        q.HasName,
+		Plan:           p,
+		EmulatorCPUs:   b.CPUs,
+		WaitingSockets: q.WaitingSockets,
+		Hooks:          launcher.Hooks{OnStarted: recordQEMU(res)},
 	}, o.Verbose)
 }
 
@@ -250,6 +251,8 @@ type pinJob struct {
 	UserPaused bool
 	Verbose    bool
 	QMPTimeout time.Duration
+	// WaitingSockets are the user's sockets qemu waits on for a client.
+	WaitingSockets []string
 }
 
 // execQEMU replaces qnuma by qemu (same pid, like numactl) after starting
@@ -267,7 +270,7 @@ func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool, re
 	defer pair.Conn.Close()
 	defer pair.QEMU.Close() // after a failed exec; qemu keeps it otherwise
 	job := pinJob{Emulator: p.EmulatorCPUs.String(), UserPaused: q.Paused, Verbose: verbose,
-		QMPTimeout: launcher.DefaultQMPTimeout}
+		QMPTimeout: launcher.DefaultQMPTimeout, WaitingSockets: q.WaitingSockets}
 	for _, v := range p.VCPUs {
 		job.VCPUs = append(job.VCPUs, v.HostCPUs.String())
 	}
@@ -409,7 +412,7 @@ func runPinHelper(args []string) int {
 		return 1
 	}
 	cfg := launcher.Config{Plan: p, UserPaused: job.UserPaused, QMPTimeout: job.QMPTimeout,
-		Log: newCLILogger(os.Stderr, job.Verbose)}
+		WaitingSockets: job.WaitingSockets, Log: newCLILogger(os.Stderr, job.Verbose)}
 	_, err = launcher.Attach(context.Background(), cfg, target)
 	if err != nil {
 		// Attach killed qemu: its status (137) is what the shell sees.

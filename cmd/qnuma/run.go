@@ -145,6 +145,8 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 		Timeout:      c.Timeout,
 		Grace:        c.Grace,
 		BestEffort:   c.BestEffort,
+		// qemu waits for a client on these before it answers qnuma.
+		WaitingSockets: pr.User.WaitingSockets,
 	}, nil
 }
 

@@ -380,3 +380,36 @@ func TestNumactlExecHelperSurvivesClosedStderr(t *testing.T) {
 	}
 	mon.Quit(ctx)
 }
+
+// TestRunNamesTheSocketQEMUWaitsOn: a user -qmp server socket without
+// wait=off makes qemu wait for a client before it answers qnuma; the
+// launch then fails naming that socket, not only "did not answer"
+// (issue 11 item 22). The control, with wait=off, runs.
+func TestRunNamesTheSocketQEMUWaitsOn(t *testing.T) {
+	qemutest.Require(t)
+	bin := buildQnuma(t)
+	for _, tc := range []struct {
+		opt      string
+		wantCode int
+	}{
+		{"server=on", 1},
+		{"server=on,wait=off", 0},
+	} {
+		sock := filepath.Join(t.TempDir(), "u.sock")
+		qmpOpt := "unix:" + sock + "," + tc.opt
+		args := append([]string{"run", "--state-dir", t.TempDir(), "--qmp-timeout", "3s", "--timeout", "1s", "--grace", "1s",
+			"--vcpus", "1", "--memory", "64M", "--"}, bareQEMU...)
+		p := startQnuma(t, []string{bin}, append(args, "-qmp", qmpOpt)...)
+		code := p.wait(t)
+		if tc.wantCode == 0 {
+			if code != 124 {
+				t.Errorf("-qmp %s: qnuma exited %d, want 124 (ran until --timeout); stderr:\n%s", qmpOpt, code, p.stderr)
+			}
+			continue
+		}
+		s := p.stderr.String()
+		if code != tc.wantCode || !strings.Contains(s, "-qmp "+qmpOpt) || !strings.Contains(s, "wait=off") {
+			t.Errorf("-qmp %s: qnuma exited %d, want %d naming the socket and wait=off; stderr:\n%s", qmpOpt, code, tc.wantCode, s)
+		}
+	}
+}
