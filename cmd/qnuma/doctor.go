@@ -16,7 +16,7 @@ import (
 // Exit 0 when every check is ok, 1 with warnings, 2 with errors.
 type DoctorCmd struct {
 	JSON     bool   `help:"Print JSON."`
-	Root     string `default:"/" type:"existingdir" placeholder:"DIR" help:"Check a copy of /sys, /proc and /dev under DIR instead of this host (qemu is then not run, /dev/kvm not opened)."`
+	Root     string `default:"/" placeholder:"DIR" help:"Check a copy of /sys, /proc and /dev under DIR instead of this host (qemu is then not run, /dev/kvm not opened)."`
 	StateDir string `name:"state-dir" placeholder:"DIR" help:"Ledger directory, for the hugepages VMs ask (read when --root is /, or when given)."`
 }
 
@@ -24,6 +24,9 @@ func (c *DoctorCmd) Run() error { return c.write(os.Stdout, doctor.Env{}) }
 
 // write runs the checks; env's hooks (tests) are kept, its root and VMs set.
 func (c *DoctorCmd) write(w io.Writer, env doctor.Env) error {
+	if err := checkRoot(c.Root); err != nil {
+		return err
+	}
 	env.Root = c.Root
 	if filepath.Clean(c.Root) == "/" || c.StateDir != "" {
 		l, err := ledger.Open(c.StateDir)

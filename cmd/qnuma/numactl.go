@@ -51,6 +51,10 @@ func numactl(args []string) error {
 	for _, w := range o.Warnings {
 		fmt.Fprintln(os.Stderr, "qnuma: warning:", w)
 	}
+	// A command that is not there is the user's to fix: nothing started.
+	if _, err := exec.LookPath(o.Argv[0]); err != nil {
+		return badInput("execution of %s: %w: nothing was started", o.Argv[0], notFoundReason(err))
+	}
 	host, err := topology.Read("/")
 	if err != nil {
 		return err

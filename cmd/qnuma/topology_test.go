@@ -217,3 +217,20 @@ func TestTopologySpecialFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestDoctorAndNumactlBadInput: doctor --root "" is refused like
+// topology's (it used to check the current directory), and the numactl
+// spelling with a command that is not there is bad input (exit 2), as
+// plan and run are.
+func TestDoctorAndNumactlBadInput(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if code, stdout, stderr := runCaptured(t, "doctor", "--root", ""); code != 2 || stdout != "" || !strings.Contains(stderr, `--root "": give a directory`) {
+		t.Errorf("qnuma doctor --root \"\": exit %d, stdout %q, stderr %q; want 2 and a message", code, stdout, stderr)
+	}
+	for _, cmd := range []string{"/nonexistent/qemu-system-x86_64", "qnuma-no-such-command"} {
+		code, _, stderr := runCaptured(t, "--membind=0", "--", cmd, "-m", "64")
+		if code != 2 || !strings.Contains(stderr, "execution of "+cmd) || !strings.Contains(stderr, "nothing was started") {
+			t.Errorf("qnuma --membind=0 -- %s: exit %d, stderr %q; want 2 naming it", cmd, code, stderr)
+		}
+	}
+}
