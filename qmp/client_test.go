@@ -504,3 +504,29 @@ func TestCloseFailsPendingAndLaterCalls(t *testing.T) {
 		t.Errorf("Execute after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestClosedCallSeesDone: a call that fails because the connection ended
+// finds Done already closed. The launcher relies on it to wait for qemu's
+// exit and report that, rather than a bare reset (seen as a flaky launch
+// test under load when Done closed after the replies were failed).
+func TestClosedCallSeesDone(t *testing.T) {
+	for i := range 50 {
+		path := serve(t, func(p *peer) {
+			p.handshake()
+			p.next()
+			p.send(`{"return": [{"cpu-index": 0, "thread-`)
+		})
+		c := dial(t, path)
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		err := c.Execute(ctx, "query-cpus-fast", nil, nil)
+		cancel()
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("round %d: %v, want ErrClosed", i, err)
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Fatalf("round %d: the call failed with %v but Done is not closed yet", i, err)
+		}
+	}
+}

@@ -194,6 +194,10 @@ func (c *Client) finish(readErr error) {
 	} else {
 		c.err = fmt.Errorf("%w: %w", ErrClosed, reason)
 	}
+	// Done closes before any pending call learns of the end, so a caller
+	// that sees ErrClosed also sees Done closed (the launcher then waits
+	// for qemu's exit to say why).
+	close(c.done)
 	for id, ch := range c.pending {
 		ch <- reply{err: c.err}
 		delete(c.pending, id)
@@ -201,7 +205,6 @@ func (c *Client) finish(readErr error) {
 	c.mu.Unlock()
 	c.conn.Close()
 	close(c.events)
-	close(c.done)
 }
 
 // tailKeep bounds the bytes kept for error messages.
