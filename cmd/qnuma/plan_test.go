@@ -466,3 +466,28 @@ func TestPlanNearDeviceFIFO(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1 naming the file", code, stdout, stderr)
 	}
 }
+
+// TestPlanRefusesWhatQnumaCannotSupervise: -daemonize (qnuma supervises
+// qemu), -readconfig (its placement options are out of sight) and an
+// option missing its value (it would swallow qnuma's own arguments) are
+// bad input, exit 2, naming the option (issue 11 items 11 and 20).
+func TestPlanRefusesWhatQnumaCannotSupervise(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-smp", "1", "-m", "64M", "-daemonize"}, "-daemonize"},
+		{[]string{"-smp", "1", "-m", "64M", "-readconfig", "vm.cfg"}, "-readconfig"},
+		{[]string{"-smp", "1", "-m", "64M", "-kernel"}, "-kernel needs a value"},
+	} {
+		args := append([]string{"plan", "--qemu-version", "7.2", "--", "qemu-system-x86_64"}, tc.args...)
+		code, stdout, stderr := runCaptured(t, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("qnuma %q: exit %d, stdout %q, stderr %q; want 2 naming %q", args, code, stdout, stderr, tc.want)
+		}
+	}
+	// The control: the same line without them plans.
+	if code, _, stderr := runCaptured(t, "plan", "--qemu-version", "7.2", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64M"); code != 0 {
+		t.Errorf("control plan: exit %d: %s", code, stderr)
+	}
+}
