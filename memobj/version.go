@@ -63,8 +63,11 @@ func ProbeVersion(ctx context.Context, binary string) (Version, error) {
 }
 
 // probeTimeout bounds `qemu -version`: a qemu that hangs there (a wrapper
-// script waiting on something) must not hang plan and run silently.
-var probeTimeout = 10 * time.Second
+// script waiting on something) must not hang plan and run silently. It is
+// generous: twenty qemu probed at once on a small, emulated host took over
+// 10 s (the multi-node test host's ledger scenario), and a probe runs once
+// per binary, its answer cached.
+var probeTimeout = 60 * time.Second
 
 // maxVersionOutput bounds what -version may print that is kept.
 const maxVersionOutput = 64 << 10
