@@ -248,6 +248,23 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 	case spec.BindOnly:
 		spec.MemoryBytes = qemuDefaultMemory
 	}
+	if spec.BindOnly && user.HasNUMA {
+		smp := user.SMP
+		if !user.HasSMP {
+			smp = memobj.SMP{CPUs: spec.VCPUs}
+		}
+		t, err := smp.Resolve()
+		if err != nil {
+			return spec, badSpec("%v", err)
+		}
+		if spec.Dedicated {
+			return spec, badSpec("--cpus-dedicated with the qemu command line's own -numa cells: qnuma pins each cell's vCPUs over its host nodes' CPUs and does not yet give each its own; drop --cpus-dedicated")
+		}
+		if spec.Cells, err = userCells(user, t, spec.MemoryBytes); err != nil {
+			return spec, err
+		}
+		spec.Topology = &t
+	}
 	return spec, nil
 }
 

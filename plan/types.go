@@ -52,6 +52,13 @@ type Spec struct {
 	// turns on them); without it a node holds at most one vCPU per core
 	// (per thread with PreferHT). Not with Dedicated.
 	Overcommit bool
+
+	// Given by the user's QEMU command line (MergeSpec), kept exactly
+	// (helper E, issue 10): Cells are their own -numa nodes (with
+	// --bind-only), whose vCPUs qnuma pins by the cells' host binding;
+	// Topology their -smp as QEMU resolves it (nil: none given).
+	Cells    []Cell
+	Topology *memobj.Topology
 }
 
 // Placed is a VM already on the host (from the ledger).

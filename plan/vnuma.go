@@ -426,6 +426,10 @@ func cpuOnlyReason(p *Plan, spec Spec) string {
 func policyReasons(p *Plan) []string {
 	m := p.Mempolicy
 	switch {
+	case m.Mode == memobj.PolicyPreferredMany && p.BindOnly:
+		fb, _ := m.Fallback()
+		return []string{fmt.Sprintf("qemu starts preferring %s as a set (MPOL_PREFERRED_MANY, Linux 5.15 or newer); where the kernel refuses that mode, the fallback is MPOL_PREFERRED on %s only. The user's backends keep their own policies.",
+			nodesPhrase(m.Nodes), nodesPhrase(fb.Nodes))}
 	case m.Mode == memobj.PolicyPreferredMany:
 		fb, _ := m.Fallback()
 		return []string{fmt.Sprintf("Guest RAM: each guest node's backend prefers its own host node (policy=preferred, one node each). qemu's own allocations prefer %s as a set (MPOL_PREFERRED_MANY, Linux 5.15 or newer); where the kernel refuses that mode, the fallback is MPOL_PREFERRED on %s only.",
