@@ -209,7 +209,14 @@ func checkCellsInQEMU(t *testing.T, host *topology.Host, line string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm, err := qemutest.Start(t, strings.Fields(line)...)
+	checkVCPUsInQEMU(t, p, strings.Fields(line))
+}
+
+// checkVCPUsInQEMU starts args paused and checks query-cpus-fast puts every
+// vCPU on its planned guest node, socket, core and thread.
+func checkVCPUsInQEMU(t *testing.T, p *Plan, args []string) {
+	t.Helper()
+	vm, err := qemutest.Start(t, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		if spec.GuestNodes > 0 {
 			why = fmt.Sprintf("no set of %d usable nodes holds both", spec.GuestNodes)
 		}
-		return nil, fitError(spec, all, "%s %d vCPUs and %s", why, spec.VCPUs, sizeString(spec.MemoryBytes))
+		return nil, fitError(spec, all, "%s %d vCPUs and %s%s", why, spec.VCPUs, sizeString(spec.MemoryBytes), topologyNote(spec))
 	}
 
 	ch := &choice{set: best.set, lay: best.lay}

@@ -218,6 +218,17 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 		spec.Prealloc = spec.Prealloc || user.MemPrealloc
 	}
 
+	if user.HasSMP {
+		// The user's -smp is kept as written: refuse what QEMU refuses
+		// rather than rewrite it, and plan by its topology when it gives one.
+		t, err := user.SMP.Resolve()
+		if err != nil {
+			return spec, badSpec("%v", err)
+		}
+		if u := user.SMP; u.Sockets > 0 || u.Dies > 0 || u.Clusters > 0 || u.Cores > 0 || u.Threads > 0 {
+			spec.Topology = &t
+		}
+	}
 	switch {
 	case user.HasSMP:
 		n := user.SMP.VCPUs()

@@ -181,7 +181,10 @@ func TestMergeSpec(t *testing.T) {
 	}{
 		{name: "no user argv", spec: Spec{VCPUs: 2, MemoryBytes: gib}, user: nil, want: Spec{VCPUs: 2, MemoryBytes: gib}},
 		{name: "user's smp and m serve as the spec", spec: Spec{Prealloc: true}, user: parse("-smp", "4", "-m", "2G"), want: Spec{VCPUs: 4, MemoryBytes: 2 * gib, Prealloc: true}},
-		{name: "user's topology counts", user: parse("-smp", "sockets=2,cores=2,threads=2", "-m", "512"), want: Spec{VCPUs: 8, MemoryBytes: 512 * mib}},
+		{name: "user's topology counts and is kept", user: parse("-smp", "sockets=2,cores=2,threads=2", "-m", "512"),
+			want: Spec{VCPUs: 8, MemoryBytes: 512 * mib, Topology: &memobj.Topology{CPUs: 8, MaxCPUs: 8, Sockets: 2, Dies: 1, Clusters: 1, Cores: 2, Threads: 2}}},
+		{name: "a count alone leaves the topology open", user: parse("-smp", "4", "-m", "512"), want: Spec{VCPUs: 4, MemoryBytes: 512 * mib}},
+		{name: "a topology qemu refuses is refused", user: parse("-smp", "2,sockets=1,cores=1,threads=1"), wantErr: "-smp 2,sockets=1,cores=1,threads=1: sockets (1) * dies (1) * cores (1) * threads (1) = 1, not maxcpus 2"},
 		{name: "flags fill what the user left out", spec: Spec{VCPUs: 8, MemoryBytes: 4 * gib}, flags: MergeFlags{VCPUs: true, Memory: true}, user: parse("-name", "x"), want: Spec{VCPUs: 8, MemoryBytes: 4 * gib}},
 		{name: "flag and user agree", spec: Spec{VCPUs: 4, MemoryBytes: 2 * gib}, flags: MergeFlags{VCPUs: true, Memory: true}, user: parse("-smp", "4", "-m", "2048"), want: Spec{VCPUs: 4, MemoryBytes: 2 * gib}},
 		{name: "vcpus conflict", spec: Spec{VCPUs: 8}, flags: MergeFlags{VCPUs: true}, user: parse("-smp", "4"), wantErr: "--vcpus 8 conflicts with -smp 4 in the qemu command line: give one"},

@@ -44,7 +44,27 @@ func fit(set []*nodeRoom, spec Spec) (*layout, string) {
 	case mem < spec.MemoryBytes:
 		return nil, fmt.Sprintf("%s asked, they have %s free", sizeString(spec.MemoryBytes), sizeString(mem))
 	}
-	lay := &layout{vcpus: splitVCPUs(caps, spec.VCPUs)}
+	lay := &layout{}
+	if t := spec.Topology; t != nil && len(spec.Cells) == 0 {
+		// The user's -smp is kept: each guest node takes whole sockets, so
+		// the vCPUs are split in sockets.
+		per := t.Dies * t.Cores * t.Threads
+		socketCaps := make([]int, len(caps))
+		room := 0
+		for i, c := range caps {
+			socketCaps[i] = c / per
+			room += socketCaps[i]
+		}
+		if room < t.Sockets {
+			return nil, fmt.Sprintf("%s: a guest socket (%d vCPUs) stays on one node, and they have room for %d whole sockets", topologyPhrase(*t), per, room)
+		}
+		lay.vcpus = splitVCPUs(socketCaps, t.Sockets)
+		for i := range lay.vcpus {
+			lay.vcpus[i] *= per
+		}
+	} else {
+		lay.vcpus = splitVCPUs(caps, spec.VCPUs)
+	}
 	lay.mem, lay.memByRoom = splitMemory(memCaps, spec.MemoryBytes, granule(spec))
 	for i, m := range lay.mem {
 		// Memory is split in whole granules (hugepages): with fewer
@@ -208,9 +228,16 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 			evenSplit = false
 		}
 	}
-	if evenSplit {
+	t := spec.Topology
+	if t != nil {
+		evenSplit = true // every guest node is whole sockets of the user's
+	}
+	switch {
+	case t != nil:
+		p.Sockets, p.Cores, p.Threads = t.Sockets, t.Cores, t.Threads
+	case evenSplit:
 		p.Sockets, p.Cores, p.Threads = len(shares), shares[0]/threads, threads
-	} else {
+	default:
 		// -smp must multiply out and guest sockets must not straddle
 		// nodes, so each vCPU is its own socket.
 		p.Sockets, p.Cores, p.Threads = spec.VCPUs, 1, 1
@@ -224,7 +251,9 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 		p.HostNodes = append(p.HostNodes, r.Node)
 		for l := 0; l < c.lay.vcpus[i]; l++ {
 			v := VCPU{ID: vcpu, GuestNode: g, HostCPUs: hostCPUs(r, spec, l)}
-			if evenSplit {
+			if t != nil {
+				v.Socket, _, v.Core, v.Thread = t.IDs(vcpu)
+			} else if evenSplit {
 				v.Socket, v.Core, v.Thread = g, l/threads, l%threads
 			} else {
 				v.Socket = vcpu
@@ -345,7 +374,9 @@ func layoutReasons(p *Plan, spec Spec, c *choice, order []int, evenSplit, emuSha
 			parts = append(parts, strconv.Itoa(len(g.VCPUs)))
 		}
 		split := strings.Join(parts, "+")
-		if evenSplit {
+		if t := spec.Topology; t != nil {
+			out = append(out, fmt.Sprintf("The guest gets one NUMA node per host node, vCPUs split %s in whole sockets of the user's own topology (%s, kept as written).", split, topologyPhrase(*t)))
+		} else if evenSplit {
 			out = append(out, fmt.Sprintf("The guest gets one NUMA node per host node, vCPUs split %s; guest node i is guest socket i (-smp sockets=%d,cores=%d,threads=%d).", split, p.Sockets, p.Cores, p.Threads))
 		} else {
 			out = append(out, fmt.Sprintf("The guest gets one NUMA node per host node, vCPUs split %s; as that split is uneven, each vCPU is its own guest socket so that -smp multiplies out.", split))
@@ -465,4 +496,23 @@ func knownDistances(set []*nodeRoom) bool {
 		}
 	}
 	return true
+}
+
+// topologyPhrase is the user's -smp as resolved, for sentences.
+func topologyPhrase(t memobj.Topology) string {
+	dies := ""
+	if t.Dies > 1 {
+		dies = fmt.Sprintf(" × %d dies", t.Dies)
+	}
+	return fmt.Sprintf("-smp gives %d sockets%s × %d cores × %d threads", t.Sockets, dies, t.Cores, t.Threads)
+}
+
+// topologyNote is what the user's own topology adds to a "does not fit":
+// each guest node must be whole sockets of it.
+func topologyNote(spec Spec) string {
+	t := spec.Topology
+	if t == nil || len(spec.Cells) > 0 {
+		return ""
+	}
+	return fmt.Sprintf(" in whole guest sockets (%s, kept as written: a socket of %d vCPUs stays on one node)", topologyPhrase(*t), t.Dies*t.Cores*t.Threads)
 }
