@@ -26,6 +26,10 @@ type Cell struct {
 	// user gave. Nil: unbound, qnuma chooses a host node for the vCPUs.
 	HostNodes []int
 	Policy    string
+	// Object is the user's backend as parsed (nil for mem= or none): an
+	// unbound one is rendered back with the chosen host-nodes and policy
+	// filled in, in its place on the command line.
+	Object *qemucmd.Backend
 }
 
 // userCells reads the user's -numa cells for spec (vCPUs and memory
@@ -57,7 +61,7 @@ func userCells(user *QEMUArgv, t memobj.Topology, memory uint64) ([]Cell, error)
 			if !ok {
 				return nil, badSpec("-numa node,nodeid=%d has memdev=%s, which is not a memory backend of the qemu command line", cell.ID, n.Memdev)
 			}
-			cell.Backend, cell.MemoryBytes, cell.Policy = b.ID, b.Size, b.Policy
+			cell.Backend, cell.MemoryBytes, cell.Policy, cell.Object = b.ID, b.Size, b.Policy, &b
 			if b.HasHostNodes && !b.HostNodes.IsEmpty() {
 				cell.HostNodes = b.HostNodes.List()
 			}
@@ -219,12 +223,12 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		usedCPUs[best.Node] += len(c.VCPUs)
 		usedMem[best.Node] += c.MemoryBytes
 		inUse[best.Node] = true
-		what := "backend " + c.Backend + " has no host-nodes"
-		if c.Backend == "" {
-			what = "it has no memory backend (mem= or none)"
+		what, mem := "backend "+c.Backend+" has no host-nodes", fmt.Sprintf("qnuma fills in host-nodes=%d,policy=%s on backend %s, left open on the command line", best.Node, cellPolicy(spec), c.Backend)
+		if c.Object == nil {
+			what, mem = "it has no memory backend (mem= or none)", "its memory follows qemu's process memory policy, as it has no backend to bind"
 		}
-		reasons = append(reasons, fmt.Sprintf("Guest node %d (vCPUs %s, %s): its %s, so qnuma chose host node %d (room %d %s, %s free; nearest the other guest nodes' nodes, then the most room) and pins its vCPUs there; its memory follows qemu's process memory policy, as --bind-only adds nothing to the backend.",
-			c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), what, best.Node, best.CPUs, cpuUnit(spec), sizeString(best.memCap)))
+		reasons = append(reasons, fmt.Sprintf("Guest node %d (vCPUs %s, %s): its %s, so qnuma chose host node %d (room %d %s, %s free; nearest the other guest nodes' nodes, then the most room) and pins its vCPUs there; %s.",
+			c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), what, best.Node, best.CPUs, cpuUnit(spec), sizeString(best.memCap), mem))
 	}
 
 	t := *spec.Topology
@@ -232,6 +236,11 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 	nodes := cpuset.New()
 	owner := make([]int, spec.VCPUs)
 	for i, c := range spec.Cells {
+		if c.HostNodes == nil && c.Object != nil {
+			b := *c.Object
+			b.HostNodes, b.HasHostNodes, b.Policy = cpuset.New(chosen[i]...), true, string(cellPolicy(spec))
+			p.Fill = append(p.Fill, b)
+		}
 		p.GuestNodes = append(p.GuestNodes, GuestNode{ID: c.ID, HostNodes: chosen[i], VCPUs: slices.Clone(c.VCPUs), MemoryBytes: c.MemoryBytes})
 		nodes = nodes.Union(cpuset.New(chosen[i]...))
 		for _, v := range c.VCPUs {
@@ -278,4 +287,13 @@ func nodeIDs(all []*nodeRoom) []int {
 		ids = append(ids, r.Node)
 	}
 	return ids
+}
+
+// cellPolicy is the policy qnuma fills in on an unbound backend: --policy,
+// bind by default.
+func cellPolicy(spec Spec) memobj.Policy {
+	if spec.Policy == "" || spec.Policy == memobj.PolicyPreferredMany {
+		return memobj.PolicyBind
+	}
+	return spec.Policy
 }

@@ -3,6 +3,9 @@ package plan
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +203,63 @@ func TestBindOnlyCellsInQEMU(t *testing.T) {
 	}
 	for _, line := range lines {
 		t.Run(line, func(t *testing.T) { checkCellsInQEMU(t, host, line) })
+	}
+}
+
+// An unbound backend of the user's is bound where its cell was placed: the
+// final argv has it in its place with host-nodes and policy filled in (its
+// own properties, share=on in the JSON form, kept), and the real QEMU
+// reports the binding in query-memdev.
+func TestBindOnlyFillsUnboundBackendsInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	host, err := topology.Read("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"qemu-system-x86_64", "-smp", "2", "-m", "256M",
+		"-object", "memory-backend-ram,id=m0,size=128M,host-nodes=0,policy=preferred",
+		"-object", `{"qom-type":"memory-backend-memfd","id":"m1","size":134217728,"share":true}`,
+		"-numa", "node,nodeid=0,cpus=0,memdev=m0", "-numa", "node,nodeid=1,cpus=1,memdev=m1"}
+	q, err := ParseQEMUArgv(argv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := MergeSpec(Spec{BindOnly: true, Overcommit: true}, MergeFlags{}, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Make(host, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := p.Args(RenderOptions{QEMU: qemu72})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := q.Final(args)
+	want := slices.Clone(argv)
+	want[8] = `{"qom-type":"memory-backend-memfd","id":"m1","size":134217728,"share":true,"host-nodes":[0],"policy":"bind"}`
+	if !slices.Equal(final, want) {
+		t.Fatalf("final argv\n got %q\nwant %q", final, want)
+	}
+	if !hasReason(p, "qnuma fills in host-nodes=0,policy=bind on backend m1") {
+		t.Errorf("reasons %q: want the fill-in said", p.Reasons)
+	}
+	vm, err := qemutest.Start(t, final[1:]...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs, err := vm.Memdevs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range devs {
+		got[d.ID] = fmt.Sprintf("%v %s share=%v %d", d.HostNodes, d.Policy, d.Share, d.Size)
+	}
+	wantDevs := map[string]string{"m0": "[0] preferred share=false 134217728", "m1": "[0] bind share=true 134217728"}
+	if !maps.Equal(got, wantDevs) {
+		t.Errorf("query-memdev %v, want %v", got, wantDevs)
 	}
 }
 

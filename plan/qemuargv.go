@@ -280,14 +280,27 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 }
 
 // Final is the command to exec: the binary, the user's arguments (less
-// their -smp and -m where rendered has its own), rendered, then extra
+// their -smp and -m where rendered has its own; a user's memory backend
+// whose id rendered also has is replaced in its place by rendered's, which
+// fills in what the user left open), the rest of rendered, then extra
 // (qnuma's own -S, -qmp, ...).
 func (q *QEMUArgv) Final(rendered []string, extra ...string) []string {
 	replaces := map[string]bool{}
-	for i := 0; i+1 < len(rendered); i += 2 {
-		if n := strings.TrimLeft(rendered[i], "-"); n == "smp" || n == "m" {
-			replaces[n] = true
+	fills := map[string][]string{}
+	var rest []string
+	for i := 0; i < len(rendered); i++ {
+		if i+1 < len(rendered) {
+			n := strings.TrimLeft(rendered[i], "-")
+			if n == "smp" || n == "m" {
+				replaces[n] = true
+			}
+			if n == "object" && q.hasBackend(rendered[i+1]) {
+				fills[backendID(rendered[i+1])] = rendered[i : i+2]
+				i++
+				continue
+			}
 		}
+		rest = append(rest, rendered[i])
 	}
 	out := make([]string, 0, 1+len(q.Args)+len(rendered)+len(extra))
 	out = append(out, q.Binary)
@@ -295,8 +308,37 @@ func (q *QEMUArgv) Final(rendered []string, extra ...string) []string {
 		if a.Flag != "" && replaces[a.Name] {
 			continue
 		}
+		if b, ok := a.Opt.(qemucmd.Backend); ok && fills[b.ID] != nil {
+			out = append(out, fills[b.ID]...)
+			continue
+		}
 		out = append(out, a.Strings()...)
 	}
-	out = append(out, rendered...)
+	out = append(out, rest...)
 	return append(out, extra...)
+}
+
+// backendID is the id of a rendered -object memory backend ("" if none).
+func backendID(v string) string {
+	c, err := qemucmd.Parse([]string{"qemu-system-x86_64", "-object", v})
+	if err != nil || len(c.Args) != 1 {
+		return ""
+	}
+	b, _ := c.Args[0].Opt.(qemucmd.Backend)
+	return b.ID
+}
+
+// hasBackend says the user's command line has a memory backend with the
+// id of the rendered -object v.
+func (q *QEMUArgv) hasBackend(v string) bool {
+	id := backendID(v)
+	if id == "" || q.Cmdline == nil {
+		return false
+	}
+	for _, b := range q.Cmdline.Backends() {
+		if b.ID == id {
+			return true
+		}
+	}
+	return false
 }

@@ -237,6 +237,14 @@ func TestMergeSpec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for i, c := range tc.want.Cells {
+				// A cell carries its backend as parsed.
+				for _, b := range tc.user.Cmdline.Backends() {
+					if b.ID == c.Backend {
+						tc.want.Cells[i].Object = &b
+					}
+				}
+			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("MergeSpec = %+v, want %+v", got, tc.want)
 			}

@@ -28,11 +28,17 @@ const (
 // Args renders the plan as QEMU arguments: -smp, -m, a memory backend per
 // guest node (with a thread-context for preallocation on QEMU 7.2+), and
 // -numa node/cpu/dist for a guest with several nodes. A one-node guest gets
-// no -numa: its backend is the machine's RAM. A BindOnly plan renders
-// nothing (nil): the user's own arguments stand. Args is pure.
+// no -numa: its backend is the machine's RAM. A BindOnly plan renders only
+// the user's own backends that left their binding open, filled in
+// (Plan.Fill; QEMUArgv.Final puts them in place of the user's): the user's
+// other arguments stand. Args is pure.
 func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 	if p.BindOnly {
-		return nil, nil
+		var out []string
+		for _, b := range p.Fill {
+			out = append(out, b.Arg().Strings()...)
+		}
+		return out, nil
 	}
 	if err := checkQEMU(opts.QEMU); err != nil {
 		return nil, err

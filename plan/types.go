@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemucmd"
 )
 
 // ErrDoesNotFit is wrapped by every error that says the VM does not fit.
@@ -98,6 +99,12 @@ type Plan struct {
 	// BindOnly: the user wrote their own -numa/memory backends; qnuma adds
 	// no -smp/-m/-numa/-object and only binds the process and pins threads.
 	BindOnly bool
+
+	// Fill (helper E, issue 10) are the user's own memory backends that
+	// left their binding open, with the host-nodes and policy qnuma chose
+	// filled in: Args renders them, and QEMUArgv.Final puts each in the
+	// place of the user's backend of the same id.
+	Fill []qemucmd.Backend
 }
 
 // GuestNode is one guest NUMA node.
