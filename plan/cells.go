@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/utils/cpuset"
@@ -223,7 +224,11 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		usedCPUs[best.Node] += len(c.VCPUs)
 		usedMem[best.Node] += c.MemoryBytes
 		inUse[best.Node] = true
-		what, mem := "backend "+c.Backend+" has no host-nodes", fmt.Sprintf("qnuma fills in host-nodes=%d,policy=%s on backend %s, left open on the command line", best.Node, cellPolicy(spec), c.Backend)
+		fill := strconv.Itoa(best.Node)
+		if cellPolicy(spec) == memobj.PolicyInterleave {
+			fill = "(every node of the VM)"
+		}
+		what, mem := "backend "+c.Backend+" has no host-nodes", fmt.Sprintf("qnuma fills in host-nodes=%s,policy=%s on backend %s, left open on the command line", fill, cellPolicy(spec), c.Backend)
 		if c.Object == nil {
 			what, mem = "it has no memory backend (mem= or none)", "its memory follows qemu's process memory policy, as it has no backend to bind"
 		}
@@ -235,14 +240,21 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 	p.Sockets, p.Cores, p.Threads = t.Sockets*t.Dies, t.Cores, t.Threads
 	nodes := cpuset.New()
 	owner := make([]int, spec.VCPUs)
+	for i := range spec.Cells {
+		nodes = nodes.Union(cpuset.New(chosen[i]...))
+	}
 	for i, c := range spec.Cells {
+		mem := chosen[i]
 		if c.HostNodes == nil && c.Object != nil {
 			b := *c.Object
-			b.HostNodes, b.HasHostNodes, b.Policy = cpuset.New(chosen[i]...), true, string(cellPolicy(spec))
+			if cellPolicy(spec) == memobj.PolicyInterleave {
+				// --policy interleave: over every node of the VM.
+				mem = nodes.List()
+			}
+			b.HostNodes, b.HasHostNodes, b.Policy = cpuset.New(mem...), true, string(cellPolicy(spec))
 			p.Fill = append(p.Fill, b)
 		}
-		p.GuestNodes = append(p.GuestNodes, GuestNode{ID: c.ID, HostNodes: chosen[i], VCPUs: slices.Clone(c.VCPUs), MemoryBytes: c.MemoryBytes})
-		nodes = nodes.Union(cpuset.New(chosen[i]...))
+		p.GuestNodes = append(p.GuestNodes, GuestNode{ID: c.ID, HostNodes: mem, VCPUs: slices.Clone(c.VCPUs), MemoryBytes: c.MemoryBytes})
 		for _, v := range c.VCPUs {
 			if v < spec.VCPUs {
 				owner[v] = i

@@ -107,6 +107,26 @@ func TestBindOnlyUnboundCellsGetANode(t *testing.T) {
 	if !p.Mempolicy.Nodes.Equals(cpuset.New(0, 1)) {
 		t.Errorf("process policy on %s, want 0-1", p.Mempolicy.Nodes)
 	}
+	if len(p.Fill) != 1 || p.Fill[0].ID != "m1" || !p.Fill[0].HostNodes.Equals(cpuset.New(1)) || p.Fill[0].Policy != "bind" {
+		t.Errorf("fill %+v, want m1 bound to node 1", p.Fill)
+	}
+	var out strings.Builder
+	if err := p.Describe(&out); err != nil || !strings.Contains(out.String(), "qnuma chose host node 1") {
+		t.Errorf("Describe: %v\n%s", err, out.String())
+	}
+
+	// --policy interleave: the unbound backend interleaves over every node
+	// of the VM.
+	p, err = bindOnlyPlanSpec(t, h, Spec{BindOnly: true, Policy: "interleave"}, "-smp 16 -m 2G "+
+		"-object memory-backend-ram,id=m0,size=1G,host-nodes=0,policy=bind "+
+		"-object memory-backend-ram,id=m1,size=1G "+
+		"-numa node,nodeid=0,cpus=0-7,memdev=m0 -numa node,nodeid=1,cpus=8-15,memdev=m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Fill) != 1 || !p.Fill[0].HostNodes.Equals(cpuset.New(0, 1)) || p.Fill[0].Policy != "interleave" {
+		t.Errorf("interleave fill %+v, want m1 interleaved over 0-1", p.Fill)
+	}
 
 	// Two small unbound cells stay together on the roomiest node.
 	p, err = bindOnlyPlan(t, h, "-smp 4 -m 2G -object memory-backend-ram,id=a,size=1G -object memory-backend-ram,id=b,size=1G "+
