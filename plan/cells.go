@@ -237,7 +237,7 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 	}
 
 	t := *spec.Topology
-	p.Sockets, p.Cores, p.Threads = t.Sockets*t.Dies, t.Cores, t.Threads
+	p.Sockets, p.Cores, p.Threads = t.Sockets, t.Cores, t.Threads
 	nodes := cpuset.New()
 	owner := make([]int, spec.VCPUs)
 	for i := range spec.Cells {
@@ -269,8 +269,8 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		for _, id := range chosen[g] {
 			cpus = cpus.Union(roomOf(all, id).FreeCPUs)
 		}
-		s, d, co, th := t.IDs(v)
-		p.VCPUs = append(p.VCPUs, VCPU{ID: v, GuestNode: g, Socket: s*t.Dies + d, Core: co, Thread: th, HostCPUs: cpus})
+		s, _, co, th := t.IDs(v)
+		p.VCPUs = append(p.VCPUs, VCPU{ID: v, GuestNode: g, Socket: s, Core: co, Thread: th, HostCPUs: cpus})
 		vmCPUs = vmCPUs.Union(cpus)
 	}
 	p.EmulatorCPUs = vmCPUs

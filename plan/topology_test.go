@@ -90,20 +90,27 @@ func TestUserTopologyKept(t *testing.T) {
 // host's node 0 to start.
 func TestUserTopologyInQEMU(t *testing.T) {
 	qemutest.Require(t)
-	p, _, err := planUser(t, intel2p(), Spec{HostNodes: []int{0, 1}}, "-smp 8,sockets=4,cores=1,threads=2 -m 256M")
-	if err != nil {
-		t.Fatal(err)
+	for _, smp := range []string{"8,sockets=4,cores=1,threads=2", "8,sockets=2,dies=2,cores=2"} {
+		t.Run(smp, func(t *testing.T) {
+			p, _, err := planUser(t, intel2p(), Spec{HostNodes: []int{0, 1}}, "-smp "+smp+" -m 256M")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.GuestNodes) != 2 {
+				t.Fatalf("%d guest nodes, want 2", len(p.GuestNodes))
+			}
+			for i := range p.GuestNodes {
+				p.GuestNodes[i].HostNodes = []int{0}
+			}
+			args, err := p.Args(RenderOptions{QEMU: qemu72})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := ParseQEMUArgv([]string{"qemu-system-x86_64", "-smp", smp, "-m", "256M"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkVCPUsInQEMU(t, p, q.Final(args)[1:])
+		})
 	}
-	for i := range p.GuestNodes {
-		p.GuestNodes[i].HostNodes = []int{0}
-	}
-	args, err := p.Args(RenderOptions{QEMU: qemu72})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := ParseQEMUArgv([]string{"qemu-system-x86_64", "-smp", "8,sockets=4,cores=1,threads=2", "-m", "256M"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkVCPUsInQEMU(t, p, q.Final(args)[1:])
 }

@@ -57,7 +57,9 @@ type Spec struct {
 	// Given by the user's QEMU command line (MergeSpec), kept exactly
 	// (helper E, issue 10): Cells are their own -numa nodes (with
 	// --bind-only), whose vCPUs qnuma pins by the cells' host binding;
-	// Topology their -smp as QEMU resolves it (nil: none given).
+	// Topology their -smp as QEMU resolves it, kept when it gives sockets,
+	// dies, cores or threads (or the cells need it); nil leaves the guest
+	// topology to qnuma.
 	Cells    []Cell
 	Topology *memobj.Topology
 }
