@@ -269,6 +269,10 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		for _, id := range chosen[g] {
 			cpus = cpus.Union(roomOf(all, id).FreeCPUs)
 		}
+		if cpus.IsEmpty() {
+			c := spec.Cells[g]
+			return nil, fitError(spec, all, "guest node %d's vCPUs would run on host nodes %s, which have no usable CPU (offline, not allowed, or dedicated to other VMs)", c.ID, idList(chosen[g]))
+		}
 		s, _, co, th := t.IDs(v)
 		p.VCPUs = append(p.VCPUs, VCPU{ID: v, GuestNode: g, Socket: s, Core: co, Thread: th, HostCPUs: cpus})
 		vmCPUs = vmCPUs.Union(cpus)

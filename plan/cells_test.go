@@ -320,3 +320,21 @@ func checkVCPUsInQEMU(t *testing.T, p *Plan, args []string) {
 		}
 	}
 }
+
+// --guest-nodes that disagrees with the user's cells, and a bound cell
+// whose host node has no usable CPU for its vCPUs, are refused.
+func TestBindOnlyCellsRefusedAgainstFlagsAndHost(t *testing.T) {
+	line := "-smp 2 -m 2G -object memory-backend-ram,id=m0,size=1G,host-nodes=1,policy=bind -object memory-backend-ram,id=m1,size=1G " +
+		"-numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1"
+	_, err := bindOnlyPlanSpec(t, intel2p(), Spec{BindOnly: true, GuestNodes: 3}, line)
+	if !errors.Is(err, ErrBadSpec) || !strings.Contains(err.Error(), "--guest-nodes 3 conflicts with the 2 -numa node cells") {
+		t.Errorf("guest nodes 3: err = %v", err)
+	}
+	h := intel2p()
+	n1, _ := h.Node(1)
+	h.Allowed.CPUs = h.Allowed.CPUs.Difference(n1.CPUs) // node 1's CPUs not allowed
+	_, err = bindOnlyPlan(t, h, line)
+	if !errors.Is(err, ErrDoesNotFit) || !strings.Contains(err.Error(), "guest node 0's vCPUs would run on host nodes 1, which have no usable CPU") {
+		t.Errorf("node 1 without CPUs: err = %v", err)
+	}
+}

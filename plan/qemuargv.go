@@ -274,6 +274,9 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 		if spec.Cells, err = userCells(user, t, spec.MemoryBytes); err != nil {
 			return spec, err
 		}
+		if spec.GuestNodes > 0 && len(spec.Cells) > 0 && spec.GuestNodes != len(spec.Cells) {
+			return spec, badSpec("--guest-nodes %d conflicts with the %d -numa node cells of the qemu command line: give one", spec.GuestNodes, len(spec.Cells))
+		}
 		spec.Topology = &t
 	}
 	return spec, nil
