@@ -74,6 +74,9 @@ func (b MemoryBackend) Validate() error {
 		if _, err := b.Policy.Mode(); err != nil {
 			return fmt.Errorf("memory backend %s: %w", b.ID, err)
 		}
+		if b.Policy == PolicyPreferredMany {
+			return fmt.Errorf("memory backend %s: policy %s is a process policy; a backend prefers several host-nodes with policy=preferred", b.ID, b.Policy)
+		}
 	}
 	bound := b.Policy != "" && b.Policy != PolicyDefault
 	if bound && len(b.HostNodes) == 0 {

@@ -13,6 +13,12 @@ const (
 	PolicyPreferred  Policy = "preferred"
 	PolicyBind       Policy = "bind"
 	PolicyInterleave Policy = "interleave"
+	// PolicyPreferredMany prefers a set of nodes (MPOL_PREFERRED_MANY,
+	// Linux 5.15). A process policy only: QEMU's backends take no such
+	// policy name (its policy=preferred with several host-nodes becomes
+	// MPOL_PREFERRED_MANY when QEMU was built with it), and ParsePolicy
+	// does not accept it.
+	PolicyPreferredMany Policy = "preferred-many"
 )
 
 // ParsePolicy accepts the policy names qnuma's --policy takes.
@@ -35,6 +41,8 @@ func (p Policy) Mode() (int, error) {
 		return 2, nil // MPOL_BIND
 	case PolicyInterleave:
 		return 3, nil // MPOL_INTERLEAVE
+	case PolicyPreferredMany:
+		return 5, nil // MPOL_PREFERRED_MANY (4 is MPOL_LOCAL)
 	}
 	return 0, fmt.Errorf("unknown memory policy %q", string(p))
 }

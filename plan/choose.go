@@ -65,7 +65,7 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		if spec.GuestNodes > 0 {
 			why = fmt.Sprintf("no set of %d usable nodes holds both", spec.GuestNodes)
 		}
-		return nil, fitError(spec, all, "%s %d vCPUs and %s", why, spec.VCPUs, sizeString(spec.MemoryBytes))
+		return nil, fitError(spec, all, "%s %d vCPUs and %s%s", why, spec.VCPUs, sizeString(spec.MemoryBytes), topologyNote(spec))
 	}
 
 	ch := &choice{set: best.set, lay: best.lay}
@@ -91,7 +91,7 @@ func autoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		if spec.HasNearNode {
 			by = append(by, fmt.Sprintf("nearness to node %d (the device's node)", spec.NearNode))
 		}
-		if len(best.set) > 1 {
+		if len(best.set) > 1 && knownDistances(best.set) {
 			by = append(by, fmt.Sprintf("the shortest distance between its nodes (%d)", best.spanDist))
 		}
 		by = append(by, "the most room")

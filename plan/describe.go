@@ -85,7 +85,15 @@ func (p *Plan) Describe(w io.Writer) error {
 	}
 	tw.flush()
 
-	ew.printf("\nGuest CPU topology: sockets=%d cores=%d threads=%d\n", p.Sockets, p.Cores, p.Threads)
+	ew.printf("\nGuest CPU topology: sockets=%d", p.Sockets)
+	if t := s.Topology; t != nil && t.Dies > 1 {
+		ew.printf(" dies=%d", t.Dies)
+	}
+	ew.printf(" cores=%d threads=%d", p.Cores, p.Threads)
+	if s.Topology != nil {
+		ew.printf(" (the qemu command line's own -smp, kept)")
+	}
+	ew.printf("\n")
 	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
 	ew.printf("Process memory policy: %s on %s\n", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
 	if p.Distances != nil {

@@ -22,6 +22,9 @@ func Make(host *topology.Host, spec Spec, placed []Placed) (*Plan, error) {
 		return nil, err
 	}
 	all := rooms(host, spec, placed)
+	if len(spec.Cells) > 0 {
+		return cellPlan(spec, all) // the user's own -numa cells (cells.go)
+	}
 	var c *choice
 	if spec.HostNodes != nil {
 		c, err = fixedChoice(all, spec)

@@ -218,6 +218,17 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 		spec.Prealloc = spec.Prealloc || user.MemPrealloc
 	}
 
+	if user.HasSMP {
+		// The user's -smp is kept as written: refuse what QEMU refuses
+		// rather than rewrite it, and plan by its topology when it gives one.
+		t, err := user.SMP.Resolve()
+		if err != nil {
+			return spec, badSpec("%v", err)
+		}
+		if u := user.SMP; u.Sockets > 0 || u.Dies > 0 || u.Clusters > 0 || u.Cores > 0 || u.Threads > 0 {
+			spec.Topology = &t
+		}
+	}
 	switch {
 	case user.HasSMP:
 		n := user.SMP.VCPUs()
@@ -248,18 +259,51 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 	case spec.BindOnly:
 		spec.MemoryBytes = qemuDefaultMemory
 	}
+	if spec.BindOnly && user.HasNUMA {
+		smp := user.SMP
+		if !user.HasSMP {
+			smp = memobj.SMP{CPUs: spec.VCPUs}
+		}
+		t, err := smp.Resolve()
+		if err != nil {
+			return spec, badSpec("%v", err)
+		}
+		if spec.Dedicated {
+			return spec, badSpec("--cpus-dedicated with the qemu command line's own -numa cells: qnuma pins each cell's vCPUs over its host nodes' CPUs and does not yet give each its own; drop --cpus-dedicated")
+		}
+		if spec.Cells, err = userCells(user, t, spec.MemoryBytes); err != nil {
+			return spec, err
+		}
+		if spec.GuestNodes > 0 && len(spec.Cells) > 0 && spec.GuestNodes != len(spec.Cells) {
+			return spec, badSpec("--guest-nodes %d conflicts with the %d -numa node cells of the qemu command line: give one", spec.GuestNodes, len(spec.Cells))
+		}
+		spec.Topology = &t
+	}
 	return spec, nil
 }
 
 // Final is the command to exec: the binary, the user's arguments (less
-// their -smp and -m where rendered has its own), rendered, then extra
+// their -smp and -m where rendered has its own; a user's memory backend
+// whose id rendered also has is replaced in its place by rendered's, which
+// fills in what the user left open), the rest of rendered, then extra
 // (qnuma's own -S, -qmp, ...).
 func (q *QEMUArgv) Final(rendered []string, extra ...string) []string {
 	replaces := map[string]bool{}
-	for i := 0; i+1 < len(rendered); i += 2 {
-		if n := strings.TrimLeft(rendered[i], "-"); n == "smp" || n == "m" {
-			replaces[n] = true
+	fills := map[string][]string{}
+	var rest []string
+	for i := 0; i < len(rendered); i++ {
+		if i+1 < len(rendered) {
+			n := strings.TrimLeft(rendered[i], "-")
+			if n == "smp" || n == "m" {
+				replaces[n] = true
+			}
+			if n == "object" && q.hasBackend(rendered[i+1]) {
+				fills[backendID(rendered[i+1])] = rendered[i : i+2]
+				i++
+				continue
+			}
 		}
+		rest = append(rest, rendered[i])
 	}
 	out := make([]string, 0, 1+len(q.Args)+len(rendered)+len(extra))
 	out = append(out, q.Binary)
@@ -267,8 +311,37 @@ func (q *QEMUArgv) Final(rendered []string, extra ...string) []string {
 		if a.Flag != "" && replaces[a.Name] {
 			continue
 		}
+		if b, ok := a.Opt.(qemucmd.Backend); ok && fills[b.ID] != nil {
+			out = append(out, fills[b.ID]...)
+			continue
+		}
 		out = append(out, a.Strings()...)
 	}
-	out = append(out, rendered...)
+	out = append(out, rest...)
 	return append(out, extra...)
+}
+
+// backendID is the id of a rendered -object memory backend ("" if none).
+func backendID(v string) string {
+	c, err := qemucmd.Parse([]string{"qemu-system-x86_64", "-object", v})
+	if err != nil || len(c.Args) != 1 {
+		return ""
+	}
+	b, _ := c.Args[0].Opt.(qemucmd.Backend)
+	return b.ID
+}
+
+// hasBackend says the user's command line has a memory backend with the
+// id of the rendered -object v.
+func (q *QEMUArgv) hasBackend(v string) bool {
+	id := backendID(v)
+	if id == "" || q.Cmdline == nil {
+		return false
+	}
+	for _, b := range q.Cmdline.Backends() {
+		if b.ID == id {
+			return true
+		}
+	}
+	return false
 }

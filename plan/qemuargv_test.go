@@ -181,7 +181,10 @@ func TestMergeSpec(t *testing.T) {
 	}{
 		{name: "no user argv", spec: Spec{VCPUs: 2, MemoryBytes: gib}, user: nil, want: Spec{VCPUs: 2, MemoryBytes: gib}},
 		{name: "user's smp and m serve as the spec", spec: Spec{Prealloc: true}, user: parse("-smp", "4", "-m", "2G"), want: Spec{VCPUs: 4, MemoryBytes: 2 * gib, Prealloc: true}},
-		{name: "user's topology counts", user: parse("-smp", "sockets=2,cores=2,threads=2", "-m", "512"), want: Spec{VCPUs: 8, MemoryBytes: 512 * mib}},
+		{name: "user's topology counts and is kept", user: parse("-smp", "sockets=2,cores=2,threads=2", "-m", "512"),
+			want: Spec{VCPUs: 8, MemoryBytes: 512 * mib, Topology: &memobj.Topology{CPUs: 8, MaxCPUs: 8, Sockets: 2, Dies: 1, Clusters: 1, Cores: 2, Threads: 2}}},
+		{name: "a count alone leaves the topology open", user: parse("-smp", "4", "-m", "512"), want: Spec{VCPUs: 4, MemoryBytes: 512 * mib}},
+		{name: "a topology qemu refuses is refused", user: parse("-smp", "2,sockets=1,cores=1,threads=1"), wantErr: "-smp 2,sockets=1,cores=1,threads=1: sockets (1) * dies (1) * cores (1) * threads (1) = 1, not maxcpus 2"},
 		{name: "flags fill what the user left out", spec: Spec{VCPUs: 8, MemoryBytes: 4 * gib}, flags: MergeFlags{VCPUs: true, Memory: true}, user: parse("-name", "x"), want: Spec{VCPUs: 8, MemoryBytes: 4 * gib}},
 		{name: "flag and user agree", spec: Spec{VCPUs: 4, MemoryBytes: 2 * gib}, flags: MergeFlags{VCPUs: true, Memory: true}, user: parse("-smp", "4", "-m", "2048"), want: Spec{VCPUs: 4, MemoryBytes: 2 * gib}},
 		{name: "vcpus conflict", spec: Spec{VCPUs: 8}, flags: MergeFlags{VCPUs: true}, user: parse("-smp", "4"), wantErr: "--vcpus 8 conflicts with -smp 4 in the qemu command line: give one"},
@@ -195,7 +198,10 @@ func TestMergeSpec(t *testing.T) {
 		{
 			name: "bind only takes the user's numa and smp",
 			spec: Spec{BindOnly: true}, user: parse("-smp", "4,maxcpus=8", "-m", "2G,slots=2,maxmem=8G", "-object", "memory-backend-ram,id=m,size=2G", "-numa", "node,memdev=m"),
-			want: Spec{BindOnly: true, VCPUs: 4, MemoryBytes: 2 * gib},
+			want: Spec{BindOnly: true, VCPUs: 4, MemoryBytes: 2 * gib,
+				// No cell lists vCPUs: QEMU maps every socket to node 0.
+				Cells:    []Cell{{ID: 0, VCPUs: []int{0, 1, 2, 3, 4, 5, 6, 7}, MemoryBytes: 2 * gib, Backend: "m"}},
+				Topology: &memobj.Topology{CPUs: 4, MaxCPUs: 8, Sockets: 1, Dies: 1, Clusters: 1, Cores: 8, Threads: 1}},
 		},
 		{name: "user JSON backend", user: parse("-object", jsonBackend, "-machine", "memory-backend=m0"), wantErr: "has its own memory backends (-object memory-backend-*): pass --bind-only"},
 		{name: "bind only keeps a JSON backend", spec: Spec{BindOnly: true}, user: parse("-m", "128M", "-object", jsonBackend, "-machine", "memory-backend=m0"), want: Spec{BindOnly: true, VCPUs: 1, MemoryBytes: 128 * mib}},
@@ -208,7 +214,9 @@ func TestMergeSpec(t *testing.T) {
 		{name: "bind only prealloc, user's mem-prealloc", spec: Spec{BindOnly: true, Prealloc: true}, user: parse("-mem-prealloc"), want: Spec{BindOnly: true, Prealloc: true, VCPUs: 1, MemoryBytes: 128 * mib}},
 		{name: "bind only prealloc, every backend preallocates", spec: Spec{BindOnly: true, Prealloc: true},
 			user: parse("-m", "2G", "-object", "memory-backend-ram,id=a,size=1G,prealloc=on", "-object", `{"qom-type":"memory-backend-ram","id":"b","size":1073741824,"prealloc":true}`, "-numa", "node,memdev=a", "-numa", "node,memdev=b"),
-			want: Spec{BindOnly: true, Prealloc: true, VCPUs: 1, MemoryBytes: 2 * gib}},
+			want: Spec{BindOnly: true, Prealloc: true, VCPUs: 1, MemoryBytes: 2 * gib,
+				Cells:    []Cell{{ID: 0, VCPUs: []int{0}, MemoryBytes: gib, Backend: "a"}, {ID: 1, VCPUs: []int{}, MemoryBytes: gib, Backend: "b"}},
+				Topology: &memobj.Topology{CPUs: 1, MaxCPUs: 1, Sockets: 1, Dies: 1, Clusters: 1, Cores: 1, Threads: 1}}},
 		{name: "bind only, qemu defaults", spec: Spec{BindOnly: true}, user: parse("-name", "x"), want: Spec{BindOnly: true, VCPUs: 1, MemoryBytes: 128 * mib}},
 		{name: "bind only, flag without smp", spec: Spec{BindOnly: true, VCPUs: 4}, flags: MergeFlags{VCPUs: true}, user: parse("-m", "1G"), wantErr: "--vcpus 4 with --bind-only needs -smp 4 in the qemu command line"},
 		{name: "bind only, flag without m", spec: Spec{BindOnly: true, MemoryBytes: 2 * gib}, flags: MergeFlags{Memory: true}, user: parse("-smp", "2"), wantErr: "--memory 2G with --bind-only needs -m 2G"},
@@ -228,6 +236,14 @@ func TestMergeSpec(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			for i, c := range tc.want.Cells {
+				// A cell carries its backend as parsed.
+				for _, b := range tc.user.Cmdline.Backends() {
+					if b.ID == c.Backend {
+						tc.want.Cells[i].Object = &b
+					}
+				}
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("MergeSpec = %+v, want %+v", got, tc.want)

@@ -28,11 +28,17 @@ const (
 // Args renders the plan as QEMU arguments: -smp, -m, a memory backend per
 // guest node (with a thread-context for preallocation on QEMU 7.2+), and
 // -numa node/cpu/dist for a guest with several nodes. A one-node guest gets
-// no -numa: its backend is the machine's RAM. A BindOnly plan renders
-// nothing (nil): the user's own arguments stand. Args is pure.
+// no -numa: its backend is the machine's RAM. A BindOnly plan renders only
+// the user's own backends that left their binding open, filled in
+// (Plan.Fill; QEMUArgv.Final puts them in place of the user's): the user's
+// other arguments stand. Args is pure.
 func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 	if p.BindOnly {
-		return nil, nil
+		var out []string
+		for _, b := range p.Fill {
+			out = append(out, b.Arg().Strings()...)
+		}
+		return out, nil
 	}
 	if err := checkQEMU(opts.QEMU); err != nil {
 		return nil, err
@@ -45,7 +51,13 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 		return nil, fmt.Errorf("render qemu args: %w", err)
 	}
 
-	frags := []memobj.Fragment{p.smp(), memobj.Memory{SizeBytes: p.Spec.MemoryBytes}}
+	// The user's own -smp topology stays as written in their command line
+	// (Final keeps it when the rendered arguments have no -smp).
+	var frags []memobj.Fragment
+	if p.Spec.Topology == nil {
+		frags = append(frags, p.smp())
+	}
+	frags = append(frags, memobj.Memory{SizeBytes: p.Spec.MemoryBytes})
 	for _, g := range p.GuestNodes {
 		if g.MemoryBytes == 0 {
 			continue
@@ -130,10 +142,14 @@ func (p *Plan) checkShape() error {
 	if p.Sockets <= 0 || p.Cores <= 0 || p.Threads <= 0 {
 		return fmt.Errorf("topology %d sockets, %d cores, %d threads: each must be at least 1", p.Sockets, p.Cores, p.Threads)
 	}
-	if p.Sockets*p.Cores*p.Threads < len(p.VCPUs) {
+	topo := memobj.Topology{CPUs: len(p.VCPUs), Sockets: p.Sockets, Dies: 1, Clusters: 1, Cores: p.Cores, Threads: p.Threads}
+	topo.MaxCPUs = p.Sockets * p.Cores * p.Threads
+	if p.Spec.Topology != nil {
+		topo = *p.Spec.Topology
+	}
+	if topo.MaxCPUs < len(p.VCPUs) {
 		return fmt.Errorf("%d vcpus do not fit %d sockets × %d cores × %d threads", len(p.VCPUs), p.Sockets, p.Cores, p.Threads)
 	}
-	perSocket := p.Cores * p.Threads
 	for i, v := range p.VCPUs {
 		if v.ID != i {
 			return fmt.Errorf("vcpu %d has id %d: ids must be 0..%d in order", i, v.ID, len(p.VCPUs)-1)
@@ -141,7 +157,7 @@ func (p *Plan) checkShape() error {
 		if v.GuestNode < 0 || v.GuestNode >= len(p.GuestNodes) {
 			return fmt.Errorf("vcpu %d is on guest node %d, which does not exist", i, v.GuestNode)
 		}
-		s, c, t := i/perSocket, (i/p.Threads)%p.Cores, i%p.Threads
+		s, _, c, t := topo.IDs(i)
 		if v.Socket != s || v.Core != c || v.Thread != t {
 			return fmt.Errorf("vcpu %d is planned as socket %d core %d thread %d, but -smp sockets=%d,cores=%d,threads=%d makes it socket %d core %d thread %d",
 				i, v.Socket, v.Core, v.Thread, p.Sockets, p.Cores, p.Threads, s, c, t)

@@ -557,6 +557,12 @@ func TestRenderedPlansInQEMU(t *testing.T) {
 			}()),
 		},
 		{
+			// Memory split in whole hugepages may leave a guest node with
+			// vCPUs and no memory: QEMU takes such a node.
+			name: "a guest node with vcpus and no memory",
+			plan: given(mkPlan(Spec{}, 2, 1, 1, gn{host: []int{0}, vcpus: 1, mem: 64 * mib, cpus: c0}, gn{host: []int{0}, vcpus: 1, cpus: c0})),
+		},
+		{
 			name: "smt topology with spare slots",
 			plan: given(mkPlan(Spec{}, 2, 2, 2, gn{host: []int{0}, vcpus: 4, mem: 64 * mib, cpus: c0}, gn{host: []int{0}, vcpus: 2, mem: 64 * mib, cpus: c0})),
 		},

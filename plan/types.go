@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemucmd"
 )
 
 // ErrDoesNotFit is wrapped by every error that says the VM does not fit.
@@ -52,6 +53,15 @@ type Spec struct {
 	// turns on them); without it a node holds at most one vCPU per core
 	// (per thread with PreferHT). Not with Dedicated.
 	Overcommit bool
+
+	// Given by the user's QEMU command line (MergeSpec), kept exactly
+	// (helper E, issue 10): Cells are their own -numa nodes (with
+	// --bind-only), whose vCPUs qnuma pins by the cells' host binding;
+	// Topology their -smp as QEMU resolves it, kept when it gives sockets,
+	// dies, cores or threads (or the cells need it); nil leaves the guest
+	// topology to qnuma.
+	Cells    []Cell
+	Topology *memobj.Topology
 }
 
 // Placed is a VM already on the host (from the ledger).
@@ -114,6 +124,12 @@ type Plan struct {
 	// BindOnly: the user wrote their own -numa/memory backends; qnuma adds
 	// no -smp/-m/-numa/-object and only binds the process and pins threads.
 	BindOnly bool
+
+	// Fill (helper E, issue 10) are the user's own memory backends that
+	// left their binding open, with the host-nodes and policy qnuma chose
+	// filled in: Args renders them, and QEMUArgv.Final puts each in the
+	// place of the user's backend of the same id.
+	Fill []qemucmd.Backend
 }
 
 // GuestNode is one guest NUMA node.

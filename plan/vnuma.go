@@ -3,11 +3,14 @@ package plan
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/memobj"
 )
 
 // layout is how a node set holds the VM: vCPUs and memory per node, in the
@@ -41,14 +44,59 @@ func fit(set []*nodeRoom, spec Spec) (*layout, string) {
 	case mem < spec.MemoryBytes:
 		return nil, fmt.Sprintf("%s asked, they have %s free", sizeString(spec.MemoryBytes), sizeString(mem))
 	}
-	lay := &layout{vcpus: splitVCPUs(caps, spec.VCPUs)}
+	lay := &layout{}
+	if t := spec.Topology; t != nil && len(spec.Cells) == 0 {
+		// The user's -smp is kept: each guest node takes whole sockets, so
+		// the vCPUs are split in sockets.
+		per := t.Dies * t.Cores * t.Threads
+		socketCaps := make([]int, len(caps))
+		room := 0
+		for i, c := range caps {
+			socketCaps[i] = c / per
+			room += socketCaps[i]
+		}
+		if room < t.Sockets {
+			return nil, fmt.Sprintf("%s: a guest socket (%d vCPUs) stays on one node, and they have room for %d whole sockets", topologyPhrase(*t), per, room)
+		}
+		lay.vcpus = splitVCPUs(socketCaps, t.Sockets)
+		for i := range lay.vcpus {
+			lay.vcpus[i] *= per
+		}
+	} else {
+		lay.vcpus = splitVCPUs(caps, spec.VCPUs)
+	}
 	lay.mem, lay.memByRoom = splitMemory(memCaps, spec.MemoryBytes, granule(spec))
 	for i, m := range lay.mem {
-		if m == 0 {
-			return nil, fmt.Sprintf("%s is too little to give each of %d nodes a share (node %d gets none)", sizeString(spec.MemoryBytes), len(set), set[i].Node)
+		// Memory is split in whole granules (hugepages): with fewer
+		// granules than nodes a node with vCPUs may get none, and its guest
+		// node is CPUs only (layoutReasons says so). A node holding
+		// neither is no part of the VM.
+		if m == 0 && lay.vcpus[i] == 0 {
+			return nil, fmt.Sprintf("%s in %s granules leaves node %d neither memory nor vCPUs", sizeString(spec.MemoryBytes), sizeString(granule(spec)), set[i].Node)
 		}
 	}
+	if spec.Policy == memobj.PolicyInterleave && lay.memByRoom {
+		return nil, fmt.Sprintf("--policy interleave spreads %s evenly over the %d nodes, and %s", sizeString(spec.MemoryBytes), len(set), shortNode(set, spec))
+	}
 	return lay, ""
+}
+
+// shortNode names the first node of set without room for an even share of
+// the memory.
+func shortNode(set []*nodeRoom, spec Spec) string {
+	g := granule(spec)
+	n := spec.MemoryBytes / g
+	k := uint64(len(set))
+	for i, r := range set {
+		share := n / k
+		if uint64(i) < n%k {
+			share++
+		}
+		if share*g > r.memCap {
+			return fmt.Sprintf("node %d has room for %s of its %s", r.Node, sizeString(r.memCap), sizeString(share*g))
+		}
+	}
+	return "a node is short"
 }
 
 // splitVCPUs fills nodes evenly up to their caps (water-filling); the
@@ -180,9 +228,16 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 			evenSplit = false
 		}
 	}
-	if evenSplit {
+	t := spec.Topology
+	if t != nil {
+		evenSplit = true // every guest node is whole sockets of the user's
+	}
+	switch {
+	case t != nil:
+		p.Sockets, p.Cores, p.Threads = t.Sockets, t.Cores, t.Threads
+	case evenSplit:
 		p.Sockets, p.Cores, p.Threads = len(shares), shares[0]/threads, threads
-	} else {
+	default:
 		// -smp must multiply out and guest sockets must not straddle
 		// nodes, so each vCPU is its own socket.
 		p.Sockets, p.Cores, p.Threads = spec.VCPUs, 1, 1
@@ -196,7 +251,9 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 		p.HostNodes = append(p.HostNodes, r.Node)
 		for l := 0; l < c.lay.vcpus[i]; l++ {
 			v := VCPU{ID: vcpu, GuestNode: g, HostCPUs: hostCPUs(r, spec, l)}
-			if evenSplit {
+			if t != nil {
+				v.Socket, _, v.Core, v.Thread = t.IDs(vcpu)
+			} else if evenSplit {
 				v.Socket, v.Core, v.Thread = g, l/threads, l%threads
 			} else {
 				v.Socket = vcpu
@@ -211,6 +268,14 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 		p.GuestNodes = append(p.GuestNodes, gn)
 	}
 	sort.Ints(p.HostNodes)
+	if spec.Policy == memobj.PolicyInterleave {
+		// The user asked for interleave: each guest node's backend spreads
+		// its pages over every chosen node (its vCPUs stay on their own
+		// node), so the VM's RAM is interleaved as a whole.
+		for i := range p.GuestNodes {
+			p.GuestNodes[i].HostNodes = slices.Clone(p.HostNodes)
+		}
+	}
 
 	nodeCPUs := cpuset.New()
 	for _, r := range c.set {
@@ -225,6 +290,11 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 		p.EmulatorCPUs = used
 	}
 	p.Mempolicy = Mempolicy{Mode: spec.Policy, Nodes: cpuset.New(p.HostNodes...)}
+	if spec.Policy == memobj.PolicyPreferred && len(p.HostNodes) > 1 {
+		// MPOL_PREFERRED takes only the first node of a set: preferring
+		// them all is MPOL_PREFERRED_MANY.
+		p.Mempolicy.Mode = memobj.PolicyPreferredMany
+	}
 	p.Distances = guestDistances(c.set, order)
 
 	p.Reasons = append(p.Reasons, fmt.Sprintf("Asked for %d vCPUs and %s; a node's CPU room counts its free %s%s.",
@@ -307,20 +377,17 @@ func layoutReasons(p *Plan, spec Spec, c *choice, order []int, evenSplit, emuSha
 			parts = append(parts, strconv.Itoa(len(g.VCPUs)))
 		}
 		split := strings.Join(parts, "+")
-		if evenSplit {
+		if t := spec.Topology; t != nil {
+			out = append(out, fmt.Sprintf("The guest gets one NUMA node per host node, vCPUs split %s in whole sockets of the user's own topology (%s, kept as written).", split, topologyPhrase(*t)))
+		} else if evenSplit {
 			out = append(out, fmt.Sprintf("The guest gets one NUMA node per host node, vCPUs split %s; guest node i is guest socket i (-smp sockets=%d,cores=%d,threads=%d).", split, p.Sockets, p.Cores, p.Threads))
 		} else {
 			out = append(out, fmt.Sprintf("The guest gets one NUMA node per host node, vCPUs split %s; as that split is uneven, each vCPU is its own guest socket so that -smp multiplies out.", split))
 		}
-		var mem []string
-		for _, g := range p.GuestNodes {
-			mem = append(mem, fmt.Sprintf("%s on node %d", sizeString(g.MemoryBytes), g.HostNodes[0]))
-		}
-		if c.lay.memByRoom {
-			out = append(out, fmt.Sprintf("Memory is split by room, as an even split would not fit: %s.", strings.Join(mem, ", ")))
-		} else {
-			out = append(out, fmt.Sprintf("Memory is split evenly: %s.", strings.Join(mem, ", ")))
-		}
+		out = append(out, memoryReason(p, c, order))
+	}
+	if r := cpuOnlyReason(p, spec); r != "" {
+		out = append(out, r)
 	}
 	switch {
 	case spec.Overcommit:
@@ -339,6 +406,116 @@ func layoutReasons(p *Plan, spec Spec, c *choice, order []int, evenSplit, emuSha
 	} else {
 		out = append(out, fmt.Sprintf("qemu's other threads run on CPUs %s of the chosen nodes.", p.EmulatorCPUs))
 	}
-	out = append(out, fmt.Sprintf("qemu starts under the %s memory policy on %s.", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes)))
+	out = append(out, policyReasons(p)...)
 	return out
+}
+
+// memoryReason says how guest memory is split over the host nodes.
+func memoryReason(p *Plan, c *choice, order []int) string {
+	var mem []string
+	for i, g := range p.GuestNodes {
+		m := sizeString(g.MemoryBytes)
+		if g.MemoryBytes == 0 {
+			m = "none"
+		}
+		mem = append(mem, fmt.Sprintf("%s on node %d", m, c.set[order[i]].Node))
+	}
+	how := "evenly"
+	if c.lay.memByRoom {
+		how = "by room, as an even split would not fit"
+	}
+	if p.Spec.Policy == memobj.PolicyInterleave {
+		return fmt.Sprintf("Guest memory is split %s (%s), and each guest node's backend interleaves its pages over every chosen node (%s, --policy interleave), so each host node holds about 1/%d of the VM's RAM.",
+			how, strings.Join(mem, ", "), nodesPhrase(cpuset.New(p.HostNodes...)), len(p.HostNodes))
+	}
+	return fmt.Sprintf("Memory is split %s: %s.", how, strings.Join(mem, ", "))
+}
+
+// cpuOnlyReason explains guest nodes with vCPUs and no memory: the memory
+// is split in whole granules and has fewer of them than the nodes.
+func cpuOnlyReason(p *Plan, spec Spec) string {
+	var none []int
+	for _, g := range p.GuestNodes {
+		if g.MemoryBytes == 0 && len(g.VCPUs) > 0 {
+			none = append(none, g.ID)
+		}
+	}
+	if len(none) == 0 {
+		return ""
+	}
+	g := granule(spec)
+	unit := "MiB"
+	if spec.HugepageBytes > oneMiB {
+		unit = sizeString(spec.HugepageBytes) + " hugepage"
+	}
+	which := "guest node " + idList(none) + " has"
+	if len(none) > 1 {
+		which = "guest nodes " + idList(none) + " have"
+	}
+	return fmt.Sprintf("%s is %d whole %ss, fewer than the %d nodes the vCPUs need, so %s vCPUs and no memory: their vCPUs reach the other nodes' memory.",
+		sizeString(spec.MemoryBytes), spec.MemoryBytes/g, unit, len(p.GuestNodes), which)
+}
+
+// policyReasons says what memory policy each part of the VM gets.
+func policyReasons(p *Plan) []string {
+	m := p.Mempolicy
+	switch {
+	case m.Mode == memobj.PolicyPreferredMany && p.BindOnly:
+		fb, _ := m.Fallback()
+		return []string{fmt.Sprintf("qemu starts preferring %s as a set (MPOL_PREFERRED_MANY, Linux 5.15 or newer); where the kernel refuses that mode, the fallback is MPOL_PREFERRED on %s only. The user's backends keep their own policies.",
+			nodesPhrase(m.Nodes), nodesPhrase(fb.Nodes))}
+	case m.Mode == memobj.PolicyPreferredMany:
+		fb, _ := m.Fallback()
+		return []string{fmt.Sprintf("Guest RAM: each guest node's backend prefers its own host node (policy=preferred, one node each). qemu's own allocations prefer %s as a set (MPOL_PREFERRED_MANY, Linux 5.15 or newer); where the kernel refuses that mode, the fallback is MPOL_PREFERRED on %s only.",
+			nodesPhrase(m.Nodes), nodesPhrase(fb.Nodes))}
+	case m.Mode == memobj.PolicyPreferred:
+		return []string{fmt.Sprintf("qemu starts under the preferred memory policy on %s; guest RAM backends prefer it too.", nodesPhrase(m.Nodes))}
+	}
+	return []string{fmt.Sprintf("qemu starts under the %s memory policy on %s.", m.Mode, nodesPhrase(m.Nodes))}
+}
+
+// Fallback is the policy to apply where the kernel refuses m (EINVAL):
+// MPOL_PREFERRED_MANY (Linux 5.15) falls back to MPOL_PREFERRED on the
+// first of its nodes, which is what the kernel's MPOL_PREFERRED takes of a
+// node set anyway. ok is false when m needs no fallback.
+func (m Mempolicy) Fallback() (fb Mempolicy, ok bool) {
+	if m.Mode != memobj.PolicyPreferredMany || m.Nodes.IsEmpty() {
+		return Mempolicy{}, false
+	}
+	return Mempolicy{Mode: memobj.PolicyPreferred, Nodes: cpuset.New(m.Nodes.List()[0])}, true
+}
+
+// knownDistances reports whether the host gives a distance (either way)
+// between every two nodes of set: without one, sets are not told apart by
+// distance (every pair counts 20) and a reason must not cite a distance.
+func knownDistances(set []*nodeRoom) bool {
+	for i, a := range set {
+		for _, b := range set[i+1:] {
+			_, ab := a.dist[b.Node]
+			_, ba := b.dist[a.Node]
+			if !ab && !ba {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// topologyPhrase is the user's -smp as resolved, for sentences.
+func topologyPhrase(t memobj.Topology) string {
+	dies := ""
+	if t.Dies > 1 {
+		dies = fmt.Sprintf(" × %d dies", t.Dies)
+	}
+	return fmt.Sprintf("-smp gives %d sockets%s × %d cores × %d threads", t.Sockets, dies, t.Cores, t.Threads)
+}
+
+// topologyNote is what the user's own topology adds to a "does not fit":
+// each guest node must be whole sockets of it.
+func topologyNote(spec Spec) string {
+	t := spec.Topology
+	if t == nil || len(spec.Cells) > 0 {
+		return ""
+	}
+	return fmt.Sprintf(" in whole guest sockets (%s, kept as written: a socket of %d vCPUs stays on one node)", topologyPhrase(*t), t.Dies*t.Cores*t.Threads)
 }
