@@ -30,7 +30,7 @@ func ParseCPUSet(s string) (cpuset.CPUSet, error) {
 			delete(in, id)
 			continue
 		}
-		if item == "" || strings.ContainsAny(item, ", ") {
+		if item == "" {
 			return cpuset.CPUSet{}, fmt.Errorf("cpuset %q: empty item", s)
 		}
 		lo, hi, isRange := strings.Cut(item, "-")

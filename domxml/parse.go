@@ -93,16 +93,23 @@ func (p *parser) unknown(where string, u xUnknown) {
 		if a.Name.Space == "xmlns" || a.Name.Local == "xmlns" {
 			continue
 		}
-		p.unsupported(where, "attribute %s=%q is not one qnuma knows", a.Name.Local, a.Value)
+		p.unsupported(at(where, a.Name.Local, &a.Value), "attribute %s is not one qnuma honours here", a.Name.Local)
 	}
 	for _, e := range u.Elems {
-		p.unsupported(where+"<"+e.XMLName.Local+">", "qnuma does not support this element")
+		p.unsupported(where+"<"+e.XMLName.Local+">", "an element qnuma does not honour; remove it or place the VM with libvirt")
 	}
 }
 
+// at writes an element with one attribute: at("<vcpu>", "current", "5") is
+// "<vcpu current='5'>"; the element's text is written after it.
 func at(where, attr string, v *string) string {
-	if v == nil {
+	switch {
+	case v == nil:
 		return where
+	case attr == "content":
+		return where + *v
+	case strings.HasSuffix(where, ">"):
+		return fmt.Sprintf("%s %s='%s'>", where[:len(where)-1], attr, *v)
 	}
 	return fmt.Sprintf("%s %s='%s'", where, attr, *v)
 }
