@@ -15,23 +15,32 @@ import (
 // by cpulist.MaxID, and so is the number of ids the items set in all, so
 // "0-65535,0-65535,..." is refused like cpulist.Parse refuses it.
 func ParseCPUSet(s string) (cpuset.CPUSet, error) {
+	set, _, err := parseCPUSet(s)
+	return set, err
+}
+
+// parseCPUSet is ParseCPUSet that also says how many ids its ranges named
+// (the work done), which Parse bounds over the whole domain.
+func parseCPUSet(s string) (cpuset.CPUSet, int, error) {
 	if strings.TrimSpace(s) == "" {
-		return cpuset.CPUSet{}, fmt.Errorf("cpuset %q is empty", s)
+		return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q is empty", s)
 	}
-	in := map[int]bool{}
+	var in []bool // in[id]: id is in the set so far
 	total := 0
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if excl, ok := strings.CutPrefix(item, "^"); ok {
 			id, err := cpulist.ParseID(excl)
 			if err != nil {
-				return cpuset.CPUSet{}, fmt.Errorf("cpuset %q: exclusion %q: %w", s, item, err)
+				return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q: exclusion %q: %w", s, item, err)
 			}
-			delete(in, id)
+			if id < len(in) {
+				in[id] = false
+			}
 			continue
 		}
 		if item == "" {
-			return cpuset.CPUSet{}, fmt.Errorf("cpuset %q: empty item", s)
+			return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q: empty item", s)
 		}
 		lo, hi, isRange := strings.Cut(item, "-")
 		if isRange {
@@ -40,18 +49,23 @@ func ParseCPUSet(s string) (cpuset.CPUSet, error) {
 		}
 		part, err := cpulist.Parse(item)
 		if err != nil {
-			return cpuset.CPUSet{}, fmt.Errorf("cpuset %q: %w", s, err)
+			return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q: %w", s, err)
 		}
 		if total += part.Size(); total > cpulist.MaxID {
-			return cpuset.CPUSet{}, fmt.Errorf("cpuset %q: more than %d ids", s, cpulist.MaxID)
+			return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q: more than %d ids", s, cpulist.MaxID)
 		}
 		for _, id := range part.UnsortedList() {
+			if id >= len(in) {
+				in = append(in, make([]bool, id+1-len(in))...)
+			}
 			in[id] = true
 		}
 	}
-	ids := make([]int, 0, len(in))
-	for id := range in {
-		ids = append(ids, id)
+	var ids []int
+	for id, ok := range in {
+		if ok {
+			ids = append(ids, id)
+		}
 	}
-	return cpuset.New(ids...), nil
+	return cpuset.New(ids...), total, nil
 }

@@ -55,9 +55,16 @@ func Parse(data []byte) (*Domain, error) {
 	return d, nil
 }
 
+// maxSetIDs bounds the ids that all the cpusets of one domain may name
+// together (16 sets of every possible id; 512 vCPUs each pinned to 2048
+// CPUs fit), so that a document of many
+// cpuset='0-65535' costs bounded time, not MaxSize/16 × 65536.
+const maxSetIDs = 16 * cpulist.MaxID
+
 // parser keeps the first error, so the conversion reads straight through.
 type parser struct {
-	err error
+	err    error
+	setIDs int // ids named by the cpusets read so far
 }
 
 func (p *parser) fail(err error) {
@@ -176,9 +183,16 @@ func (p *parser) set(where, attr string, v *string) cpuset.CPUSet {
 	if v == nil {
 		return cpuset.New()
 	}
-	s, err := ParseCPUSet(*v)
+	if p.setIDs > maxSetIDs {
+		return cpuset.New()
+	}
+	s, n, err := parseCPUSet(*v)
 	if err != nil {
 		p.invalid(at(where, attr, v), "%v", err)
+		return cpuset.New()
+	}
+	if p.setIDs += n; p.setIDs > maxSetIDs {
+		p.invalid(at(where, attr, v), "the cpusets of the domain name more than %d ids in all", maxSetIDs)
 		return cpuset.New()
 	}
 	if s.IsEmpty() {

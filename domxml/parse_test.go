@@ -298,3 +298,13 @@ func TestReadTooLarge(t *testing.T) {
 		t.Errorf("Read of more than MaxSize bytes: %v, want ErrInvalid", err)
 	}
 }
+
+func TestParseManyFullCPUSetsIsBounded(t *testing.T) {
+	// 30 pins of every possible CPU: refused once the domain's cpusets name
+	// more than maxSetIDs ids, before the time grows with the document.
+	pins := strings.Repeat("<vcpupin vcpu='0' cpuset='0-65535'/>", 30)
+	_, err := Parse(dom(base + "<cputune>" + pins + "</cputune>"))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ids in all") {
+		t.Errorf("Parse of 30 full cpusets: %v, want the ids-in-all bound", err)
+	}
+}

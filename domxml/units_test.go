@@ -8,7 +8,7 @@ func TestMemorySize(t *testing.T) {
 		want        uint64
 		bad         bool
 	}{
-		{value: "1", unit: "", want: 1024}, // KiB by default
+		{value: "1", unit: "", want: 1024},  // KiB by default
 		{value: "1", unit: "b", want: 1024}, // rounded up to a KiB
 		{value: "2048", unit: "bytes", want: 2048},
 		{value: "3", unit: "byte", want: 1024},
@@ -27,10 +27,10 @@ func TestMemorySize(t *testing.T) {
 		{value: "1", unit: "PiB", want: 1 << 50},
 		{value: "1", unit: "E", want: 1 << 60},
 		{value: " 4 ", unit: "GiB", want: 4 << 30},
-		{value: "16", unit: "EiB", bad: true},                  // 2^64
-		{value: "18014398509481984", unit: "KiB", bad: true},   // 2^54 KiB
-		{value: "18446744073709551615", unit: "b", bad: true},  // rounds up past 2^64
-		{value: "18446744073709551616", unit: "b", bad: true},  // not 64 bits
+		{value: "16", unit: "EiB", bad: true},                 // 2^64
+		{value: "18014398509481984", unit: "KiB", bad: true},  // 2^54 KiB
+		{value: "18446744073709551615", unit: "b", bad: true}, // rounds up past 2^64
+		{value: "18446744073709551616", unit: "b", bad: true}, // not 64 bits
 		{value: "1", unit: "X", bad: true},
 		{value: "1", unit: "KiBs", bad: true},
 		{value: "1", unit: "Kb2", bad: true},
