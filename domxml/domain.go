@@ -81,8 +81,11 @@ type Domain struct {
 
 // MaxMemory is <maxMemory slots='S' unit=...>SIZE</maxMemory>.
 type MaxMemory struct {
-	Size  uint64 // QEMU maxmem=: the most the guest can reach with hotplug
-	Slots int    // QEMU slots=: how many DIMMs may be plugged
+	Size uint64 // QEMU maxmem=: the most the guest can reach with hotplug
+	// Slots is QEMU slots=: how many DIMMs may be plugged. libvirt before
+	// 10.x requires it; later ones allow it absent (0) for virtio-mem, which
+	// takes no slot.
+	Slots int
 }
 
 // Placement is libvirt's placement attribute of <vcpu> and
@@ -322,7 +325,10 @@ const (
 	ModelVirtioMem MemoryModel = "virtio-mem" // QEMU -device virtio-mem-pci
 )
 
-// MemoryDevice is one <devices><memory>.
+// MemoryDevice is one <devices><memory>. Its guest-side layout (the
+// device's <address> and <alias>, <target><address base>, the virtio-mem
+// dynamicMemslots attribute and the output-only <target><current>) is not
+// placement and is ignored.
 type MemoryDevice struct {
 	Model MemoryModel
 	// Access overrides <memoryBacking><access> for this device; "" when

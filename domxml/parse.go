@@ -243,9 +243,6 @@ func (p *parser) domain(x *xDomain) *Domain {
 			Size:  p.memory("<maxMemory>", &m.xScaled),
 			Slots: p.num("<maxMemory>", "slots", m.Slots, 0, maxCount),
 		}
-		if m.Slots == nil {
-			p.invalid("<maxMemory>", "attribute slots is required (QEMU -m slots=)")
-		}
 	}
 	vcpuAttr := p.vcpu(d, once(p, "<vcpu>", x.VCPU))
 	if v := once(p, "<vcpus>", x.VCPUs); v != nil {

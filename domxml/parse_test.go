@@ -108,6 +108,9 @@ func TestParse(t *testing.T) {
 		{"maxMemory", base + "<maxMemory slots='16' unit='KiB'>15242880</maxMemory><currentMemory unit='MiB'>512</currentMemory>", func(d *Domain) bool {
 			return d.MaxMemory.Slots == 16 && d.MaxMemory.Size == 15242880*1024 && d.CurrentMemory == 512<<20
 		}},
+		{"maxMemory without slots, virtio-mem and its guest layout", base + twoCells + "<maxMemory unit='GiB'>8</maxMemory><devices><memory model='virtio-mem'><target dynamicMemslots='yes'><size unit='GiB'>1</size><node>0</node><address base='0x150000000'/></target><address type='pci' bus='0x01' slot='0x01'/></memory></devices>", func(d *Domain) bool {
+			return d.MaxMemory.Slots == 0 && len(d.MemoryDevices) == 1
+		}},
 		{"uuid without dashes", "<uuid>4DEA22B31D52D8F32516782E98AB3FA0</uuid>" + base, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,8 +252,8 @@ func TestParseErrors(t *testing.T) {
 		{"memoryBacking unknown", base + "<memoryBacking><secret/></memoryBacking>", ErrUnsupported, "<memoryBacking><secret>"},
 		{"source with mode", base + "<memoryBacking><source type='file' mode='shared'/></memoryBacking>", ErrUnsupported, "mode='shared'"},
 
-		{"maxMemory no slots", base + "<maxMemory unit='GiB'>8</maxMemory>", ErrInvalid, "slots is required"},
-		{"maxMemory slots 0", base + "<maxMemory slots='0' unit='GiB'>8</maxMemory>", ErrInvalid, "slots='0'"},
+		{"maxMemory size 0", base + "<maxMemory slots='1' unit='GiB'>0</maxMemory>", ErrInvalid, "size must be more than 0"},
+		{"dimm without slots", base + "<maxMemory unit='GiB'>8</maxMemory><devices><memory model='dimm'><target><size>1</size></target></memory></devices>", ErrInvalid, "1 dimms but <maxMemory slots='0'>"},
 		{"maxMemory below memory", base + "<maxMemory slots='1' unit='GiB'>2</maxMemory>", ErrInvalid, "less than"},
 		{"maxMemory below cells", "<vcpu>1</vcpu><maxMemory slots='1' unit='MiB'>1</maxMemory>" + cells("<cell cpus='0' memory='1' unit='GiB'/>"), ErrInvalid, "less than"},
 

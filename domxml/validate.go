@@ -261,8 +261,8 @@ func checkMemory(d *Domain) error {
 	if m == nil {
 		return nil
 	}
-	if m.Size == 0 || m.Slots == 0 {
-		return invalid(fmt.Sprintf("<maxMemory slots='%d'>", m.Slots), "both the size and slots must be more than 0")
+	if m.Size == 0 {
+		return invalid("<maxMemory>", "the size must be more than 0")
 	}
 	boot, err := cellMemory(d)
 	if err != nil {
@@ -344,7 +344,7 @@ func checkMemoryDevices(d *Domain) error {
 		}
 	}
 	if dimms > d.MaxMemory.Slots {
-		return invalid("<devices><memory>", "%d dimms but <maxMemory slots='%d'>", dimms, d.MaxMemory.Slots)
+		return invalid("<devices><memory>", "%d dimms but <maxMemory slots='%d'>; each dimm takes a slot", dimms, d.MaxMemory.Slots)
 	}
 	if len(d.Cells) > 0 {
 		boot, err := cellMemory(d)

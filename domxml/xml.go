@@ -252,6 +252,9 @@ type xMemTarget struct {
 	Node      []string  `xml:"node"`
 	Block     []xScaled `xml:"block"`
 	Requested []xScaled `xml:"requested"`
-	Current   []xScaled `xml:"current"` // output only (live XML): ignored
+	// Guest-side layout, not placement: ignored.
+	Current         []xScaled `xml:"current"` // output only (live XML)
+	Address         []xOther  `xml:"address"`
+	DynamicMemslots *string   `xml:"dynamicMemslots,attr"`
 	xUnknown
 }
