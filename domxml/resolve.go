@@ -76,6 +76,57 @@ func (d *Domain) Access(id int) Access {
 	return AccessPrivate
 }
 
+// Distance is the SLIT distance from guest cell from to cell to, as libvirt
+// fills it in: the <sibling> given under from, else the one given under to
+// (distances are mirrored), else 10 to itself and 20 to any other cell.
+func (d *Domain) Distance(from, to int) int {
+	for _, pair := range [][2]int{{from, to}, {to, from}} {
+		if pair[0] < 0 || pair[0] >= len(d.Cells) {
+			continue
+		}
+		for _, s := range d.Cells[pair[0]].Distances {
+			if s.ID == pair[1] {
+				return s.Value
+			}
+		}
+	}
+	if from == to {
+		return 10
+	}
+	return 20
+}
+
+// VCPUHostCPUs is the host CPUs vCPU id may run on: its <vcpupin>, else
+// <vcpu cpuset>; empty when neither is given (libvirt: all host CPUs).
+func (d *Domain) VCPUHostCPUs(id int) cpuset.CPUSet {
+	for _, p := range d.CPUTune.VCPUPins {
+		if p.VCPU == id {
+			return p.CPUs
+		}
+	}
+	return d.VCPU.CPUSet
+}
+
+// EmulatorHostCPUs is the host CPUs of the emulator threads: <emulatorpin>,
+// else <vcpu cpuset>; empty when neither is given.
+func (d *Domain) EmulatorHostCPUs() cpuset.CPUSet {
+	if !d.CPUTune.EmulatorPin.IsEmpty() {
+		return d.CPUTune.EmulatorPin
+	}
+	return d.VCPU.CPUSet
+}
+
+// IOThreadHostCPUs is the host CPUs of I/O thread id: its <iothreadpin>,
+// else <vcpu cpuset>; empty when neither is given.
+func (d *Domain) IOThreadHostCPUs(id int) cpuset.CPUSet {
+	for _, p := range d.CPUTune.IOThreadPins {
+		if p.IOThread == id {
+			return p.CPUs
+		}
+	}
+	return d.VCPU.CPUSet
+}
+
 // Summary describes the placement the domain asks for, a line per item, for
 // people and tests.
 func (d *Domain) Summary() string {
