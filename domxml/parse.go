@@ -133,10 +133,18 @@ func (p *parser) num(where, attr string, v *string, def, limit int) int {
 		return def
 	}
 	if n >= uint64(limit) {
-		p.invalid(at(where, attr, v), "%s must be below %d", attr, limit)
+		p.invalid(at(where, attr, v), "%s must be below %d", valueName(attr), limit)
 		return def
 	}
 	return int(n)
+}
+
+// valueName names an attribute, or an element's text, in a message.
+func valueName(attr string) string {
+	if attr == "content" {
+		return "the value"
+	}
+	return attr
 }
 
 func (p *parser) required(where, attr string, v *string) bool {
@@ -150,7 +158,7 @@ func (p *parser) required(where, attr string, v *string) bool {
 func (p *parser) positive(where, attr string, v *string, def, limit int) int {
 	n := p.num(where, attr, v, def, limit)
 	if v != nil && n == 0 && p.err == nil {
-		p.invalid(at(where, attr, v), "%s must be at least 1", attr)
+		p.invalid(at(where, attr, v), "%s must be at least 1", valueName(attr))
 	}
 	return n
 }

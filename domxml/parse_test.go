@@ -136,7 +136,7 @@ func TestParseErrors(t *testing.T) {
 		{"not xml", "<vcpu>", ErrInvalid, "syntax"},
 		{"no vcpu", "<memory>1</memory>", ErrInvalid, "<vcpu> is required"},
 		{"two vcpu", base + "<vcpu>2</vcpu>", ErrInvalid, "<vcpu>: given 2 times"},
-		{"vcpu 0", "<vcpu>0</vcpu><memory>1</memory>", ErrInvalid, "<vcpu>0: content must be at least 1"},
+		{"vcpu 0", "<vcpu>0</vcpu><memory>1</memory>", ErrInvalid, "<vcpu>0: the value must be at least 1"},
 		{"vcpu negative", "<vcpu>-1</vcpu><memory>1</memory>", ErrInvalid, "<vcpu>-1: "},
 		{"vcpu word", "<vcpu>four</vcpu><memory>1</memory>", ErrInvalid, "four"},
 		{"vcpu too many", "<vcpu>70000</vcpu><memory>1</memory>", ErrInvalid, "below 65536"},
