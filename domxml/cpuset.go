@@ -25,7 +25,10 @@ func parseCPUSet(s string) (cpuset.CPUSet, int, error) {
 	if strings.TrimSpace(s) == "" {
 		return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q is empty", s)
 	}
-	var in []bool // in[id]: id is in the set so far
+	// A bitmap grown to the highest id, and the ids in the order set, so
+	// the cost is the ids named plus the highest id / 64, per list.
+	var bits []uint64
+	var added []int
 	total := 0
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
@@ -34,8 +37,8 @@ func parseCPUSet(s string) (cpuset.CPUSet, int, error) {
 			if err != nil {
 				return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q: exclusion %q: %w", s, item, err)
 			}
-			if id < len(in) {
-				in[id] = false
+			if id/64 < len(bits) {
+				bits[id/64] &^= 1 << (id % 64)
 			}
 			continue
 		}
@@ -55,16 +58,18 @@ func parseCPUSet(s string) (cpuset.CPUSet, int, error) {
 			return cpuset.CPUSet{}, 0, fmt.Errorf("cpuset %q: more than %d ids", s, cpulist.MaxID)
 		}
 		for _, id := range part.UnsortedList() {
-			if id >= len(in) {
-				in = append(in, make([]bool, id+1-len(in))...)
+			if id/64 >= len(bits) {
+				bits = append(bits, make([]uint64, id/64+1-len(bits))...)
 			}
-			in[id] = true
+			bits[id/64] |= 1 << (id % 64)
+			added = append(added, id)
 		}
 	}
 	var ids []int
-	for id, ok := range in {
-		if ok {
+	for _, id := range added {
+		if bits[id/64]&(1<<(id%64)) != 0 {
 			ids = append(ids, id)
+			bits[id/64] &^= 1 << (id % 64) // once each
 		}
 	}
 	return cpuset.New(ids...), total, nil

@@ -194,7 +194,7 @@ func TestParseErrors(t *testing.T) {
 		{"memnode restrictive alone", base + twoCells + "<numatune><memory mode='strict' nodeset='0'/><memnode cellid='0' mode='restrictive' nodeset='0'/></numatune>", ErrInvalid, "mode='restrictive'"},
 		{"memory restrictive, memnode strict", base + twoCells + "<numatune><memory mode='restrictive' nodeset='0'/><memnode cellid='0' nodeset='0'/></numatune>", ErrInvalid, "restrictive' on every memnode"},
 
-		{"cells overlap", "<vcpu>4</vcpu>" + cells("<cell cpus='0-2' memory='1'/><cell cpus='2-3' memory='1'/>"), ErrInvalid, "vCPUs 2 are in another cell"},
+		{"cells overlap", "<vcpu>4</vcpu>" + cells("<cell cpus='0-2' memory='1'/><cell cpus='2-3' memory='1'/>"), ErrInvalid, "vCPU 2 is in cell 0 too"},
 		{"cell cpus beyond vcpu", "<vcpu>2</vcpu>" + cells("<cell cpus='0-2' memory='1'/>"), ErrInvalid, "cpus='0-2'"},
 		{"cells leave vcpus out", "<vcpu>4</vcpu>" + cells("<cell cpus='0-1' memory='1'/><cell memory='1'/>"), ErrInvalid, "vCPUs 2-3 are in no cell"},
 		{"cell id beyond", "<vcpu>1</vcpu>" + cells("<cell id='1' cpus='0' memory='1'/>"), ErrInvalid, "<cell id='1'>: cell ids must run 0..0"},
@@ -247,7 +247,7 @@ func TestParseErrors(t *testing.T) {
 		{"hugepage unit", base + "<memoryBacking><hugepages><page size='2' unit='huge'/></hugepages></memoryBacking>", ErrInvalid, "huge"},
 		{"hugepage cell beyond", base + twoCells + "<memoryBacking><hugepages><page size='2048' nodeset='2'/></hugepages></memoryBacking>", ErrInvalid, "no guest cell has id 2"},
 		{"hugepage cell without cells", base + "<memoryBacking><hugepages><page size='2048' nodeset='1'/></hugepages></memoryBacking>", ErrInvalid, "no guest cell has id 1"},
-		{"hugepage cells overlap", base + twoCells + "<memoryBacking><hugepages><page size='2048' nodeset='0-1'/><page size='1048576' nodeset='1'/></hugepages></memoryBacking>", ErrInvalid, "named by another page"},
+		{"hugepage cells overlap", base + twoCells + "<memoryBacking><hugepages><page size='2048' nodeset='0-1'/><page size='1048576' nodeset='1'/></hugepages></memoryBacking>", ErrInvalid, "cell 1 is named by another page"},
 		{"two default hugepages", base + "<memoryBacking><hugepages><page size='2048'/><page size='1048576'/></hugepages></memoryBacking>", ErrInvalid, "without a nodeset"},
 		{"memoryBacking unknown", base + "<memoryBacking><secret/></memoryBacking>", ErrUnsupported, "<memoryBacking><secret>"},
 		{"source with mode", base + "<memoryBacking><source type='file' mode='shared'/></memoryBacking>", ErrUnsupported, "mode='shared'"},

@@ -99,16 +99,18 @@ func checkCells(d *Domain) error {
 	if len(d.Cells) == 0 {
 		return nil
 	}
-	all := cpuset.New()
+	cellOf := make([]int, d.VCPU.Max) // vCPU -> 1 + its cell, 0 for none
 	for _, c := range d.Cells {
 		w := fmt.Sprintf("<cpu><numa><cell id='%d' cpus='%s'>", c.ID, c.CPUs)
-		if !c.CPUs.IsEmpty() && c.CPUs.List()[c.CPUs.Size()-1] >= d.VCPU.Max {
-			return invalid(w, "vCPU ids run 0..%d (<vcpu>%d</vcpu>)", d.VCPU.Max-1, d.VCPU.Max)
+		for _, v := range c.CPUs.List() {
+			if v >= d.VCPU.Max {
+				return invalid(w, "vCPU ids run 0..%d (<vcpu>%d</vcpu>)", d.VCPU.Max-1, d.VCPU.Max)
+			}
+			if cellOf[v] != 0 {
+				return invalid(w, "vCPU %d is in cell %d too", v, cellOf[v]-1)
+			}
+			cellOf[v] = c.ID + 1
 		}
-		if both := all.Intersection(c.CPUs); !both.IsEmpty() {
-			return invalid(w, "vCPUs %s are in another cell too", both)
-		}
-		all = all.Union(c.CPUs)
 		seen := map[int]bool{}
 		for _, s := range c.Distances {
 			sw := fmt.Sprintf("<cpu><numa><cell id='%d'><distances><sibling id='%d' value='%d'>", c.ID, s.ID, s.Value)
@@ -134,18 +136,16 @@ func checkCells(d *Domain) error {
 			levels[k.Level] = true
 		}
 	}
-	if missing := cpuset.New(seq(d.VCPU.Max)...).Difference(all); !missing.IsEmpty() {
+	var left []int
+	for v, c := range cellOf {
+		if c == 0 {
+			left = append(left, v)
+		}
+	}
+	if missing := cpuset.New(left...); !missing.IsEmpty() {
 		return invalid("<cpu><numa>", "vCPUs %s are in no cell; list every vCPU of <vcpu>%d</vcpu> in a cell's cpus (libvirt would add them to cell 0)", missing, d.VCPU.Max)
 	}
 	return nil
-}
-
-func seq(n int) []int {
-	ids := make([]int, n)
-	for i := range ids {
-		ids[i] = i
-	}
-	return ids
 }
 
 func checkInterconnects(d *Domain) error {
@@ -276,7 +276,7 @@ func checkMemory(d *Domain) error {
 }
 
 func checkHugepages(d *Domain) error {
-	named := cpuset.New()
+	named := map[int]bool{}
 	defaults := 0
 	for _, p := range d.MemoryBacking.Pages {
 		w := fmt.Sprintf("<memoryBacking><hugepages><page size='%d' nodeset='%s'>", p.Size/1024, p.Cells)
@@ -292,10 +292,12 @@ func checkHugepages(d *Domain) error {
 				return invalid(w, "no guest cell has id %d", id)
 			}
 		}
-		if both := named.Intersection(p.Cells); !both.IsEmpty() {
-			return invalid(w, "cells %s are named by another page too", both)
+		for _, id := range p.Cells.List() {
+			if named[id] {
+				return invalid(w, "cell %d is named by another page too", id)
+			}
+			named[id] = true
 		}
-		named = named.Union(p.Cells)
 	}
 	return nil
 }
