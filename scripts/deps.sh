@@ -15,6 +15,9 @@ have xz || need+=(xz-utils)
 have setpriv || need+=(util-linux)
 have dpkg-deb || need+=(dpkg)
 have gcc || need+=(gcc libc6-dev) # make test's -race needs cgo
+# domxml's tests check their domain XMLs against libvirt's schema.
+have virt-xml-validate || need+=(libvirt-clients)
+have xmllint || need+=(libxml2-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
