@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -440,4 +441,57 @@ func TestLaunchSingleTCGThreadPinnedToUnion(t *testing.T) {
 		t.Errorf("warnings = %q, want one about the shared thread", res.Warnings)
 	}
 	requireGone(t, res.PID)
+}
+
+// TestPreferredManyFallsBack: a plan preferring several nodes asks for
+// MPOL_PREFERRED_MANY; a kernel without it (before 5.15: EINVAL) gets the
+// plan's fallback, MPOL_PREFERRED on the first node, with a warning, and
+// the VM starts. The control: a refusal of another kind fails the launch.
+func TestPreferredManyFallsBack(t *testing.T) {
+	qemutest.Require(t)
+	for _, tc := range []struct {
+		name    string
+		refuse  error
+		wantErr bool
+	}{
+		{"einval falls back", syscall.EINVAL, false},
+		{"eperm is an error", syscall.EPERM, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &affinitytest.Fake{Fail: func(c affinitytest.Call) error {
+				if c.Op == "set_mempolicy" && c.Mode == unix.MPOL_PREFERRED_MANY {
+					return tc.refuse
+				}
+				return nil
+			}}
+			p := testPlan(t, 1)
+			p.Mempolicy = plan.Mempolicy{Mode: memobj.PolicyPreferredMany, Nodes: cpuset.New(0, 1)}
+			cfg := baseConfig(t, qemuArgv(1), p)
+			cfg.Sys = fake
+			cfg.Timeout = 100 * time.Millisecond
+			cfg.Grace = time.Second
+			res, err := Launch(context.Background(), cfg)
+			var modes []int
+			for _, c := range fake.Calls() {
+				if c.Op == "set_mempolicy" {
+					modes = append(modes, c.Mode)
+				}
+			}
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "set mempolicy") {
+					t.Fatalf("Launch = %v, want a mempolicy error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Launch: %v", err)
+			}
+			if !slices.Equal(modes, []int{unix.MPOL_PREFERRED_MANY, unix.MPOL_PREFERRED}) {
+				t.Errorf("set_mempolicy modes %v, want preferred-many then preferred", modes)
+			}
+			if len(res.Warnings) == 0 || !strings.Contains(strings.Join(res.Warnings, "\n"), "MPOL_PREFERRED_MANY") {
+				t.Errorf("warnings %q do not say the kernel lacks MPOL_PREFERRED_MANY", res.Warnings)
+			}
+		})
+	}
 }

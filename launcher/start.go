@@ -209,7 +209,17 @@ func (r *run) startLocked() error {
 	go func() {
 		runtime.LockOSThread()
 		if mode != 0 {
-			if err := r.sys.SetMempolicy(mode, nodes); err != nil {
+			err := r.sys.SetMempolicy(mode, nodes)
+			if fb, ok := r.cfg.Plan.Mempolicy.Fallback(); ok && errors.Is(err, syscall.EINVAL) {
+				// A kernel before 5.15 has no MPOL_PREFERRED_MANY: prefer
+				// the first node, as the plan says it would.
+				if fbMode, ferr := fb.Mode.Mode(); ferr == nil {
+					if err = r.sys.SetMempolicy(fbMode, fb.Nodes); err == nil {
+						r.warn(fmt.Sprintf("this kernel has no MPOL_PREFERRED_MANY: qemu's own memory prefers node %s only", fb.Nodes))
+					}
+				}
+			}
+			if err != nil {
 				err = fmt.Errorf("set mempolicy %s nodes %s: %w", r.cfg.Plan.Mempolicy.Mode, nodes, err)
 				if !r.cfg.BestEffort {
 					started <- err

@@ -1,12 +1,11 @@
 package memobj
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/qmp"
 )
 
 // smpCases are -smp values with their resolution as QEMU 7.2 makes it, or
@@ -61,9 +60,8 @@ func TestSMPResolveInQEMU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cpus, err := vm.QMP.QueryCPUsFast(ctx)
+			var cpus []qmp.CPU
+			err = vm.Execute("query-cpus-fast", nil, &cpus)
 			if err != nil {
 				t.Fatal(err)
 			}

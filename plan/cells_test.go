@@ -1,18 +1,17 @@
 package plan
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"k8s.io/utils/cpuset"
 
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -300,9 +299,8 @@ func checkVCPUsInQEMU(t *testing.T, p *Plan, args []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cpus, err := vm.QMP.QueryCPUsFast(ctx)
+	var cpus []qmp.CPU
+	err = vm.Execute("query-cpus-fast", nil, &cpus)
 	if err != nil {
 		t.Fatal(err)
 	}

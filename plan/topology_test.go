@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qnuma/qnuma/memobj/qemutest"
+	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/topology"
 )
 
