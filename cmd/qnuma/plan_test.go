@@ -106,9 +106,14 @@ func TestPlanJSON(t *testing.T) {
 			args:      []string{"--vcpus", "2", "--memory", "1G", "--host-nodes", "1"},
 			hostNodes: []int{1}, policy: "bind",
 			argvHas: [][]string{{"-object", "memory-backend-ram,id=qnuma-ram0,size=1G,host-nodes=1,policy=bind"}}},
+		// A node without memdev is refused, as QEMU refuses it ("total
+		// memory for NUMA nodes should equal RAM size"); a cell bound by
+		// its own backend is kept as written.
 		{name: "bind only keeps the user's layout",
-			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M", "-numa", "node,nodeid=0"},
-			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M", "-numa", "node,nodeid=0"}, policy: "bind"},
+			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M",
+				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
+			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M",
+				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=m0"}, policy: "bind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
