@@ -193,6 +193,8 @@ func randomHost(rng *rand.Rand) *topology.Host {
 				if rng.IntN(200) == 0 {
 					continue // a CPU topology gives no siblings for
 				}
+				// (Sibling sets always agree: topology.Read refuses a host
+				// whose do not.)
 				h.CPUs = append(h.CPUs, topology.CPU{ID: c, Node: id, Core: c, Siblings: siblings})
 				if !cpuset_ || rng.IntN(3) != 0 {
 					allowedCPUs = allowedCPUs.Union(cpuset.New(c))
@@ -327,6 +329,9 @@ func randomPlaced(rng *rand.Rand, h *topology.Host) []Placed {
 				var d []int
 				for range 1 + rng.IntN(4) {
 					d = append(d, cpus[rng.IntN(len(cpus))])
+				}
+				if rng.IntN(10) == 0 {
+					d = append(d, 70000) // a CPU this host does not have
 				}
 				p.DedicatedCPUs = cpuset.New(d...)
 				p.CPUs = p.DedicatedCPUs
