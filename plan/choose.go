@@ -163,12 +163,16 @@ type search struct {
 	// One growth at a time: the set in growth order, summed distances to
 	// it, membership, the prefixes that fit and their CPU node counts.
 	order    []int
+	rest     []int // the usable nodes not in the set
 	distTo   []int
-	in       []bool
+	setKey   []byte // the set, as key() writes it
 	fits     []int
 	fitNodes []int
 	scratch  []*nodeRoom
 	keyBuf   []byte
+	// grown holds sets earlier growths went through whose growth from
+	// there hung on the set alone (see remember).
+	grown map[string]struct{}
 }
 
 func newSearch(usable []*nodeRoom, spec Spec) *search {
@@ -177,8 +181,9 @@ func newSearch(usable []*nodeRoom, spec Spec) *search {
 		spec: spec, nodes: usable, n: n,
 		dist: make([]int, n*n), bit: make([]int, n),
 		cpus: make([]int, n), memCap: make([]uint64, n), memOnly: make([]bool, n),
-		order: make([]int, 0, n), distTo: make([]int, n), in: make([]bool, n),
-		keyBuf: make([]byte, (n+7)/8),
+		order: make([]int, 0, n), rest: make([]int, 0, n), distTo: make([]int, n),
+		setKey: make([]byte, (n+7)/8), keyBuf: make([]byte, (n+7)/8),
+		grown: map[string]struct{}{},
 	}
 	for i, r := range usable {
 		s.cpus[i], s.memCap[i], s.memOnly[i] = r.CPUs, r.memCap, r.MemoryOnly
@@ -241,9 +246,13 @@ func newSearch(usable []*nodeRoom, spec Spec) *search {
 // distance map once.
 func (s *search) distances() {
 	n := s.n
-	pos := make(map[int]int, n)
+	maxID := 0
+	for _, r := range s.nodes {
+		maxID = max(maxID, r.Node)
+	}
+	pos := newIDIndex(maxID + 1)
 	for i, r := range s.nodes {
-		pos[r.Node] = i
+		pos.set(r.Node, i)
 	}
 	oneWay := make([]int, n*n) // oneWay[i*n+j]: from i to j as i's row says
 	for i := range oneWay {
@@ -251,7 +260,7 @@ func (s *search) distances() {
 	}
 	for i, r := range s.nodes {
 		for id, d := range r.dist {
-			if j, ok := pos[id]; ok {
+			if j, ok := pos.get(id); ok {
 				oneWay[i*n+j] = d
 			}
 		}
@@ -270,25 +279,47 @@ func (s *search) distances() {
 // grow grows seed's set: it adds the nearest usable node that supplies
 // what is short (CPUs, else memory) until the set holds the VM, then, for
 // --guest-nodes or --spread, more nodes. It returns how many nodes of
-// s.order the candidate takes; false when seed has none.
+// s.order the candidate takes; false when seed has none, or when its set
+// became one an earlier seed's set had been before any fit: the rest of the
+// growth would be that seed's again, ending in a candidate already
+// considered (or in none).
 func (s *search) grow(seed int) (int, bool) {
 	spec, n := s.spec, s.n
-	clear(s.in)
 	s.order = append(s.order[:0], seed)
-	s.in[seed] = true
+	s.rest = s.rest[:0]
+	for r := range n {
+		if r != seed {
+			s.rest = append(s.rest, r)
+		}
+	}
 	copy(s.distTo, s.dist[seed*n:seed*n+n])
+	clear(s.setKey)
+	s.setKey[s.bit[seed]/8] |= 1 << (s.bit[seed] % 8)
 	cpus, mem := s.cpus[seed], s.memCap[seed]
 	cpuNodes := 0
 	if !s.memOnly[seed] {
 		cpuNodes++
 	}
 	s.fits, s.fitNodes = s.fits[:0], s.fitNodes[:0]
+	lastDep := 0 // the largest set whose fit hung on its order
+	added := -1  // the node added last, whose distances distTo lacks
 	for {
 		size := len(s.order)
+		if size > 1 && len(s.fits) == 0 {
+			if _, ok := s.grown[string(s.setKey)]; ok {
+				return 0, false
+			}
+		}
 		cpuShort, memShort := cpus < spec.VCPUs, mem < spec.MemoryBytes
-		if !cpuShort && !memShort && s.fit() {
-			s.fits = append(s.fits, size)
-			s.fitNodes = append(s.fitNodes, cpuNodes)
+		if !cpuShort && !memShort {
+			ok, free := s.fit()
+			if !free {
+				lastDep = size
+			}
+			if ok {
+				s.fits = append(s.fits, size)
+				s.fitNodes = append(s.fitNodes, cpuNodes)
+			}
 		}
 		fits := len(s.fits) > 0
 		if fits && !spec.Spread && (spec.GuestNodes == 0 || size == spec.GuestNodes) {
@@ -307,32 +338,41 @@ func (s *search) grow(seed int) (int, bool) {
 		if memShort {
 			rank = s.rank[1]
 		}
-		next, nextLate, nextDist := -1, false, 0
-		for r := range n {
-			if s.in[r] || (wantCPU && s.memOnly[r]) {
+		var row []int
+		if added >= 0 {
+			row = s.dist[added*n : added*n+n]
+		}
+		next, at, nextLate, nextDist := -1, -1, false, 0
+		for i, r := range s.rest {
+			d := s.distTo[r]
+			if row != nil {
+				d += row[r]
+				s.distTo[r] = d
+			}
+			if wantCPU && s.memOnly[r] {
 				continue
 			}
 			late := more && s.memOnly[r]
-			d := s.distTo[r]
 			if next < 0 || (nextLate && !late) ||
 				(late == nextLate && (d < nextDist || (d == nextDist && rank[r] < rank[next]))) {
-				next, nextLate, nextDist = r, late, d
+				next, at, nextLate, nextDist = r, i, late, d
 			}
 		}
+		added = next
 		if next < 0 {
 			break
 		}
 		s.order = append(s.order, next)
-		s.in[next] = true
+		s.rest[at] = s.rest[len(s.rest)-1] // the scan's order does not matter
+		s.rest = s.rest[:len(s.rest)-1]
+		s.setKey[s.bit[next]/8] |= 1 << (s.bit[next] % 8)
 		cpus += s.cpus[next]
 		mem += s.memCap[next]
 		if !s.memOnly[next] {
 			cpuNodes++
 		}
-		for r, d := range s.dist[next*n : next*n+n] {
-			s.distTo[r] += d
-		}
 	}
+	s.remember(lastDep)
 	if len(s.fits) == 0 {
 		return 0, false
 	}
@@ -353,16 +393,35 @@ func (s *search) grow(seed int) (int, bool) {
 	return pick, true
 }
 
+// remember keeps the sets the growth just done went through before its
+// first fit and after the last fit that hung on the nodes' order: what
+// followed each of them hung on the set alone.
+func (s *search) remember(lastDep int) {
+	until := len(s.order)
+	if len(s.fits) > 0 {
+		until = s.fits[0]
+	}
+	clear(s.keyBuf)
+	for t, r := range s.order[:until] {
+		s.keyBuf[s.bit[r]/8] |= 1 << (s.bit[r] % 8)
+		if size := t + 1; size > 1 && size > lastDep {
+			s.grown[string(s.keyBuf)] = struct{}{}
+		}
+	}
+}
+
 // fit reports whether the set grown so far holds the VM; its CPUs and
 // memory are known to add up. When every node has room for its share of
 // an even memory split, it does; otherwise fit() lays the set out to tell.
-func (s *search) fit() bool {
+// free is whether the answer would be the same in any order of the set:
+// every node has room for the larger share.
+func (s *search) fit() (ok, free bool) {
 	k := uint64(len(s.order))
 	g := granule(s.spec)
 	units := s.spec.MemoryBytes / g
 	if units >= k {
 		q, rem := units/k, units%k
-		even := true
+		even, roomy := true, true
 		for i, r := range s.order {
 			share := q
 			if uint64(i) < rem {
@@ -372,9 +431,12 @@ func (s *search) fit() bool {
 				even = false
 				break
 			}
+			if rem > 0 && (q+1)*g > s.memCap[r] {
+				roomy = false
+			}
 		}
 		if even {
-			return true
+			return true, roomy
 		}
 	}
 	s.scratch = s.scratch[:0]
@@ -382,7 +444,7 @@ func (s *search) fit() bool {
 		s.scratch = append(s.scratch, s.nodes[r])
 	}
 	lay, _ := fit(s.scratch, s.spec)
-	return lay != nil
+	return lay != nil, false
 }
 
 // key names the set of the first k nodes of s.order, whatever their order.

@@ -204,8 +204,11 @@ func randomHost(rng *rand.Rand) *topology.Host {
 		n.CPUs = cpuset.New(list...)
 		online = online.Union(n.CPUs)
 		free := uint64(rng.IntN(64<<10)) << 20 // up to 64 GiB, in MiB
-		if rng.IntN(10) == 0 {
+		switch rng.IntN(10) {
+		case 0:
 			free = uint64(rng.IntN(64)) << 20 // nearly full
+		case 1:
+			free = uint64(rng.IntN(3)) << 20
 		}
 		n.MemFree = free
 		n.InactiveFile = uint64(rng.IntN(4<<10)) << 20
@@ -380,7 +383,9 @@ func randomSpec(rng *rand.Rand, h *topology.Host) Spec {
 	for _, n := range h.Nodes {
 		mem += n.MemFree
 	}
-	switch rng.IntN(4) {
+	switch rng.IntN(5) {
+	case 4: // a few MiB: a split may leave nodes a single MiB or none
+		s.MemoryBytes = uint64(1+rng.IntN(8)) << 20
 	case 0:
 		s.MemoryBytes = uint64(1+rng.IntN(16)) * gib
 	case 1:
@@ -442,4 +447,57 @@ func diffPlans(a, b *Plan) string {
 		}
 	}
 	return s.String()
+}
+
+// Two seeds whose sets become the same set share the rest of their growth
+// only when no fit on the way hung on the order of the set's nodes. Here a
+// node with room for a single MiB takes the larger share of an even split
+// when it comes first, and the split does not fit (an interleave cannot be
+// split by room); it fits in the other order.
+func TestSearchSharedGrowthKeepsOrder(t *testing.T) {
+	// Three one-core nodes, the first two near; small has 1 MiB free.
+	host := func(small int) *topology.Host {
+		h := genHost(3, 1, 1, 1000<<20)
+		h.Nodes[small].MemFree = 1 << 20
+		for i := range h.Nodes {
+			for j := range h.Nodes {
+				if i != j && i+j == 1 {
+					h.Nodes[i].Distances[j] = 11
+				}
+			}
+		}
+		return h
+	}
+	spec := Spec{VCPUs: 2, MemoryBytes: 3 << 20, Policy: memobj.PolicyInterleave}
+	for _, c := range []struct {
+		name   string
+		small  int
+		nodes  []int
+		reason string
+	}{
+		// Seed 0's set {0,1} (0 first) does not fit and grows to {0,1,2};
+		// seed 1's {1,0} fits, and is the plan.
+		{"the first seed's order does not fit", 0, []int{0, 1}, "Of 3 candidate node sets"},
+		// Seed 0's {0,1} fits; seed 1's {1,0} does not, and seed 1 goes on
+		// to {0,1,2}, a third candidate.
+		{"the first seed's order fits", 1, []int{0, 1}, "Of 3 candidate node sets"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := host(c.small)
+			got, err := Make(h, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := refMake(h, spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("new search and reference differ:\n%s", diffPlans(got, want))
+			}
+			if !slices.Equal(got.HostNodes, c.nodes) || !strings.Contains(strings.Join(got.Reasons, " "), c.reason) {
+				t.Errorf("plan on nodes %v, reasons %q; want nodes %v and %q", got.HostNodes, got.Reasons, c.nodes, c.reason)
+			}
+		})
+	}
 }
