@@ -149,7 +149,7 @@ type search struct {
 	spec  Spec
 	nodes []*nodeRoom // the usable nodes, in host order; i below is an index here
 	n     int
-	dist  []int // dist[i*n+j]: distance between nodes i and j
+	dist  []int // dist[i*n+j]: distance between nodes i and j (see distances)
 	nearD []int // distance from NearNode to node i; nil without one
 	// rank orders ties of summed distance: by CPUs, then memory, then id
 	// (rank[0]); by memory first while memory is short (rank[1]).
@@ -179,7 +179,7 @@ func newSearch(usable []*nodeRoom, spec Spec) *search {
 	n := len(usable)
 	s := &search{
 		spec: spec, nodes: usable, n: n,
-		dist: make([]int, n*n), bit: make([]int, n),
+		bit:  make([]int, n),
 		cpus: make([]int, n), memCap: make([]uint64, n), memOnly: make([]bool, n),
 		order: make([]int, 0, n), rest: make([]int, 0, n), distTo: make([]int, n),
 		setKey: make([]byte, (n+7)/8), keyBuf: make([]byte, (n+7)/8),
@@ -188,7 +188,6 @@ func newSearch(usable []*nodeRoom, spec Spec) *search {
 	for i, r := range usable {
 		s.cpus[i], s.memCap[i], s.memOnly[i] = r.CPUs, r.memCap, r.MemoryOnly
 	}
-	s.distances()
 	if spec.HasNearNode {
 		near := roomOf(usable, spec.NearNode)
 		if near == nil {
@@ -242,37 +241,23 @@ func newSearch(usable []*nodeRoom, spec Spec) *search {
 	return s
 }
 
-// distances fills s.dist as distance() would, reading each node's
-// distance map once.
+// distances fills s.dist as distance() would, the first time a set grows
+// past its seed (a VM that fits on one node never asks).
 func (s *search) distances() {
+	if s.dist != nil {
+		return
+	}
 	n := s.n
-	maxID := 0
-	for _, r := range s.nodes {
-		maxID = max(maxID, r.Node)
-	}
-	pos := newIDIndex(maxID + 1)
-	for i, r := range s.nodes {
-		pos.set(r.Node, i)
-	}
-	oneWay := make([]int, n*n) // oneWay[i*n+j]: from i to j as i's row says
-	for i := range oneWay {
-		oneWay[i] = 20
-	}
-	for i, r := range s.nodes {
-		for id, d := range r.dist {
-			if j, ok := pos.get(id); ok {
-				oneWay[i*n+j] = d
+	s.dist = make([]int, n*n)
+	for i, a := range s.nodes {
+		for j, b := range s.nodes[:i] {
+			d := max(oneWay(a, b), oneWay(b, a))
+			if a.Node == b.Node {
+				d = 10
 			}
+			s.dist[i*n+j], s.dist[j*n+i] = d, d
 		}
-	}
-	for i := range n {
-		for j := range n {
-			d := 10
-			if i != j {
-				d = max(oneWay[i*n+j], oneWay[j*n+i])
-			}
-			s.dist[i*n+j] = d
-		}
+		s.dist[i*n+i] = 10
 	}
 }
 
@@ -292,7 +277,6 @@ func (s *search) grow(seed int) (int, bool) {
 			s.rest = append(s.rest, r)
 		}
 	}
-	copy(s.distTo, s.dist[seed*n:seed*n+n])
 	clear(s.setKey)
 	s.setKey[s.bit[seed]/8] |= 1 << (s.bit[seed] % 8)
 	cpus, mem := s.cpus[seed], s.memCap[seed]
@@ -339,7 +323,10 @@ func (s *search) grow(seed int) (int, bool) {
 			rank = s.rank[1]
 		}
 		var row []int
-		if added >= 0 {
+		if added < 0 {
+			s.distances()
+			copy(s.distTo, s.dist[seed*n:seed*n+n])
+		} else {
 			row = s.dist[added*n : added*n+n]
 		}
 		next, at, nextLate, nextDist := -1, -1, false, 0

@@ -110,7 +110,11 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 				free = append(free, c)
 			}
 		}
-		r.FreeCPUs = cpuset.New(free...)
+		if len(free) > 0 && len(free) == n.CPUs.Size() {
+			r.FreeCPUs = n.CPUs // every CPU of the node (sets are immutable)
+		} else {
+			r.FreeCPUs = cpuset.New(free...)
+		}
 		r.cores = groupCores(free, inFree, seen, func(cpu int) (cpuset.CPUSet, bool) {
 			if j, ok := sibling.get(cpu); ok {
 				return host.CPUs[j].Siblings, true
