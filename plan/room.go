@@ -3,7 +3,6 @@ package plan
 import (
 	"fmt"
 	"slices"
-	"sort"
 
 	"k8s.io/utils/cpuset"
 
@@ -93,11 +92,12 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 	}
 
 	// Each CPU's thread siblings, by where host.CPUs lists it (the last
-	// entry of an id counts).
+	// entry of an id counts), and each core's CPUs.
 	sibling := newIDIndex(maxCPU + 1)
 	for i, c := range host.CPUs {
 		sibling.set(c.ID, i)
 	}
+	cores := newCoreIndex(host, maxCPU+1)
 	g := granule(spec)
 	inFree, seen := newIDBits(maxCPU+1), newIDBits(maxCPU+1)
 
@@ -115,11 +115,11 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 		} else {
 			r.FreeCPUs = cpuset.New(free...)
 		}
-		r.cores = groupCores(free, inFree, seen, func(cpu int) (cpuset.CPUSet, bool) {
+		r.cores = groupCores(free, inFree, seen, func(cpu int) (cpuset.CPUSet, []int, bool) {
 			if j, ok := sibling.get(cpu); ok {
-				return host.CPUs[j].Siblings, true
+				return host.CPUs[j].Siblings, cores.of(j), true
 			}
-			return cpuset.CPUSet{}, false
+			return cpuset.CPUSet{}, nil, false
 		})
 		if spec.PreferHT {
 			r.CPUs = len(free)
@@ -174,28 +174,38 @@ func rooms(host *topology.Host, spec Spec, placed []Placed) []*nodeRoom {
 
 // groupCores groups a node's free CPUs (ascending) by thread-sibling set.
 // Cores with more free threads come first, so dedicated thread pairs land
-// on whole cores. inFree and seen are scratch, left empty.
-func groupCores(free []int, inFree, seen *idBits, siblings func(cpu int) (cpuset.CPUSet, bool)) []core {
+// on whole cores. siblings gives a CPU's sibling set and, where known, the
+// CPUs of its core. inFree and seen are scratch, left empty.
+func groupCores(free []int, inFree, seen *idBits, siblings func(cpu int) (cpuset.CPUSet, []int, bool)) []core {
 	for _, c := range free {
 		inFree.add(c)
 	}
-	var cores []core
+	cores := make([]core, 0, len(free))
+	buf := make([]int, 0, len(free)) // the cores' threads
 	for _, cpu := range free {
 		if seen.has(cpu) {
 			continue
 		}
-		sib, ok := siblings(cpu)
+		sib, members, ok := siblings(cpu)
 		if !ok {
 			sib = cpuset.New(cpu)
 		}
-		threads := sib.UnsortedList()
-		kept := threads[:0]
-		for _, t := range threads {
-			if inFree.has(t) {
-				kept = append(kept, t)
+		start := len(buf)
+		if sameCPUs(sib, members) {
+			// The sibling set is the core's CPUs: no need to list it.
+			for _, t := range members {
+				if inFree.has(t) {
+					buf = append(buf, t)
+				}
+			}
+		} else {
+			for _, t := range sib.UnsortedList() {
+				if inFree.has(t) {
+					buf = append(buf, t)
+				}
 			}
 		}
-		threads = kept
+		threads := buf[start:len(buf):len(buf)]
 		slices.Sort(threads)
 		for _, t := range threads {
 			seen.add(t)
@@ -206,10 +216,74 @@ func groupCores(free []int, inFree, seen *idBits, siblings func(cpu int) (cpuset
 		inFree.remove(c)
 		seen.remove(c)
 	}
-	sort.SliceStable(cores, func(i, j int) bool {
-		return len(cores[i].threads) > len(cores[j].threads)
-	})
+	slices.SortStableFunc(cores, func(a, b core) int { return len(b.threads) - len(a.threads) })
 	return cores
+}
+
+// sameCPUs reports whether set holds exactly the distinct CPUs of list
+// (false for a nil list).
+func sameCPUs(set cpuset.CPUSet, list []int) bool {
+	if list == nil || set.Size() != len(list) {
+		return false
+	}
+	for _, c := range list {
+		if !set.Contains(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// coreIndex lists the CPUs of each core (topology.CPU.Core) in host.CPUs
+// order, all cores in one slice.
+type coreIndex struct {
+	slot   []int // host.CPUs[j]'s core's slot
+	starts []int // slot's CPUs are cpus[starts[slot]:starts[slot+1]]
+	cpus   []int
+}
+
+// newCoreIndex indexes host's cores; nil when host.CPUs lists an id twice
+// (a core's list would not be its distinct CPUs).
+func newCoreIndex(host *topology.Host, bound int) *coreIndex {
+	x := &coreIndex{slot: make([]int, len(host.CPUs))}
+	byCore := newIDIndex(len(host.CPUs))
+	ids := newIDBits(max(bound, len(host.CPUs)))
+	var counts []int
+	for j, c := range host.CPUs {
+		if ids.has(c.ID) {
+			return nil
+		}
+		ids.add(c.ID)
+		k, ok := byCore.get(c.Core)
+		if !ok {
+			k = len(counts)
+			byCore.set(c.Core, k)
+			counts = append(counts, 0)
+		}
+		x.slot[j] = k
+		counts[k]++
+	}
+	x.starts = make([]int, len(counts)+1)
+	for k, n := range counts {
+		x.starts[k+1] = x.starts[k] + n
+	}
+	x.cpus = make([]int, len(host.CPUs))
+	next := slices.Clone(x.starts[:len(counts)])
+	for j, c := range host.CPUs {
+		k := x.slot[j]
+		x.cpus[next[k]] = c.ID
+		next[k]++
+	}
+	return x
+}
+
+// of is the CPUs of host.CPUs[j]'s core; nil without an index.
+func (x *coreIndex) of(j int) []int {
+	if x == nil {
+		return nil
+	}
+	k := x.slot[j]
+	return x.cpus[x.starts[k]:x.starts[k+1]:x.starts[k+1]]
 }
 
 // granule is the unit guest memory is split in: a MiB, or the hugepage

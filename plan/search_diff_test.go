@@ -173,6 +173,7 @@ func randomHost(rng *rand.Rand) *topology.Host {
 	online := cpuset.New()
 	allowedCPUs := cpuset.New()
 	cpuset_ := rng.IntN(4) == 0
+	coreID := 0
 	allowedMems := cpuset.New()
 	for i, id := range ids {
 		n := topology.Node{ID: id, Distances: map[int]int{}}
@@ -189,13 +190,18 @@ func randomHost(rng *rand.Rand) *topology.Host {
 			}
 			list = append(list, on...)
 			siblings := cpuset.New(on...)
+			coreID++
 			for _, c := range on {
 				if rng.IntN(200) == 0 {
 					continue // a CPU topology gives no siblings for
 				}
 				// (Sibling sets always agree: topology.Read refuses a host
 				// whose do not.)
-				h.CPUs = append(h.CPUs, topology.CPU{ID: c, Node: id, Core: c, Siblings: siblings})
+				core := coreID
+				if rng.IntN(100) == 0 {
+					core = -1 - c // a core index that disagrees with the siblings
+				}
+				h.CPUs = append(h.CPUs, topology.CPU{ID: c, Node: id, Core: core, Siblings: siblings})
 				if !cpuset_ || rng.IntN(3) != 0 {
 					allowedCPUs = allowedCPUs.Union(cpuset.New(c))
 				}
