@@ -505,27 +505,11 @@ func (c *candidate) better(d *candidate, spec Spec) bool {
 	return false
 }
 
-func cpuNodeCount(set []*nodeRoom) int {
-	n := 0
-	for _, r := range set {
-		if !r.MemoryOnly {
-			n++
-		}
-	}
-	return max(n, 1)
-}
-
 func setIDs(set []*nodeRoom) []int {
 	ids := make([]int, len(set))
 	for i, r := range set {
 		ids[i] = r.Node
 	}
-	return ids
-}
-
-func sortedIDs(set []*nodeRoom) []int {
-	ids := setIDs(set)
-	slices.Sort(ids)
 	return ids
 }
 

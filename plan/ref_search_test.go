@@ -420,3 +420,19 @@ func refMake(host *topology.Host, spec Spec, placed []Placed) (*Plan, error) {
 	}
 	return build(spec, all, c), nil
 }
+
+func cpuNodeCount(set []*nodeRoom) int {
+	n := 0
+	for _, r := range set {
+		if !r.MemoryOnly {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+func sortedIDs(set []*nodeRoom) []int {
+	ids := setIDs(set)
+	slices.Sort(ids)
+	return ids
+}
