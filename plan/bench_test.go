@@ -50,7 +50,26 @@ func benchPlaced(h *topology.Host, n int) []Placed {
 
 // BenchmarkMake plans a one-node VM and a wide VM (half the host's cores,
 // a third of its memory) on hosts of 1 to 64 nodes with 0 to 1000 VMs placed.
-func BenchmarkMake(b *testing.B) {
+func BenchmarkMake(b *testing.B) { benchMake(b, Make) }
+
+// BenchmarkMakeReference is BenchmarkMake with the search Make had before
+// issue 16 (ref_search_test.go), for before-and-after ratios in one run.
+func BenchmarkMakeReference(b *testing.B) { benchMake(b, refMake) }
+
+// BenchmarkSearch is the part of BenchmarkMake before the layout: every
+// node's room and the choice of nodes, without build.
+func BenchmarkSearch(b *testing.B) {
+	benchMake(b, func(h *topology.Host, spec Spec, placed []Placed) (*Plan, error) {
+		spec, err := checkSpec(h, spec)
+		if err != nil {
+			return nil, err
+		}
+		_, err = autoChoice(rooms(h, spec, placed), spec)
+		return nil, err
+	})
+}
+
+func benchMake(b *testing.B, make func(*topology.Host, Spec, []Placed) (*Plan, error)) {
 	for _, nodes := range []int{1, 2, 4, 8, 16, 32, 64} {
 		h := benchHost(nodes)
 		for _, placed := range []int{0, 10, 100, 1000} {
@@ -65,12 +84,12 @@ func BenchmarkMake(b *testing.B) {
 			}
 			for _, s := range specs {
 				b.Run(fmt.Sprintf("nodes=%d/cpus=%d/placed=%d/%s", nodes, h.OnlineCPUs.Size(), placed, s.name), func(b *testing.B) {
-					if _, err := Make(h, s.spec, pl); err != nil && !errors.Is(err, ErrDoesNotFit) {
+					if _, err := make(h, s.spec, pl); err != nil && !errors.Is(err, ErrDoesNotFit) {
 						b.Fatal(err)
 					}
 					b.ReportAllocs()
 					for b.Loop() {
-						if _, err := Make(h, s.spec, pl); err != nil && !errors.Is(err, ErrDoesNotFit) {
+						if _, err := make(h, s.spec, pl); err != nil && !errors.Is(err, ErrDoesNotFit) {
 							b.Fatal(err)
 						}
 					}
