@@ -406,7 +406,9 @@ func (s *search) fit() (ok, free bool) {
 	k := uint64(len(s.order))
 	g := granule(s.spec)
 	units := s.spec.MemoryBytes / g
-	if units >= k {
+	// The user's guest topology keeps sockets whole on a node, which an
+	// even memory split says nothing about: lay such sets out.
+	if units >= k && s.spec.Topology == nil {
 		q, rem := units/k, units%k
 		even, roomy := true, true
 		for i, r := range s.order {

@@ -101,7 +101,7 @@ func refAutoChoice(all []*nodeRoom, spec Spec) (*choice, error) {
 		if spec.HasNearNode {
 			by = append(by, fmt.Sprintf("nearness to node %d (the device's node)", spec.NearNode))
 		}
-		if len(best.set) > 1 {
+		if len(best.set) > 1 && knownDistances(best.set) {
 			by = append(by, fmt.Sprintf("the shortest distance between its nodes (%d)", best.spanDist))
 		}
 		by = append(by, "the most room")

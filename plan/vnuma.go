@@ -243,7 +243,7 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 		p.Sockets, p.Cores, p.Threads = spec.VCPUs, 1, 1
 	}
 
-	used := cpuset.New()
+	var used []int // the dedicated CPUs; one set at the end (a Union per vCPU is quadratic)
 	vcpu := 0
 	for g, i := range order {
 		r := c.set[i]
@@ -259,7 +259,7 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 				v.Socket = vcpu
 			}
 			if spec.Dedicated {
-				used = used.Union(v.HostCPUs)
+				used = append(used, v.HostCPUs.UnsortedList()...)
 			}
 			gn.VCPUs = append(gn.VCPUs, vcpu)
 			p.VCPUs = append(p.VCPUs, v)
@@ -277,17 +277,18 @@ func build(spec Spec, all []*nodeRoom, c *choice) *Plan {
 		}
 	}
 
-	nodeCPUs := cpuset.New()
+	free := make([]cpuset.CPUSet, 0, len(c.set))
 	for _, r := range c.set {
-		nodeCPUs = nodeCPUs.Union(r.FreeCPUs)
+		free = append(free, r.FreeCPUs)
 	}
+	nodeCPUs := cpuset.New().Union(free...)
 	// A dedicated VM's other threads share its own dedicated CPUs (libvirt
 	// and Nova's "share" policy): on the node's spare CPUs they would run
 	// where a later dedicated VM's vCPUs are placed.
 	p.EmulatorCPUs = nodeCPUs
 	emuShared := spec.Dedicated
 	if emuShared {
-		p.EmulatorCPUs = used
+		p.EmulatorCPUs = cpuset.New(used...)
 	}
 	p.Mempolicy = Mempolicy{Mode: spec.Policy, Nodes: cpuset.New(p.HostNodes...)}
 	if spec.Policy == memobj.PolicyPreferred && len(p.HostNodes) > 1 {
