@@ -305,10 +305,11 @@ expect_stat_matches_maps() {
 }
 
 # backend_host_nodes PID ID: the host-nodes of memory backend ID in qemu's
-# command line (key=value or JSON form), as written; empty when it has none.
+# command line (key=value, with or without qom-type=, or JSON form), as
+# written; empty when it has none.
 backend_host_nodes() {
 	qemu_args $1 | awk -v want="$2" '
-		/^memory-backend-/ { id = ""; hn = ""; n = split($0, f, ",")
+		/^(qom-type=)?memory-backend-/ { id = ""; hn = ""; n = split($0, f, ",")
 			for (i = 1; i <= n; i++) { split(f[i], kv, "="); if (kv[1] == "id") id = kv[2]; if (kv[1] == "host-nodes") hn = kv[2] }
 			if (id == want) print hn }
 		/^\{.*"qom-type" *: *"memory-backend-/ {
