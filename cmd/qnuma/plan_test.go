@@ -107,8 +107,11 @@ func TestPlanJSON(t *testing.T) {
 			hostNodes: []int{1}, policy: "bind",
 			argvHas: [][]string{{"-object", "memory-backend-ram,id=qnuma-ram0,size=1G,host-nodes=1,policy=bind"}}},
 		{name: "bind only keeps the user's layout",
-			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M", "-numa", "node,nodeid=0"},
-			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M", "-numa", "node,nodeid=0"}, policy: "bind"},
+			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M",
+				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=1,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
+			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M",
+				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=1,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
+			hostNodes: []int{1}, guestVCPU: [][]int{{0, 1}}, hostCPUs: []string{"8-15,24-31", "8-15,24-31"}, policy: "bind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
