@@ -63,6 +63,29 @@ echo "$N1" | grep -qx '[0-9]' || die "qnuma left backend m1 bound to '$N1', want
 	})
 }
 
+// TestScenarioCellsUserNumaGiven: the user's own cells bound as the domain
+// XML of TestScenarioCellsDomainXML binds them (cell 0 policy=bind on host
+// node 1, cell 1 policy=preferred on host node 0), under --bind-only:
+// qnuma keeps the bindings and pins each cell's vCPUs to its node. The
+// same checks as the domain XML's, on the command line libvirt would write.
+func TestScenarioCellsUserNumaGiven(t *testing.T) {
+	script := `
+qnuma_start /tmp/qnuma.log run --bind-only -- qemu-system-x86_64 -S -accel tcg -display none -nodefaults \
+	-smp 4,sockets=2,cores=2 -m 640M \
+	-object memory-backend-ram,id=m0,size=256M,host-nodes=1,policy=bind,prealloc=on \
+	-object '{"qom-type":"memory-backend-ram","id":"m1","size":402653184,"host-nodes":[0],"policy":"preferred","prealloc":true}' \
+	-numa node,nodeid=0,memdev=m0,cpus=0-1 -numa node,nodeid=1,memdev=m1,cpus=2-3
+qemu_args $qemu_pid | grep -E 'memory-backend|^node,'
+N0=1
+N1=0
+` + cellsChecks
+	runScenarios(t, []scenario{
+		{name: "cell 0 bound to node 1, cell 1 preferring node 0", topo: TwoNodes(), script: script, timeout: 3 * time.Minute},
+		{name: "negative: the swapped mapping", topo: TwoNodes(), script: "SWAP=1\n" + script, wantExit: 1, timeout: 3 * time.Minute,
+			wantOutput: []string{"MiB all on node", "not only on"}},
+	})
+}
+
 // TestScenarioCellsUserNumaPlanned is the same without --bind-only, where
 // qnuma would keep the user's cells and render the rest itself; it skips
 // while the planner refuses a command line with its own -numa without
