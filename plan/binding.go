@@ -69,8 +69,11 @@ func (p *Plan) binding(g GuestNode) Binding {
 		return Binding{Reason: fmt.Sprintf("chosen: qnuma's layout (see Why); a guest node of vCPUs only, on %s", nodesPhrase(nodes))}
 	}
 	what := "qnuma's layout (see Why)"
+	if p.Spec.HostNodes != nil {
+		what = fmt.Sprintf("qnuma's layout over the host nodes %s given (--host-nodes)", idList(p.Spec.HostNodes))
+	}
 	if len(g.VCPUs) == 0 {
-		what = "qnuma's layout (see Why), memory only"
+		what += ", memory only"
 	}
 	return Binding{Backend: fmt.Sprintf(ramIDFormat, g.ID), Policy: string(pol),
 		Reason: fmt.Sprintf("chosen: %s; its backend %s has host-nodes=%s policy=%s", what, fmt.Sprintf(ramIDFormat, g.ID), nodes, pol)}
