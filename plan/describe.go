@@ -10,8 +10,11 @@ import (
 )
 
 // Describe writes the plan for a person to check before anything starts:
-// why these nodes, every node's room, guest node → host node, vCPU → host
-// CPUs (runs of vCPUs with the same CPUs on one line), memory per node.
+// why these nodes, every node's room, guest node → host node with what was
+// given and what qnuma chose (Bindings), vCPU → host CPUs (runs of vCPUs
+// with the same CPUs on one line; hotpluggable ones apart), the guest
+// topology, the emulator threads' CPUs and the process memory policy with
+// its fallback.
 func (p *Plan) Describe(w io.Writer) error {
 	ew := &errWriter{w: w}
 	s := p.Spec
@@ -51,17 +54,26 @@ func (p *Plan) Describe(w io.Writer) error {
 	}
 	tw.flush()
 
-	ew.printf("\nGuest nodes:\n")
+	ew.printf("\nGuest nodes (given: the user's binding, kept; chosen: by qnuma):\n")
 	tw = newTable(ew)
-	fmt.Fprintf(tw, "  guest node\thost nodes\tvCPUs\tmemory\n")
-	for _, g := range p.GuestNodes {
+	fmt.Fprintf(tw, "  guest node\thost nodes\tvCPUs\tmemory\tbackend\tpolicy\tbinding\n")
+	bindings := p.Bindings()
+	for i, g := range p.GuestNodes {
 		vcpus := "-"
 		if len(g.VCPUs) > 0 {
 			vcpus = cpuset.New(g.VCPUs...).String()
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", g.ID, cpuset.New(g.HostNodes...), vcpus, sizeString(g.MemoryBytes))
+		b := bindings[i]
+		backend, policy, given := dash(b.Backend), dash(b.Policy), "chosen"
+		if b.Given {
+			given = "given"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, cpuset.New(g.HostNodes...), vcpus, sizeString(g.MemoryBytes), backend, policy, given)
 	}
 	tw.flush()
+	for i, g := range p.GuestNodes {
+		ew.printf("  - guest node %d: %s.\n", g.ID, bindings[i].Reason)
+	}
 
 	ew.printf("\nvCPUs → host CPUs:\n")
 	tw = newTable(ew)
@@ -80,22 +92,38 @@ func (p *Plan) Describe(w io.Writer) error {
 			last := p.VCPUs[j-1]
 			sct += fmt.Sprintf("..%d/%d/%d", last.Socket, last.Core, last.Thread)
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", cpuset.New(ids...), p.VCPUs[i].GuestNode, sct, p.VCPUs[i].HostCPUs)
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", cpuset.New(ids...), p.GuestNodeID(p.VCPUs[i]), sct, p.VCPUs[i].HostCPUs)
 		i = j
 	}
 	tw.flush()
+	if hp := p.HotplugVCPUs(); len(hp) > 0 {
+		ew.printf("\nHotpluggable vCPUs (-smp maxcpus, not present at start; qnuma run pins only the vCPUs present at start):\n")
+		tw = newTable(ew)
+		fmt.Fprintf(tw, "  vCPU\tguest node\tsocket/core/thread\thost CPUs\n")
+		for _, v := range hp {
+			fmt.Fprintf(tw, "  %d\t%d\t%d/%d/%d\t%s\n", v.ID, p.GuestNodeID(v), v.Socket, v.Core, v.Thread, v.HostCPUs)
+		}
+		tw.flush()
+	}
 
 	ew.printf("\nGuest CPU topology: sockets=%d", p.Sockets)
 	if t := s.Topology; t != nil && t.Dies > 1 {
 		ew.printf(" dies=%d", t.Dies)
 	}
 	ew.printf(" cores=%d threads=%d", p.Cores, p.Threads)
+	if t := s.Topology; t != nil && t.MaxCPUs > len(p.VCPUs) {
+		ew.printf(", %d vCPUs present of maxcpus=%d", len(p.VCPUs), t.MaxCPUs)
+	}
 	if s.Topology != nil {
 		ew.printf(" (the qemu command line's own -smp, kept)")
 	}
 	ew.printf("\n")
 	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
-	ew.printf("Process memory policy: %s on %s\n", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
+	ew.printf("Process memory policy: %s on %s", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
+	if fb, ok := p.Mempolicy.Fallback(); ok {
+		ew.printf(" (where the kernel lacks MPOL_PREFERRED_MANY: %s on %s)", fb.Mode, nodesPhrase(fb.Nodes))
+	}
+	ew.printf("\n")
 	if p.Distances != nil {
 		ew.printf("Guest node distances:\n")
 		for i, row := range p.Distances {
@@ -107,6 +135,13 @@ func (p *Plan) Describe(w io.Writer) error {
 		}
 	}
 	return ew.err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // table is a tabwriter whose lines lose their trailing padding.

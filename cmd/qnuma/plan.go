@@ -11,13 +11,14 @@ import (
 
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemucmd"
 )
 
 // PlanCmd is `qnuma plan`: where a VM would go and the QEMU command line
 // that puts it there, without starting anything.
 type PlanCmd struct {
 	SpecFlags `embed:""`
-	JSON      bool   `name:"json" help:"Print JSON: qemu_args, guest_nodes, vcpus, process_mempolicy, rooms and reasons."`
+	JSON      bool   `name:"json" help:"Print JSON: qemu_args, guest_nodes (given or chosen, and why), vcpus and hotplug_vcpus with their host_cpus, emulator_cpus, iothreads, smp, process_mempolicy with its fallback, rooms and reasons (docs/plan.md)."`
 	StateDir  string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host, whose room they hold (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma). Not read with --root."`
 }
 
@@ -41,6 +42,12 @@ func (c *PlanCmd) write(ctx context.Context, w io.Writer) error {
 	}
 	if err := pr.Plan.Describe(w); err != nil {
 		return err
+	}
+	if ids := ioThreadIDs(pr.User); len(ids) > 0 {
+		// qnuma run pins the I/O threads with qemu's other threads.
+		if _, err := fmt.Fprintf(w, "I/O threads %s: CPUs %s (with the emulator threads)\n", strings.Join(ids, ", "), pr.Plan.EmulatorCPUs); err != nil {
+			return err
+		}
 	}
 	head := fmt.Sprintf("\nQEMU command line (QEMU %s):\n", pr.QEMU)
 	if pr.User == nil {
@@ -76,20 +83,25 @@ func (c *PlanCmd) placed(ctx context.Context) ([]plan.Placed, error) {
 	return l.Placed(st.Entries), nil
 }
 
-// planJSON is `qnuma plan --json`.
+// planJSON is `qnuma plan --json`: everything qnuma applies, documented
+// key by key in docs/plan.md. Keys are kept stable: scripts and bench/
+// read them.
 type planJSON struct {
 	HostNodes        []int           `json:"host_nodes"`
 	QEMUArgs         []string        `json:"qemu_args"`
 	QEMUVersion      string          `json:"qemu_version"`
 	GuestNodes       []guestNodeJSON `json:"guest_nodes"`
 	VCPUs            []vcpuJSON      `json:"vcpus"`
+	HotplugVCPUs     []vcpuJSON      `json:"hotplug_vcpus"`
 	SMP              smpJSON         `json:"smp"`
 	EmulatorCPUs     string          `json:"emulator_cpus"`
+	IOThreads        []iothreadJSON  `json:"iothreads"`
 	ProcessMempolicy mempolicyJSON   `json:"process_mempolicy"`
 	Distances        [][]int         `json:"distances"`
 	Rooms            []roomJSON      `json:"rooms"`
 	Reasons          []string        `json:"reasons"`
 	BindOnly         bool            `json:"bind_only"`
+	Dedicated        bool            `json:"cpus_dedicated"`
 }
 
 type guestNodeJSON struct {
@@ -97,26 +109,50 @@ type guestNodeJSON struct {
 	HostNodes   []int  `json:"host_nodes"`
 	VCPUs       []int  `json:"vcpus"`
 	MemoryBytes uint64 `json:"memory_bytes"`
+	// Binding is "given" (the user's backend names its host-nodes) or
+	// "chosen" (by qnuma); Reason says why.
+	Binding string `json:"binding"`
+	Backend string `json:"backend"`
+	Policy  string `json:"policy"`
+	Reason  string `json:"reason"`
 }
 
 type vcpuJSON struct {
 	VCPU      int    `json:"vcpu"`
 	GuestNode int    `json:"guest_node"`
 	Socket    int    `json:"socket"`
+	Die       int    `json:"die"`
 	Core      int    `json:"core"`
 	Thread    int    `json:"thread"`
 	HostCPUs  string `json:"host_cpus"`
+	Present   bool   `json:"present"`
 }
 
 type smpJSON struct {
 	Sockets int `json:"sockets"`
 	Cores   int `json:"cores"`
 	Threads int `json:"threads"`
+	Dies    int `json:"dies"`
+	CPUs    int `json:"cpus"`
+	MaxCPUs int `json:"maxcpus"`
+	// Given: the topology is the user's own -smp, kept as written.
+	Given bool `json:"given"`
+}
+
+type iothreadJSON struct {
+	IOThread string `json:"iothread"`
+	HostCPUs string `json:"host_cpus"`
+}
+
+type nodePolicyJSON struct {
+	Mode  string `json:"mode"`
+	Nodes []int  `json:"nodes"`
 }
 
 type mempolicyJSON struct {
-	Mode  string `json:"mode"`
-	Nodes []int  `json:"nodes"`
+	nodePolicyJSON
+	// Fallback is applied where the kernel refuses Mode (null: none).
+	Fallback *nodePolicyJSON `json:"fallback"`
 }
 
 type roomJSON struct {
@@ -136,23 +172,83 @@ func planJSONOf(pr *Prepared) planJSON {
 		HostNodes:        p.HostNodes,
 		QEMUArgs:         nonNil(pr.Argv),
 		QEMUVersion:      pr.QEMU.String(),
-		SMP:              smpJSON{p.Sockets, p.Cores, p.Threads},
+		SMP:              smpJSON{Sockets: p.Sockets, Cores: p.Cores, Threads: p.Threads, Dies: 1, CPUs: len(p.VCPUs), MaxCPUs: p.Sockets * p.Cores * p.Threads},
 		EmulatorCPUs:     p.EmulatorCPUs.String(),
-		ProcessMempolicy: mempolicyJSON{Mode: string(p.Mempolicy.Mode), Nodes: nonNil(p.Mempolicy.Nodes.List())},
+		IOThreads:        []iothreadJSON{},
+		ProcessMempolicy: mempolicyJSON{nodePolicyJSON: mempolicyOf(p.Mempolicy)},
 		Distances:        p.Distances,
 		Reasons:          p.Reasons,
 		BindOnly:         p.BindOnly,
+		Dedicated:        p.Spec.Dedicated,
+		HotplugVCPUs:     []vcpuJSON{},
 	}
-	for _, g := range p.GuestNodes {
-		out.GuestNodes = append(out.GuestNodes, guestNodeJSON{g.ID, g.HostNodes, nonNil(g.VCPUs), g.MemoryBytes})
+	if t := p.Spec.Topology; t != nil {
+		out.SMP.Dies, out.SMP.MaxCPUs, out.SMP.Given = t.Dies, t.MaxCPUs, true
+	}
+	if fb, ok := p.Mempolicy.Fallback(); ok {
+		f := mempolicyOf(fb)
+		out.ProcessMempolicy.Fallback = &f
+	}
+	bindings := p.Bindings()
+	for i, g := range p.GuestNodes {
+		b := bindings[i]
+		given := "chosen"
+		if b.Given {
+			given = "given"
+		}
+		out.GuestNodes = append(out.GuestNodes, guestNodeJSON{g.ID, g.HostNodes, nonNil(g.VCPUs), g.MemoryBytes, given, b.Backend, b.Policy, b.Reason})
+	}
+	vcpu := func(v plan.VCPU, present bool) vcpuJSON {
+		return vcpuJSON{v.ID, p.GuestNodeID(v), v.Socket, p.Die(v.ID), v.Core, v.Thread, v.HostCPUs.String(), present}
 	}
 	for _, v := range p.VCPUs {
-		out.VCPUs = append(out.VCPUs, vcpuJSON{v.ID, v.GuestNode, v.Socket, v.Core, v.Thread, v.HostCPUs.String()})
+		out.VCPUs = append(out.VCPUs, vcpu(v, true))
+	}
+	for _, v := range p.HotplugVCPUs() {
+		out.HotplugVCPUs = append(out.HotplugVCPUs, vcpu(v, false))
+	}
+	// qnuma run pins the I/O threads with qemu's other threads.
+	for _, id := range ioThreadIDs(pr.User) {
+		out.IOThreads = append(out.IOThreads, iothreadJSON{id, p.EmulatorCPUs.String()})
 	}
 	for _, r := range p.Rooms {
 		out.Rooms = append(out.Rooms, roomJSON{r.Node, r.CPUs, r.FreeCPUs.String(), r.MemoryBytes, r.Hugepages, r.MemoryOnly, r.Load, r.Unusable})
 	}
 	return out
+}
+
+func mempolicyOf(m plan.Mempolicy) nodePolicyJSON {
+	return nodePolicyJSON{Mode: string(m.Mode), Nodes: nonNil(m.Nodes.List())}
+}
+
+// ioThreadIDs is the ids of the user's -object iothread (either form), in
+// command-line order.
+func ioThreadIDs(user *plan.QEMUArgv) []string {
+	if user == nil || user.Cmdline == nil {
+		return nil
+	}
+	var ids []string
+	for _, a := range user.Cmdline.Find("object") {
+		p, err := qemucmd.ParseProps(a.Value, "qom-type", true)
+		if err != nil {
+			continue // not an object qnuma reads; the parse refused those it does
+		}
+		str := func(key string) string {
+			v, _ := p.Get(key)
+			if p.JSON {
+				var s string
+				if json.Unmarshal([]byte(v), &s) != nil {
+					return ""
+				}
+				return s
+			}
+			return v
+		}
+		if str("qom-type") == "iothread" && str("id") != "" {
+			ids = append(ids, str("id"))
+		}
+	}
+	return ids
 }
 
 // nonNil makes empty lists print as [] rather than null.

@@ -111,9 +111,10 @@ func TestPlanJSON(t *testing.T) {
 		// its own backend is kept as written.
 		{name: "bind only keeps the user's layout",
 			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M",
-				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
+				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=1,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
 			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M",
-				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=m0"}, policy: "bind"},
+				"-object", "memory-backend-ram,id=m0,size=512M,host-nodes=1,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
+			hostNodes: []int{1}, guestVCPU: [][]int{{0, 1}}, hostCPUs: []string{"8-15,24-31", "8-15,24-31"}, policy: "bind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -303,3 +303,49 @@ expect_stat_matches_maps() {
 		/tmp/stat.ram /tmp/maps.ram)
 	[ -z "$diffs" ] || die "$1 against pid $2: $diffs"
 }
+
+# backend_host_nodes PID ID: the host-nodes of memory backend ID in qemu's
+# command line (key=value, with or without qom-type=, or JSON form), as
+# written; empty when it has none.
+backend_host_nodes() {
+	qemu_args $1 | awk -v want="$2" '
+		/^(qom-type=)?memory-backend-/ { id = ""; hn = ""; n = split($0, f, ",")
+			for (i = 1; i <= n; i++) { split(f[i], kv, "="); if (kv[1] == "id") id = kv[2]; if (kv[1] == "host-nodes") hn = kv[2] }
+			if (id == want) print hn }
+		/^\{.*"qom-type" *: *"memory-backend-/ {
+			if (match($0, /"id" *: *"[^"]*"/)) { id = substr($0, RSTART, RLENGTH); sub(/.*: *"/, "", id); sub(/"$/, "", id) }
+			hn = ""
+			if (match($0, /"host-nodes" *: *\[[^]]*\]/)) { hn = substr($0, RSTART, RLENGTH); sub(/.*\[/, "", hn); sub(/\]$/, "", hn); gsub(/ /, "", hn) }
+			if (id == want) print hn }'
+}
+
+# expect_ram_mapping_on PID MIB NODE: PID has a mapping of MIB MiB resident
+# (within 1 MiB; a preallocated memory backend) whose pages are all on NODE,
+# by /proc/PID/numa_maps. Prints the mappings of about that size either way.
+expect_ram_mapping_on() {
+	awk -v mib="$2" -v want="N$3" '
+		{ kb = 4; tot = 0; on = 0
+		  for (i = 1; i <= NF; i++) { split($i, kv, "=")
+			if (kv[1] == "kernelpagesize_kB") kb = kv[2]
+			if (kv[1] ~ /^N[0-9]+$/) { tot += kv[2]; if (kv[1] == want) on = kv[2] } }
+		  t = tot * kb / 1024; o = on * kb / 1024
+		  if (t >= mib - 1 && t <= mib + 1) { print "  " $0 > "/dev/stderr"; if (o >= t - 1) found = 1 } }
+		END { exit !found }' /proc/$1/numa_maps ||
+		die "pid $1 has no mapping of $2 MiB all on node $3"
+	echo "pid $1: a mapping of $2 MiB, all on node $3"
+}
+
+# expect_vcpus_within PID VCPUS CPULIST: each vCPU of the list VCPUS has a
+# thread, allowed only on CPUs of CPULIST (Cpus_allowed_list a subset).
+expect_vcpus_within() {
+	want=$(cpulist_expand $3)
+	for v in $(cpulist_expand $2); do
+		t=$(vcpu_tids $1 | awk -v v=$v '$1 == v {print $2}')
+		[ -n "$t" ] || die "pid $1 has no thread for vcpu $v"
+		l=$(cpus_allowed $t)
+		for c in $(cpulist_expand $l); do
+			echo "$want" | grep -qx "$c" || die "vcpu $v of pid $1 may run on $l, not only on $3"
+		done
+		echo "pid $1: vcpu $v on $l, within $3"
+	done
+}
