@@ -90,11 +90,17 @@ func (p *Plan) Describe(w io.Writer) error {
 		ew.printf(" dies=%d", t.Dies)
 	}
 	ew.printf(" cores=%d threads=%d", p.Cores, p.Threads)
-	if s.Topology != nil {
+	switch {
+	case s.Topology != nil && s.CellsFrom != "":
+		ew.printf(" (as given, kept)")
+	case s.Topology != nil:
 		ew.printf(" (the qemu command line's own -smp, kept)")
 	}
 	ew.printf("\n")
 	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
+	for _, io := range p.IOThreads {
+		ew.printf("I/O thread %s: CPUs %s\n", io.ID, io.HostCPUs)
+	}
 	ew.printf("Process memory policy: %s on %s\n", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
 	if p.Distances != nil {
 		ew.printf("Guest node distances:\n")
