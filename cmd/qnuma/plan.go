@@ -85,6 +85,7 @@ type planJSON struct {
 	VCPUs            []vcpuJSON      `json:"vcpus"`
 	SMP              smpJSON         `json:"smp"`
 	EmulatorCPUs     string          `json:"emulator_cpus"`
+	IOThreads        []ioThreadJSON  `json:"iothreads"`
 	ProcessMempolicy mempolicyJSON   `json:"process_mempolicy"`
 	Distances        [][]int         `json:"distances"`
 	Rooms            []roomJSON      `json:"rooms"`
@@ -106,6 +107,11 @@ type vcpuJSON struct {
 	Core      int    `json:"core"`
 	Thread    int    `json:"thread"`
 	HostCPUs  string `json:"host_cpus"`
+}
+
+type ioThreadJSON struct {
+	IOThread string `json:"iothread"`
+	HostCPUs string `json:"host_cpus"`
 }
 
 type smpJSON struct {
@@ -148,6 +154,10 @@ func planJSONOf(pr *Prepared) planJSON {
 	}
 	for _, v := range p.VCPUs {
 		out.VCPUs = append(out.VCPUs, vcpuJSON{v.ID, v.GuestNode, v.Socket, v.Core, v.Thread, v.HostCPUs.String()})
+	}
+	out.IOThreads = []ioThreadJSON{}
+	for _, io := range p.IOThreads {
+		out.IOThreads = append(out.IOThreads, ioThreadJSON{io.ID, io.HostCPUs.String()})
 	}
 	for _, r := range p.Rooms {
 		out.Rooms = append(out.Rooms, roomJSON{r.Node, r.CPUs, r.FreeCPUs.String(), r.MemoryBytes, r.Hugepages, r.MemoryOnly, r.Load, r.Unusable})
