@@ -188,7 +188,7 @@ func (dp *domainPlan) spec(spec plan.Spec) (plan.Spec, error) {
 	spec.VCPUs, spec.Topology = cur, &topo
 	spec.CellsFrom = "The domain XML's <cpu><numa>"
 	if most != cur {
-		dp.notes = append(dp.notes, fmt.Sprintf("vCPUs %d-%d are hotpluggable and offline at start (-smp %d,maxcpus=%d): they are in their guest nodes' -numa cpus=, and qnuma pins only the vCPUs present at start.", cur, most-1, cur, most))
+		dp.notes = append(dp.notes, fmt.Sprintf("vCPUs %s are hotpluggable and offline at start (-smp %d,maxcpus=%d): they are in their guest nodes' -numa cpus=, and qnuma pins only the vCPUs present at start.", cpuset.New(seq(most)[cur:]...), cur, most))
 	}
 
 	cells := d.Cells

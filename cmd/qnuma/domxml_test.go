@@ -1,0 +1,282 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/domxml"
+	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemucmd"
+	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/qmp"
+	"github.com/qnuma/qnuma/topology/topotest"
+)
+
+var updateDomain = flag.Bool("update-domain", false, "rewrite the golden plans of testdata/domxml")
+
+// domainXMLs is every domain of the golden tests: domxml's own testdata
+// (less HMAT, which qnuma refuses) and this package's.
+func domainXMLs(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, glob := range []string{"../../domxml/testdata/*.xml", "testdata/domxml/*.xml"} {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m...)
+	}
+	out = slices.DeleteFunc(out, func(p string) bool { return strings.Contains(p, "hmat") })
+	if len(out) < 9 {
+		t.Fatalf("found %d domain XMLs: %v", len(out), out)
+	}
+	return out
+}
+
+func domainName(path string) string { return strings.TrimSuffix(filepath.Base(path), ".xml") }
+
+// TestDomainXMLGolden plans every domain on a 4-node host (topotest.SNC2)
+// and compares the plan, reasons and QEMU arguments with the golden text.
+func TestDomainXMLGolden(t *testing.T) {
+	root := topotest.SNC2().Write(t)
+	for _, x := range domainXMLs(t) {
+		t.Run(domainName(x), func(t *testing.T) {
+			out, err := planOut(t, "--root", root, "--qemu-version", "7.2", "--domain-xml", x)
+			if err != nil {
+				t.Fatalf("qnuma plan --domain-xml %s: %v", x, err)
+			}
+			golden := filepath.Join("testdata", "domxml", domainName(x)+".plan.txt")
+			if *updateDomain {
+				if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update-domain to write it)", err)
+			}
+			if out != string(want) {
+				t.Errorf("qnuma plan --domain-xml %s:\n%s\nwant (%s):\n%s", x, out, golden, want)
+			}
+		})
+	}
+}
+
+// domainPlanJSON is what the QEMU test reads of `qnuma plan --json`.
+type domainPlanJSON struct {
+	QEMUArgs   []string        `json:"qemu_args"`
+	GuestNodes []guestNodeJSON `json:"guest_nodes"`
+	VCPUs      []vcpuJSON      `json:"vcpus"`
+	IOThreads  []ioThreadJSON  `json:"iothreads"`
+}
+
+// TestDomainXMLInQEMU starts every domain's rendered command line in the
+// real QEMU 7.2, paused, and checks over QMP that each vCPU is on its
+// planned guest node with its planned socket, die, core and thread, and
+// each backend has its size, policy and share. The plans are for a 4-node
+// host: as in plan's TestRenderedPlansInQEMU, the host nodes are rewritten
+// to node 0 (QEMU's mbind fails on nodes this host lacks), and hugepages
+// this host has none of are first shown refused at mapping, then dropped.
+func TestDomainXMLInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	root := topotest.SNC2().Write(t)
+	for _, x := range domainXMLs(t) {
+		t.Run(domainName(x), func(t *testing.T) {
+			out, err := planOut(t, "--json", "--root", root, "--qemu-version", "7.2", "--domain-xml", x)
+			if err != nil {
+				t.Fatalf("qnuma plan --domain-xml %s: %v", x, err)
+			}
+			var pj domainPlanJSON
+			if err := json.Unmarshal([]byte(out), &pj); err != nil {
+				t.Fatal(err)
+			}
+			c, err := qemucmd.Parse(pj.QEMUArgs)
+			if err != nil {
+				t.Fatalf("parse rendered %q: %v", pj.QEMUArgs, err)
+			}
+			want := map[string]qemucmd.Backend{}
+			huge := false
+			for i, a := range c.Args {
+				b, ok := a.Opt.(qemucmd.Backend)
+				if !ok {
+					continue
+				}
+				want[b.ID] = b
+				if b.HasHostNodes {
+					b.HostNodes = cpuset.New(0)
+				}
+				c.Args[i] = b.Arg()
+				huge = huge || (b.HugeTLB != nil && *b.HugeTLB)
+			}
+			args := c.Argv()[1:]
+			if huge {
+				// This host has no free hugepages of the domain's sizes:
+				// QEMU takes the syntax and fails mapping them.
+				if _, err := qemutest.Start(t, args...); err != nil && !strings.Contains(err.Error(), "backing store") {
+					t.Errorf("hugepage backends: QEMU refused them with %v; want it past the syntax, failing to map the pages", err)
+				}
+				for i, a := range c.Args {
+					if b, ok := a.Opt.(qemucmd.Backend); ok && b.HugeTLB != nil {
+						b.HugeTLB, b.HugeTLBSize, b.Prealloc, b.PreallocThreads = nil, 0, nil, nil
+						c.Args[i] = b.Arg()
+					}
+				}
+				args = c.Argv()[1:]
+			}
+			vm, err := qemutest.Start(t, args...)
+			if err != nil {
+				t.Fatalf("QEMU refused the rendered command line: %v", err)
+			}
+			var cpus []qmp.CPU
+			if err := vm.Execute("query-cpus-fast", nil, &cpus); err != nil {
+				t.Fatal(err)
+			}
+			if len(cpus) != len(pj.VCPUs) {
+				t.Errorf("QEMU has %d vCPUs, the plan %d", len(cpus), len(pj.VCPUs))
+			}
+			for _, cpu := range cpus {
+				if cpu.CPUIndex >= len(pj.VCPUs) {
+					continue
+				}
+				v := pj.VCPUs[cpu.CPUIndex]
+				p := cpu.Props
+				got := [4]int{deref(p.NodeID), deref(p.SocketID), deref(p.CoreID), deref(p.ThreadID)}
+				w := [4]int{v.GuestNode, v.Socket, v.Core, v.Thread}
+				if !c.Has("numa") {
+					w[0] = -1 // a guest without NUMA: no node-id
+				}
+				if got != w {
+					t.Errorf("vCPU %d: QEMU has node/socket/core/thread %v, the plan %v", cpu.CPUIndex, got, w)
+				}
+			}
+			devs, err := vm.Memdevs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(devs) != len(want) {
+				t.Errorf("QEMU has %d memory backends, the rendered line %d", len(devs), len(want))
+			}
+			for _, d := range devs {
+				b, ok := want[d.ID]
+				if !ok {
+					t.Errorf("QEMU has backend %s, which qnuma did not render", d.ID)
+					continue
+				}
+				policy, nodes := "default", []int(nil)
+				if b.Policy != "" {
+					policy, nodes = b.Policy, []int{0}
+				}
+				share := b.Share != nil && *b.Share || b.Type == "memfd" && b.Share == nil
+				if d.Size != b.Size || d.Policy != policy || !slices.Equal(nonNil(d.HostNodes), nonNil(nodes)) || d.Share != share {
+					t.Errorf("backend %s: QEMU has size %d policy %s host-nodes %v share %t; rendered size %d policy %s host-nodes %v (as node 0) share %t",
+						d.ID, d.Size, d.Policy, d.HostNodes, d.Share, b.Size, policy, nodes, share)
+				}
+			}
+			var io []qmp.IOThread
+			if err := vm.Execute("query-iothreads", nil, &io); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, i := range io {
+				ids = append(ids, i.ID)
+			}
+			for _, w := range pj.IOThreads {
+				if !slices.Contains(ids, w.IOThread) {
+					t.Errorf("QEMU has I/O threads %v, not the plan's %s", ids, w.IOThread)
+				}
+			}
+		})
+	}
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// TestDomainXMLRefused: flags and QEMU options that say what the domain
+// says, and domains qnuma cannot honour, are bad input (exit 2) naming
+// what conflicts; a control plans.
+func TestDomainXMLRefused(t *testing.T) {
+	root := topotest.SNC2().Write(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name+".xml")
+		if err := os.WriteFile(p, []byte("<domain type='kvm'><name>"+name+"</name>"+body+"</domain>"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ok := write("ok", "<memory unit='MiB'>128</memory><vcpu>2</vcpu>")
+	cells := func(extra string) string {
+		return "<vcpu>2</vcpu>" + extra + "<cpu><numa><cell id='0' cpus='0' memory='64' unit='MiB'/><cell id='1' cpus='1' memory='64' unit='MiB'/></numa></cpu>"
+	}
+	qemu := []string{"--", "qemu-system-x86_64", "-nographic"}
+	tests := []struct {
+		name string
+		args []string
+		want []string // in the message
+		is   error
+	}{
+		{"--vcpus", []string{"--vcpus", "2", "--domain-xml", ok}, []string{"--vcpus", "<vcpu>"}, nil},
+		{"--memory", []string{"--memory", "1G", "--domain-xml", ok}, []string{"--memory", "<memory>"}, nil},
+		{"--host-nodes", []string{"--host-nodes", "1", "--domain-xml", ok}, []string{"--host-nodes", "<numatune>"}, nil},
+		{"--guest-nodes", []string{"--guest-nodes", "2", "--domain-xml", ok}, []string{"--guest-nodes", "<cpu><numa>"}, nil},
+		{"-smp in the command line", append([]string{"--domain-xml", ok}, append(qemu, "-smp", "2")...), []string{"-smp 2", "<vcpu>"}, nil},
+		{"-m in the command line", append([]string{"--domain-xml", ok}, append(qemu, "-m", "1G")...), []string{"-m 1G", "<memory>"}, nil},
+		{"-numa in the command line", append([]string{"--domain-xml", ok}, append(qemu, "-numa", "node")...), []string{"-numa", "<cpu><numa>"}, nil},
+		{"a backend in the command line", append([]string{"--domain-xml", ok}, append(qemu, "-object", "memory-backend-ram,id=m0,size=128M")...), []string{"memory backends m0"}, nil},
+		{"no such file", []string{"--domain-xml", filepath.Join(dir, "none.xml")}, []string{"none.xml", "no such file"}, nil},
+		{"not xml", []string{"--domain-xml", write("bad", "<vcpu>two</vcpu>")}, []string{"<vcpu>"}, domxml.ErrInvalid},
+		{"unsupported element", []string{"--domain-xml", write("sched", "<memory>131072</memory><vcpu>1</vcpu><cputune><vcpusched vcpus='0' scheduler='fifo' priority='1'/></cputune>")}, []string{"<cputune><vcpusched>"}, domxml.ErrUnsupported},
+		{"vcpupin outside the usable CPUs", []string{"--domain-xml", write("pin", "<memory>131072</memory><vcpu>1</vcpu><cputune><vcpupin vcpu='0' cpuset='40'/></cputune>")}, []string{"<cputune><vcpupin vcpu='0'>", "40"}, plan.ErrBadSpec},
+		{"emulatorpin outside", []string{"--domain-xml", write("emu", "<memory>131072</memory><vcpu>1</vcpu><cputune><emulatorpin cpuset='33'/></cputune>")}, []string{"<cputune><emulatorpin>", "33"}, plan.ErrBadSpec},
+		{"a host node the host lacks", []string{"--domain-xml", write("node", "<numatune><memnode cellid='1' nodeset='7'/></numatune>"+cells(""))}, []string{"<numatune><memnode cellid='1' nodeset='7'>", "host node 7"}, nil},
+		{"memory and cells disagree", []string{"--domain-xml", write("mem", "<memory unit='MiB'>256</memory>"+cells(""))}, []string{"<memory> is 256M", "128M"}, nil},
+		{"clusters", []string{"--domain-xml", write("clusters", "<memory>131072</memory><vcpu>4</vcpu><cpu><topology sockets='1' clusters='2' cores='2' threads='1'/></cpu>")}, []string{"clusters='2'"}, domxml.ErrUnsupported},
+		{"HMAT", []string{"--domain-xml", "../../domxml/testdata/hmat-six-cells.xml"}, []string{"<interconnects>"}, domxml.ErrUnsupported},
+		{"the lowest vCPUs enabled (control)", []string{"--domain-xml", write("order", "<memory>131072</memory><vcpu current='1'>2</vcpu><vcpus><vcpu id='0' enabled='yes' hotpluggable='no'/><vcpu id='1' enabled='no' hotpluggable='yes'/></vcpus>")}, nil, nil},
+		{"a vCPU enabled above a disabled one", []string{"--domain-xml", write("gap", "<memory>131072</memory><vcpu current='2'>3</vcpu><vcpus><vcpu id='0' enabled='yes' hotpluggable='no'/><vcpu id='1' enabled='no' hotpluggable='yes'/><vcpu id='2' enabled='yes' hotpluggable='yes'/></vcpus>")}, []string{"<vcpus><vcpu id='1' enabled='no'>"}, domxml.ErrUnsupported},
+		{"file source on hugepages", []string{"--domain-xml", write("hugefile", "<memory>131072</memory><vcpu>1</vcpu><memoryBacking><hugepages/><source type='file'/></memoryBacking>")}, []string{"<source type='file'>", "memfd"}, domxml.ErrUnsupported},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--root", root, "--qemu-version", "7.2"}, tc.args...)
+			out, err := planOut(t, args...)
+			if tc.want == nil { // a control
+				if err != nil {
+					t.Fatalf("qnuma plan %q: %v", tc.args, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("qnuma plan %q planned:\n%s\nwant it refused", tc.args, out)
+			}
+			if !IsUsage(err) {
+				t.Errorf("qnuma plan %q: %v: not bad input (exit 2)", tc.args, err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("qnuma plan %q: %v, want it to wrap %v", tc.args, err, tc.is)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("qnuma plan %q: %v\nwant it to say %q", tc.args, err, w)
+				}
+			}
+		})
+	}
+	// The control for the conflicts: the same domain and command line plan.
+	if _, err := planOut(t, append([]string{"--root", root, "--qemu-version", "7.2", "--domain-xml", ok}, qemu...)...); err != nil {
+		t.Errorf("control: %v", err)
+	}
+}
