@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"k8s.io/utils/cpuset"
@@ -279,4 +280,37 @@ func TestDomainXMLRefused(t *testing.T) {
 	if _, err := planOut(t, append([]string{"--root", root, "--qemu-version", "7.2", "--domain-xml", ok}, qemu...)...); err != nil {
 		t.Errorf("control: %v", err)
 	}
+}
+
+// TestRunDomainXML: `qnuma run --domain-xml` starts the domain's placement
+// with the devices of the command line: each vCPU thread allowed only the
+// plan's CPUs (vCPU 1 its <vcpupin>), and the two cells' RAM under their
+// own policies (strict: bind, preferred: prefer) in numa_maps.
+func TestRunDomainXML(t *testing.T) {
+	qemutest.Require(t)
+	bin := buildQnuma(t)
+	x := filepath.Join("testdata", "domxml", "run-node0.xml")
+	want := planJSONFor(t, bin, "--domain-xml", x, "--")
+	if want.VCPUs[1].HostCPUs != "0" {
+		t.Fatalf("plan pins vCPU 1 to %s, want <vcpupin>'s 0", want.VCPUs[1].HostCPUs)
+	}
+	args := append([]string{"run", "-v", "--state-dir", t.TempDir(), "--domain-xml", x, "--"}, bareQEMU...)
+	p := startQnuma(t, []string{bin}, append(args, "-S")...)
+	got := p.readPins(t, 2)
+	for i, v := range want.VCPUs {
+		if a := cpusAllowed(t, got.qemuPID, got.vcpuTID[i]); a != v.HostCPUs {
+			t.Errorf("vcpu %d (tid %d) Cpus_allowed_list = %s, want the plan's %s", i, got.vcpuTID[i], a, v.HostCPUs)
+		}
+	}
+	pols := ramPolicies(t, got.qemuPID, 64<<20)
+	for _, w := range []string{"bind:0", "prefer:0"} {
+		if !slices.Contains(pols, w) {
+			t.Errorf("guest RAM numa_maps policies %q, want one %s (a cell each)", pols, w)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("qnuma exited %d after SIGTERM, want qemu's 0; stderr:\n%s", code, p.stderr)
+	}
+	requireGone(t, got.qemuPID)
 }
