@@ -216,13 +216,18 @@ func (dp *domainPlan) spec(spec plan.Spec) (plan.Spec, error) {
 	if m := d.MaxMemory; m != nil {
 		dp.mem.MaxMem, dp.mem.Slots = m.Size, m.Slots
 	}
-	if len(d.Interconnects) > 0 {
-		return spec, badInput("%s: <cpu><numa><interconnects>: %w: qnuma does not render HMAT (-numa hmat-lb) yet; remove them", where, domxml.ErrUnsupported)
-	}
-	for _, c := range cells {
-		if len(c.Caches) > 0 {
-			return spec, badInput("%s: <cell id='%d'><cache>: %w: qnuma does not render HMAT (-numa hmat-cache) yet; remove it", where, c.ID, domxml.ErrUnsupported)
+	if dp.hmat() {
+		for _, c := range cells {
+			if dp.initiator(c.ID) < 0 {
+				return spec, badInput("%s: <cell id='%d'>: with HMAT (<interconnects>, <cache>) QEMU needs every cell's initiator, and this memory-only cell is the target of no <latency> or <bandwidth> that names one: add one from a cell with vCPUs", where, c.ID)
+			}
 		}
+		for _, l := range d.Interconnects {
+			if l.Kind == "bandwidth" && l.Value%(1<<20) != 0 {
+				return spec, badInput("%s: <interconnects><bandwidth initiator='%d' target='%d'>: %d bytes/s is not a whole number of MiB/s, which QEMU's -numa hmat-lb needs: give it in MiB (unit='MiB') or GiB", where, l.Initiator, l.Target, l.Value)
+			}
+		}
+		dp.notes = append(dp.notes, "HMAT is given to the guest as the domain says (-machine hmat=on, -numa hmat-lb and hmat-cache): the guest's own latency and bandwidth figures, not measured on the host.")
 	}
 
 	// The process policy: <numatune><memory mode>, bind by default.
@@ -474,7 +479,17 @@ func (dp *domainPlan) render(p *plan.Plan, v memobj.Version) []string {
 		}
 		cell := d.Cells[i]
 		id := cell.ID
-		c.Append(qemucmd.NumaNode{NodeID: &id, CPUs: cell.CPUs, HasCPUs: !cell.CPUs.IsEmpty(), Memdev: b.ID})
+		n := qemucmd.NumaNode{NodeID: &id, CPUs: cell.CPUs, HasCPUs: !cell.CPUs.IsEmpty(), Memdev: b.ID}
+		if dp.hmat() {
+			in := dp.initiator(id)
+			n.Initiator = &in
+		}
+		c.Append(n)
+	}
+	if dp.hmat() {
+		on := true
+		c.Append(qemucmd.Machine{HMAT: &on})
+		dp.renderHMAT(c)
 	}
 	for i, row := range p.Distances {
 		for j, val := range row {
@@ -549,6 +564,58 @@ func (dp *domainPlan) device(c *qemucmd.Cmdline, p *plan.Plan, i int, m domxml.M
 		dev.Other = append(dev.Other, qemucmd.Prop{Key: "requested-size", Value: memobj.FormatSize(m.Requested)})
 	}
 	c.Append(dev)
+}
+
+// hmat says the domain describes its memory to the guest with HMAT.
+func (dp *domainPlan) hmat() bool {
+	if len(dp.dom.Interconnects) > 0 {
+		return true
+	}
+	for _, c := range dp.dom.Cells {
+		if len(c.Caches) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// initiator is libvirt's HMAT initiator of cell id: the cell itself when it
+// has vCPUs, else the initiator of the first <latency> or <bandwidth> to
+// it; -1 when there is none.
+func (dp *domainPlan) initiator(id int) int {
+	if !dp.dom.Cells[id].CPUs.IsEmpty() {
+		return id
+	}
+	for _, l := range dp.dom.Interconnects {
+		if l.Target == id {
+			return l.Initiator
+		}
+	}
+	return -1
+}
+
+// renderHMAT is -numa hmat-lb for every <latency> and <bandwidth> and
+// then (QEMU wants them first) -numa hmat-cache for every <cache>, in
+// libvirt's words for QEMU.
+func (dp *domainPlan) renderHMAT(c *qemucmd.Cmdline) {
+	levels := []string{"memory", "first-level", "second-level", "third-level"}
+	for _, l := range dp.dom.Interconnects {
+		h := qemucmd.NumaHMATLB{Initiator: l.Initiator, Target: l.Target, Hierarchy: levels[l.Cache], DataType: l.Type + "-" + l.Kind}
+		if l.Kind == "latency" {
+			v := l.Value
+			h.Latency = &v
+		} else {
+			h.Bandwidth = l.Value
+		}
+		c.Append(h)
+	}
+	for _, cell := range dp.dom.Cells {
+		for _, k := range cell.Caches {
+			c.Append(qemucmd.NumaHMATCache{NodeID: cell.ID, Level: k.Level, Size: k.Size, Line: int(k.Line),
+				Associativity: map[string]string{"none": "none", "direct": "direct", "full": "complex"}[k.Associativity],
+				Policy:        map[string]string{"none": "none", "writeback": "write-back", "writethrough": "write-through"}[k.Policy]})
+		}
+	}
 }
 
 func rawArg(name, value string) qemucmd.Arg {
