@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,6 +164,26 @@ func TestDomainXMLInQEMU(t *testing.T) {
 			devs, err := vm.Memdevs()
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The guest cells' share, from the domain itself (memAccess,
+			// <access>), not only from the rendered line.
+			data, err := os.ReadFile(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dom, err := domxml.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range devs {
+				id := -1
+				if d.ID == "pc.ram" {
+					id = 0
+				}
+				fmt.Sscanf(d.ID, "ram-node%d", &id)
+				if id >= 0 && d.Share != (dom.Access(id) == domxml.AccessShared) {
+					t.Errorf("backend %s: QEMU has share %t, the domain's cell %d is %s", d.ID, d.Share, id, dom.Access(id))
+				}
 			}
 			if len(devs) != len(want) {
 				t.Errorf("QEMU has %d memory backends, the rendered line %d", len(devs), len(want))
