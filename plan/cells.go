@@ -311,14 +311,14 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		p.EmulatorCPUs = e.CPUs
 	}
 	for _, io := range spec.IOThreads {
-		cpus := p.EmulatorCPUs
+		t := IOThread{ID: io.ID, HostCPUs: p.EmulatorCPUs}
 		if !io.Pin.CPUs.IsEmpty() {
 			if err := checkPin(all, io.Pin, "I/O thread "+io.ID); err != nil {
 				return nil, err
 			}
-			cpus = io.Pin.CPUs
+			t.HostCPUs, t.Given = io.Pin.CPUs, true
 		}
-		p.IOThreads = append(p.IOThreads, IOThread{ID: io.ID, HostCPUs: cpus})
+		p.IOThreads = append(p.IOThreads, t)
 	}
 	p.Distances = spec.GuestDistances
 	p.Mempolicy = Mempolicy{Mode: spec.Policy, Nodes: nodes}

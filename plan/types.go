@@ -95,6 +95,10 @@ type IOThreadSpec struct {
 type IOThread struct {
 	ID       string
 	HostCPUs cpuset.CPUSet
+	// Given: HostCPUs are the thread's own (a pin), which the launcher
+	// applies after pinning it with the emulator threads; otherwise it
+	// runs on the emulator CPUs (HostCPUs is then what they were planned).
+	Given bool
 }
 
 // Placed is a VM already on the host (from the ledger).
@@ -164,8 +168,7 @@ type Plan struct {
 	// place of the user's backend of the same id.
 	Fill []qemucmd.Backend
 	// IOThreads are the VM's I/O threads and their host CPUs (Spec.IOThreads;
-	// the emulator CPUs for one without its own). The launcher today pins
-	// every I/O thread to EmulatorCPUs.
+	// the emulator CPUs for one without its own).
 	IOThreads []IOThread
 }
 

@@ -311,9 +311,6 @@ func (dp *domainPlan) spec(spec plan.Spec) (plan.Spec, error) {
 		}
 		spec.IOThreads = append(spec.IOThreads, io)
 	}
-	if len(d.CPUTune.IOThreadPins) > 0 || (len(d.IOThreads) > 0 && !d.VCPU.CPUSet.IsEmpty()) {
-		dp.notes = append(dp.notes, "qnuma run pins every I/O thread with the emulator threads today: the I/O threads' own CPUs are in the plan (iothreads), not yet applied by the launcher.")
-	}
 
 	if !dp.implicit {
 		given := false

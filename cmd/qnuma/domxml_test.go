@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -324,6 +326,16 @@ func TestRunDomainXML(t *testing.T) {
 	for i, v := range want.VCPUs {
 		if a := cpusAllowed(t, got.qemuPID, got.vcpuTID[i]); a != v.HostCPUs {
 			t.Errorf("vcpu %d (tid %d) Cpus_allowed_list = %s, want the plan's %s", i, got.vcpuTID[i], a, v.HostCPUs)
+		}
+	}
+	// The I/O thread on its <iothreadpin>, not with the emulator threads.
+	m := regexp.MustCompile(`(?m)^qnuma: pinned iothread id=iothread1 tid=(\d+) cpus=(\S+)`).FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		t.Errorf("qnuma did not pin iothread1; stderr:\n%s", p.stderr)
+	} else {
+		tid, _ := strconv.Atoi(m[1])
+		if a := cpusAllowed(t, got.qemuPID, tid); a != "1" || a == want.EmulatorCPUs {
+			t.Errorf("iothread1 (tid %d) Cpus_allowed_list = %s, want its <iothreadpin> 1 (emulator cpus %s)", tid, a, want.EmulatorCPUs)
 		}
 	}
 	pols := ramPolicies(t, got.qemuPID, 64<<20)
