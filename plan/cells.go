@@ -252,7 +252,13 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 	t := *spec.Topology
 	p.Sockets, p.Cores, p.Threads = t.Sockets, t.Cores, t.Threads
 	nodes := cpuset.New()
-	owner := make([]int, spec.VCPUs)
+	// Hotpluggable vCPUs (-smp maxcpus=) are placed too, in
+	// Plan.HotplugVCPUs; one in no cell is left out.
+	total := max(spec.VCPUs, t.MaxCPUs)
+	owner := make([]int, total)
+	for v := range owner {
+		owner[v] = -1
+	}
 	for i := range spec.Cells {
 		nodes = nodes.Union(cpuset.New(chosen[i]...))
 	}
@@ -269,15 +275,18 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		}
 		p.GuestNodes = append(p.GuestNodes, GuestNode{ID: c.ID, HostNodes: mem, VCPUs: slices.Clone(c.VCPUs), MemoryBytes: c.MemoryBytes})
 		for _, v := range c.VCPUs {
-			if v < spec.VCPUs {
+			if v < total {
 				owner[v] = i
 			}
 		}
 	}
 	p.HostNodes = nodes.List()
 	vmCPUs := cpuset.New()
-	for v := 0; v < spec.VCPUs; v++ {
+	for v := 0; v < total; v++ {
 		g := owner[v]
+		if g < 0 {
+			continue
+		}
 		cpus := cpuset.New()
 		for _, id := range chosen[g] {
 			cpus = cpus.Union(roomOf(all, id).FreeCPUs)
@@ -293,15 +302,13 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 			cpus = pin.CPUs
 		}
 		s, _, co, th := t.IDs(v)
-		p.VCPUs = append(p.VCPUs, VCPU{ID: v, GuestNode: g, Socket: s, Core: co, Thread: th, HostCPUs: cpus})
-		vmCPUs = vmCPUs.Union(cpus)
-	}
-	for v, pin := range spec.VCPUPins {
-		if v >= spec.VCPUs { // hotpluggable, not present at start
-			if err := checkPin(all, pin, fmt.Sprintf("vCPU %d", v)); err != nil {
-				return nil, err
-			}
+		vc := VCPU{ID: v, GuestNode: g, Socket: s, Core: co, Thread: th, HostCPUs: cpus}
+		if v >= spec.VCPUs {
+			p.HotplugVCPUs = append(p.HotplugVCPUs, vc)
+			continue
 		}
+		p.VCPUs = append(p.VCPUs, vc)
+		vmCPUs = vmCPUs.Union(cpus)
 	}
 	p.EmulatorCPUs = vmCPUs
 	if e := spec.EmulatorPin; e != nil {

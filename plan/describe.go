@@ -101,6 +101,9 @@ func (p *Plan) Describe(w io.Writer) error {
 	for _, io := range p.IOThreads {
 		ew.printf("I/O thread %s: CPUs %s\n", io.ID, io.HostCPUs)
 	}
+	for _, v := range p.HotplugVCPUs {
+		ew.printf("Hotpluggable vCPU %d (not present at start): guest node %d, socket/core/thread %d/%d/%d, host CPUs %s\n", v.ID, v.GuestNode, v.Socket, v.Core, v.Thread, v.HostCPUs)
+	}
 	ew.printf("Process memory policy: %s on %s\n", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
 	if p.Distances != nil {
 		ew.printf("Guest node distances:\n")

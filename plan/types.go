@@ -148,6 +148,10 @@ type Plan struct {
 	GuestNodes []GuestNode
 	// VCPUs in vCPU index order.
 	VCPUs []VCPU
+	// HotplugVCPUs are the vCPUs of a plan with cells that are not present
+	// at start (-smp maxcpus=), placed as VCPUs are; the launcher pins only
+	// those present at start.
+	HotplugVCPUs []VCPU
 	// -smp topology; Sockets == len(GuestNodes) when the guest has NUMA.
 	Sockets, Cores, Threads int
 	// EmulatorCPUs is where qemu's non-vCPU threads run.

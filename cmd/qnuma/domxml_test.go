@@ -81,6 +81,7 @@ type domainPlanJSON struct {
 	QEMUArgs   []string        `json:"qemu_args"`
 	GuestNodes []guestNodeJSON `json:"guest_nodes"`
 	VCPUs      []vcpuJSON      `json:"vcpus"`
+	Hotplug    []vcpuJSON      `json:"hotplug_vcpus"`
 	IOThreads  []ioThreadJSON  `json:"iothreads"`
 }
 
@@ -161,6 +162,34 @@ func TestDomainXMLInQEMU(t *testing.T) {
 				}
 				if got != w {
 					t.Errorf("vCPU %d: QEMU has node/socket/core/thread %v, the plan %v", cpu.CPUIndex, got, w)
+				}
+			}
+			// Hotpluggable vCPUs not present at start: QEMU's slot for each
+			// is on the planned guest node.
+			var slots []struct {
+				Props   qmp.CPUProps `json:"props"`
+				QOMPath string       `json:"qom-path"`
+			}
+			if err := vm.Execute("query-hotpluggable-cpus", nil, &slots); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range pj.Hotplug {
+				found := false
+				for _, sl := range slots {
+					p := sl.Props
+					if sl.QOMPath == "" && deref(p.SocketID) == v.Socket && deref(p.CoreID) == v.Core && deref(p.ThreadID) == v.Thread {
+						found = true
+						node := v.GuestNode
+						if !c.Has("numa") {
+							node = -1 // a guest without NUMA: no node-id
+						}
+						if deref(p.NodeID) != node {
+							t.Errorf("hotpluggable vCPU %d: QEMU's slot is on node %d, want %d", v.VCPU, deref(p.NodeID), node)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("hotpluggable vCPU %d (socket %d core %d thread %d): QEMU has no empty slot for it", v.VCPU, v.Socket, v.Core, v.Thread)
 				}
 			}
 			devs, err := vm.Memdevs()

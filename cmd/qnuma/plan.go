@@ -83,6 +83,7 @@ type planJSON struct {
 	QEMUVersion      string          `json:"qemu_version"`
 	GuestNodes       []guestNodeJSON `json:"guest_nodes"`
 	VCPUs            []vcpuJSON      `json:"vcpus"`
+	HotplugVCPUs     []vcpuJSON      `json:"hotplug_vcpus,omitempty"`
 	SMP              smpJSON         `json:"smp"`
 	EmulatorCPUs     string          `json:"emulator_cpus"`
 	IOThreads        []ioThreadJSON  `json:"iothreads"`
@@ -154,6 +155,9 @@ func planJSONOf(pr *Prepared) planJSON {
 	}
 	for _, v := range p.VCPUs {
 		out.VCPUs = append(out.VCPUs, vcpuJSON{v.ID, v.GuestNode, v.Socket, v.Core, v.Thread, v.HostCPUs.String()})
+	}
+	for _, v := range p.HotplugVCPUs {
+		out.HotplugVCPUs = append(out.HotplugVCPUs, vcpuJSON{v.ID, v.GuestNode, v.Socket, v.Core, v.Thread, v.HostCPUs.String()})
 	}
 	out.IOThreads = []ioThreadJSON{}
 	for _, io := range p.IOThreads {
