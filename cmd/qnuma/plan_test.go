@@ -107,8 +107,10 @@ func TestPlanJSON(t *testing.T) {
 			hostNodes: []int{1}, policy: "bind",
 			argvHas: [][]string{{"-object", "memory-backend-ram,id=qnuma-ram0,size=1G,host-nodes=1,policy=bind"}}},
 		{name: "bind only keeps the user's layout",
-			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M", "-numa", "node,nodeid=0"},
-			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M", "-numa", "node,nodeid=0"}, policy: "bind"},
+			// A -numa node without memory is one QEMU refuses ("total memory
+			// for NUMA nodes (0x0) should equal RAM size"), and so does qnuma.
+			args: []string{"--bind-only", "--", "qemu-system-x86_64", "-smp", "2", "-m", "512M", "-object", "memory-backend-ram,id=m0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=m0"},
+			argv: []string{"qemu-system-x86_64", "-smp", "2", "-m", "512M", "-object", "memory-backend-ram,id=m0,size=512M,host-nodes=0,policy=bind", "-numa", "node,nodeid=0,memdev=m0"}, policy: "bind"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
