@@ -379,3 +379,39 @@ func TestRunDomainXML(t *testing.T) {
 	}
 	requireGone(t, got.qemuPID)
 }
+
+// TestDomainXMLWithCommandLine: the user's command line carries the
+// devices and stays first; an I/O thread it already creates is not
+// rendered twice; plan --json lists the I/O threads with their CPUs and
+// the hotpluggable vCPUs.
+func TestDomainXMLWithCommandLine(t *testing.T) {
+	root := topotest.SNC2().Write(t)
+	x := filepath.Join("testdata", "domxml", "small-shared.xml")
+	user := []string{"qemu-system-x86_64", "-nographic", "-object", "iothread,id=iothread1", "-drive", "file=disk.img,if=virtio"}
+	out, err := planOut(t, append([]string{"--json", "--root", root, "--qemu-version", "7.2", "--domain-xml", x, "--"}, user...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pj domainPlanJSON
+	if err := json.Unmarshal([]byte(out), &pj); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pj.QEMUArgs[:len(user)], user) {
+		t.Errorf("argv %q does not start with the user's command line %q", pj.QEMUArgs, user)
+	}
+	var io []string
+	for i, a := range pj.QEMUArgs {
+		if a == "-object" && strings.HasPrefix(pj.QEMUArgs[i+1], "iothread") {
+			io = append(io, pj.QEMUArgs[i+1])
+		}
+	}
+	if want := []string{"iothread,id=iothread1", "iothread,id=iothread2"}; !slices.Equal(io, want) {
+		t.Errorf("I/O thread objects %q, want %q (the user's iothread1 once, then the domain's iothread2)", io, want)
+	}
+	if want := []ioThreadJSON{{"iothread1", "6-7"}, {"iothread2", "7"}}; !slices.Equal(pj.IOThreads, want) {
+		t.Errorf("iothreads %+v, want %+v (iothread1 with the emulator, iothread2 on its <iothreadpin>)", pj.IOThreads, want)
+	}
+	if len(pj.Hotplug) != 1 || pj.Hotplug[0].VCPU != 3 || pj.Hotplug[0].HostCPUs != "5" {
+		t.Errorf("hotplug_vcpus %+v, want vCPU 3 on its <vcpupin> 5", pj.Hotplug)
+	}
+}
