@@ -246,6 +246,9 @@ func (dp *domainPlan) spec(spec plan.Spec) (plan.Spec, error) {
 			return spec, err
 		}
 		size, huge := d.PageSize(c.ID)
+		if huge && size > 0 && c.Memory%size != 0 {
+			return spec, badInput("%s: <cell id='%d'> has %s, not a whole number of its %s hugepages (<memoryBacking><hugepages>): QEMU would refuse its backend", where, c.ID, memobj.FormatSize(c.Memory), memobj.FormatSize(size))
+		}
 		if huge && size > 0 {
 			pages = append(pages, size)
 		} else {
