@@ -207,24 +207,14 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 			continue
 		}
 		var best *nodeRoom
-		bestDist := 0
-		for _, r := range all {
-			if !r.usable() || (spec.HostNodes != nil && !slices.Contains(spec.HostNodes, r.Node)) {
-				continue
-			}
-			if len(c.VCPUs) > 0 && (r.MemoryOnly || (!spec.Overcommit && usedCPUs[r.Node]+len(c.VCPUs) > r.CPUs)) {
-				continue
-			}
-			if usedMem[r.Node]+c.MemoryBytes > r.memCap {
-				continue
-			}
-			d := 0
-			for id := range inUse {
-				d += distance(r, roomOf(all, id))
-			}
-			if best == nil || d < bestDist || (d == bestDist && r.memCap-usedMem[r.Node] > best.memCap-usedMem[best.Node]) {
-				best, bestDist = r, d
-			}
+		why := "nearest the other guest nodes' nodes, then the most room"
+		if r := pinnedNode(all, spec, c); r != nil && usedMem[r.Node]+c.MemoryBytes <= r.memCap {
+			// Its vCPUs are all pinned to one node's CPUs: its memory goes
+			// there too.
+			best, why = r, "every vCPU of it is pinned to CPUs of that node"
+		}
+		if best == nil {
+			best = nearestRoom(all, spec, c, usedCPUs, usedMem, inUse)
 		}
 		if best == nil {
 			return nil, fitError(spec, all, "guest node %d (vCPUs %s, %s) has an unbound backend, and no usable host node has room for it besides the other guest nodes", c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes))
@@ -245,8 +235,8 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 			what = c.Given
 			mem = fmt.Sprintf("qnuma renders host-nodes=%s,policy=%s on its backend %s", fill, cellPolicy(spec), c.Backend)
 		}
-		reasons = append(reasons, withNote(fmt.Sprintf("Guest node %d (vCPUs %s, %s): %s, so qnuma chose host node %d (room %d %s, %s free; nearest the other guest nodes' nodes, then the most room) and pins its vCPUs there; %s.",
-			c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), what, best.Node, best.CPUs, cpuUnit(spec), sizeString(best.memCap), mem), c.Note))
+		reasons = append(reasons, withNote(fmt.Sprintf("Guest node %d (vCPUs %s, %s): %s, so qnuma chose host node %d (room %d %s, %s free; %s) and pins its vCPUs there; %s.",
+			c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), what, best.Node, best.CPUs, cpuUnit(spec), sizeString(best.memCap), why, mem), c.Note))
 	}
 
 	t := *spec.Topology
@@ -353,6 +343,55 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 	}
 	p.Reasons = append(p.Reasons, policyReasons(p)...)
 	return p, nil
+}
+
+// nearestRoom is the usable host node with room for cell c's vCPUs and
+// memory nearest the nodes in use, then with the most memory left; nil
+// when none has room.
+func nearestRoom(all []*nodeRoom, spec Spec, c Cell, usedCPUs map[int]int, usedMem map[int]uint64, inUse map[int]bool) *nodeRoom {
+	var best *nodeRoom
+	bestDist := 0
+	for _, r := range all {
+		if !r.usable() || (spec.HostNodes != nil && !slices.Contains(spec.HostNodes, r.Node)) {
+			continue
+		}
+		if len(c.VCPUs) > 0 && (r.MemoryOnly || (!spec.Overcommit && usedCPUs[r.Node]+len(c.VCPUs) > r.CPUs)) {
+			continue
+		}
+		if usedMem[r.Node]+c.MemoryBytes > r.memCap {
+			continue
+		}
+		d := 0
+		for id := range inUse {
+			d += distance(r, roomOf(all, id))
+		}
+		if best == nil || d < bestDist || (d == bestDist && r.memCap-usedMem[r.Node] > best.memCap-usedMem[best.Node]) {
+			best, bestDist = r, d
+		}
+	}
+	return best
+}
+
+// pinnedNode is the one usable host node whose CPUs hold the pins of every
+// vCPU of cell c, when each has a pin (Spec.VCPUPins); nil otherwise.
+func pinnedNode(all []*nodeRoom, spec Spec, c Cell) *nodeRoom {
+	if len(c.VCPUs) == 0 {
+		return nil
+	}
+	cpus := cpuset.New()
+	for _, v := range c.VCPUs {
+		pin, ok := spec.VCPUPins[v]
+		if !ok {
+			return nil
+		}
+		cpus = cpus.Union(pin.CPUs)
+	}
+	for _, r := range all {
+		if r.usable() && !r.FreeCPUs.IsEmpty() && cpus.IsSubsetOf(r.FreeCPUs) && (spec.HostNodes == nil || slices.Contains(spec.HostNodes, r.Node)) {
+			return r
+		}
+	}
+	return nil
 }
 
 // checkPin refuses a pin on a CPU this VM may not use: offline, not

@@ -416,3 +416,40 @@ func TestDomainXMLWithCommandLine(t *testing.T) {
 		t.Errorf("hotplug_vcpus %+v, want vCPU 3 on its <vcpupin> 5", pj.Hotplug)
 	}
 }
+
+// TestDomainXMLUnboundCellFollowsPins: a cell the domain binds nowhere
+// whose vCPUs are all pinned to one host node's CPUs (node 0 of SNC2) gets
+// its memory on that node; a control with a vCPU unpinned is placed by
+// room (node 2, the most free).
+func TestDomainXMLUnboundCellFollowsPins(t *testing.T) {
+	root := topotest.SNC2().Write(t)
+	for _, tc := range []struct {
+		pins string
+		want []int
+	}{
+		{"<vcpupin vcpu='0' cpuset='1'/><vcpupin vcpu='1' cpuset='2,17'/>", []int{0}},
+		{"<vcpupin vcpu='0' cpuset='16'/><vcpupin vcpu='1' cpuset='3'/>", []int{0}},
+		{"<vcpupin vcpu='0' cpuset='1'/>", nil}, // vCPU 1 unpinned: by room, node 2
+	} {
+		x := filepath.Join(t.TempDir(), "d.xml")
+		body := "<domain><name>d</name><vcpu>2</vcpu><cputune>" + tc.pins + "</cputune><cpu><numa><cell id='0' cpus='0-1' memory='64' unit='MiB'/></numa></cpu></domain>"
+		if err := os.WriteFile(x, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := planOut(t, "--json", "--root", root, "--qemu-version", "7.2", "--domain-xml", x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pj domainPlanJSON
+		if err := json.Unmarshal([]byte(out), &pj); err != nil {
+			t.Fatal(err)
+		}
+		got := pj.GuestNodes[0].HostNodes
+		if tc.want != nil && !slices.Equal(got, tc.want) {
+			t.Errorf("pins %s: cell 0 on host nodes %v, want %v", tc.pins, got, tc.want)
+		}
+		if tc.want == nil && !slices.Equal(got, []int{2}) {
+			t.Errorf("pins %s: cell 0 on host nodes %v, want the roomiest, node 2", tc.pins, got)
+		}
+	}
+}
