@@ -652,13 +652,14 @@ func ioThreadID(id int) string { return fmt.Sprintf("iothread%d", id) }
 
 func givenText(d *domxml.Domain, id int, b domxml.Binding) string {
 	q := modePolicy(b.Mode)
+	what := fmt.Sprintf("QEMU policy=%s", q)
 	if b.Mode == domxml.ModeRestrictive {
-		return fmt.Sprintf("<numatune><%s mode='restrictive' nodeset='%s'> (no policy on the backend)", b.From, b.Nodes)
+		what = "no policy on the backend"
 	}
 	if b.From == "memnode" {
-		return fmt.Sprintf("<numatune><memnode cellid='%d' mode='%s' nodeset='%s'> (QEMU policy=%s)", id, b.Mode, b.Nodes, q)
+		return fmt.Sprintf("<numatune><memnode cellid='%d' mode='%s' nodeset='%s'> (%s)", id, b.Mode, b.Nodes, what)
 	}
-	return fmt.Sprintf("<numatune><memory mode='%s' nodeset='%s'> (no <memnode> for it; QEMU policy=%s)", b.Mode, b.Nodes, q)
+	return fmt.Sprintf("<numatune><memory mode='%s' nodeset='%s'> (no <memnode> for it; %s)", b.Mode, b.Nodes, what)
 }
 
 func pinFrom(d *domxml.Domain, v int) string {
