@@ -249,6 +249,27 @@ func pinEmulator(ctx context.Context, r *run) error {
 		names[i] = fmt.Sprintf("%s:%d", t.ID, t.ThreadID)
 	}
 	r.log.Info("pinned emulator threads", "tids", others, "iothreads", strings.Join(names, ","), "cpus", cpus.String())
+	return pinOwnIOThreads(r, io)
+}
+
+// pinOwnIOThreads pins each I/O thread the plan gives CPUs of its own
+// (plan.IOThread.Given: a domain XML's <iothreadpin>) there, once
+// pinEmulator has put it with the emulator threads. (Hook for issue 10's
+// --domain-xml, helper E.)
+func pinOwnIOThreads(r *run, io []qmp.IOThread) error {
+	for _, want := range r.cfg.Plan.IOThreads {
+		if !want.Given {
+			continue
+		}
+		i := slices.IndexFunc(io, func(t qmp.IOThread) bool { return t.ID == want.ID })
+		if i < 0 {
+			return fmt.Errorf("pin io thread %s of pid %d: qemu has no such io thread (query-iothreads)", want.ID, r.pid)
+		}
+		if err := r.sys.SchedSetaffinity(io[i].ThreadID, want.HostCPUs); err != nil {
+			return r.orExited(fmt.Errorf("pin io thread %s (tid %d) of pid %d to cpus %s: %w", want.ID, io[i].ThreadID, r.pid, want.HostCPUs, err))
+		}
+		r.log.Info("pinned iothread", "id", want.ID, "tid", io[i].ThreadID, "cpus", want.HostCPUs.String())
+	}
 	return nil
 }
 

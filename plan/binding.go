@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"slices"
 
 	"k8s.io/utils/cpuset"
 
@@ -104,51 +103,6 @@ func (p *Plan) cellVCPUNodes(g GuestNode) cpuset.CPUSet {
 		}
 	}
 	return cpuset.New(g.HostNodes...)
-}
-
-// HotplugVCPUs are the vCPUs -smp maxcpus leaves room for beyond those
-// present at start, placed by the user's cells (a cell lists them with
-// cpus= or -numa cpu): each on its cell's guest node, with the host CPUs
-// its cell's present vCPUs run on, else those of its cell's host nodes.
-// None when the user gives no cells. qnuma run pins the vCPUs present at
-// start only.
-func (p *Plan) HotplugVCPUs() []VCPU {
-	t := p.Spec.Topology
-	if t == nil || len(p.Spec.Cells) == 0 {
-		return nil
-	}
-	var out []VCPU
-	for v := len(p.VCPUs); v < t.MaxCPUs; v++ {
-		for gi, g := range p.GuestNodes {
-			c := p.cell(g.ID)
-			if c == nil || !slices.Contains(c.VCPUs, v) {
-				continue
-			}
-			s, _, co, th := t.IDs(v)
-			out = append(out, VCPU{ID: v, GuestNode: gi, Socket: s, Core: co, Thread: th, HostCPUs: p.cellCPUs(gi, c)})
-		}
-	}
-	return out
-}
-
-// cellCPUs is where the vCPUs of guest node gi (the user's cell c) run.
-func (p *Plan) cellCPUs(gi int, c *Cell) cpuset.CPUSet {
-	for _, v := range p.VCPUs {
-		if v.GuestNode == gi {
-			return v.HostCPUs
-		}
-	}
-	nodes := c.HostNodes
-	if nodes == nil {
-		nodes = p.GuestNodes[gi].HostNodes
-	}
-	cpus := cpuset.New()
-	for _, r := range p.Rooms {
-		if slices.Contains(nodes, r.Node) {
-			cpus = cpus.Union(r.FreeCPUs)
-		}
-	}
-	return cpus
 }
 
 // GuestNodeID is the id of vCPU v's guest node (v.GuestNode is its index

@@ -42,7 +42,7 @@ func TestBindingsAndHotplugVCPUs(t *testing.T) {
 		t.Fatalf("no present vcpu on guest node index %d", gi)
 		return cpuset.New()
 	}
-	hp := p.HotplugVCPUs()
+	hp := p.HotplugVCPUs
 	want := map[int]int{4: 1, 5: 1, 6: 0, 7: 0} // vCPU -> guest node id
 	if len(hp) != len(want) {
 		t.Fatalf("hotplug vcpus %+v, want 4-7", hp)
@@ -70,7 +70,7 @@ func TestBindingsAndHotplugVCPUs(t *testing.T) {
 			t.Errorf("own layout binding %+v, want chosen qnuma-ram0 bind", b)
 		}
 	}
-	if hp := own.HotplugVCPUs(); hp != nil {
+	if hp := own.HotplugVCPUs; hp != nil {
 		t.Errorf("own layout hotplug vcpus %+v", hp)
 	}
 }

@@ -31,6 +31,10 @@ type Cell struct {
 	// unbound one is rendered back with the chosen host-nodes and policy
 	// filled in, in its place on the command line.
 	Object *qemucmd.Backend
+	// Given, when not "", says in the plan's reasons where the cell and its
+	// binding were given (a domain XML's <memnode>), in place of the
+	// backend's host-nodes; Note adds a sentence about it.
+	Given, Note string
 }
 
 // userCells reads the user's -numa cells for spec (vCPUs and memory
@@ -193,29 +197,24 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 	var reasons []string
 	for i, c := range spec.Cells {
 		if chosen[i] != nil {
-			reasons = append(reasons, fmt.Sprintf("Guest node %d (vCPUs %s, %s): host-nodes=%s policy=%s was given on its backend %s; its vCPUs run on those nodes' CPUs.",
-				c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), idList(c.HostNodes), c.Policy, c.Backend))
+			r := fmt.Sprintf("Guest node %d (vCPUs %s, %s): host-nodes=%s policy=%s was given on its backend %s; its vCPUs run on those nodes' CPUs.",
+				c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), idList(c.HostNodes), c.Policy, c.Backend)
+			if c.Given != "" {
+				r = fmt.Sprintf("Guest node %d (vCPUs %s, %s): %s gives host nodes %s; its vCPUs run on those nodes' CPUs.",
+					c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), c.Given, idList(c.HostNodes))
+			}
+			reasons = append(reasons, withNote(r, c.Note))
 			continue
 		}
 		var best *nodeRoom
-		bestDist := 0
-		for _, r := range all {
-			if !r.usable() || (spec.HostNodes != nil && !slices.Contains(spec.HostNodes, r.Node)) {
-				continue
-			}
-			if len(c.VCPUs) > 0 && (r.MemoryOnly || (!spec.Overcommit && usedCPUs[r.Node]+len(c.VCPUs) > r.CPUs)) {
-				continue
-			}
-			if usedMem[r.Node]+c.MemoryBytes > r.memCap {
-				continue
-			}
-			d := 0
-			for id := range inUse {
-				d += distance(r, roomOf(all, id))
-			}
-			if best == nil || d < bestDist || (d == bestDist && r.memCap-usedMem[r.Node] > best.memCap-usedMem[best.Node]) {
-				best, bestDist = r, d
-			}
+		why := "nearest the other guest nodes' nodes, then the most room"
+		if r := pinnedNode(all, spec, c); r != nil && usedMem[r.Node]+c.MemoryBytes <= r.memCap {
+			// Its vCPUs are all pinned to one node's CPUs: its memory goes
+			// there too.
+			best, why = r, "every vCPU of it is pinned to CPUs of that node"
+		}
+		if best == nil {
+			best = nearestRoom(all, spec, c, usedCPUs, usedMem, inUse)
 		}
 		if best == nil {
 			return nil, fitError(spec, all, "guest node %d (vCPUs %s, %s) has an unbound backend, and no usable host node has room for it besides the other guest nodes", c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes))
@@ -228,18 +227,28 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		if cellPolicy(spec) == memobj.PolicyInterleave {
 			fill = "(every node of the VM)"
 		}
-		what, mem := "backend "+c.Backend+" has no host-nodes", fmt.Sprintf("qnuma fills in host-nodes=%s,policy=%s on backend %s, left open on the command line", fill, cellPolicy(spec), c.Backend)
+		what, mem := "its backend "+c.Backend+" has no host-nodes", fmt.Sprintf("qnuma fills in host-nodes=%s,policy=%s on backend %s, left open on the command line", fill, cellPolicy(spec), c.Backend)
 		if c.Object == nil {
 			what, mem = "it has no memory backend (mem= or none)", "its memory follows qemu's process memory policy, as it has no backend to bind"
 		}
-		reasons = append(reasons, fmt.Sprintf("Guest node %d (vCPUs %s, %s): its %s, so qnuma chose host node %d (room %d %s, %s free; nearest the other guest nodes' nodes, then the most room) and pins its vCPUs there; %s.",
-			c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), what, best.Node, best.CPUs, cpuUnit(spec), sizeString(best.memCap), mem))
+		if c.Given != "" {
+			what = c.Given
+			mem = fmt.Sprintf("qnuma renders host-nodes=%s,policy=%s on its backend %s", fill, cellPolicy(spec), c.Backend)
+		}
+		reasons = append(reasons, withNote(fmt.Sprintf("Guest node %d (vCPUs %s, %s): %s, so qnuma chose host node %d (room %d %s, %s free; %s) and pins its vCPUs there; %s.",
+			c.ID, vcpuPhrase(c.VCPUs), sizeString(c.MemoryBytes), what, best.Node, best.CPUs, cpuUnit(spec), sizeString(best.memCap), why, mem), c.Note))
 	}
 
 	t := *spec.Topology
 	p.Sockets, p.Cores, p.Threads = t.Sockets, t.Cores, t.Threads
 	nodes := cpuset.New()
-	owner := make([]int, spec.VCPUs)
+	// Hotpluggable vCPUs (-smp maxcpus=) are placed too, in
+	// Plan.HotplugVCPUs; one in no cell is left out.
+	total := max(spec.VCPUs, t.MaxCPUs)
+	owner := make([]int, total)
+	for v := range owner {
+		owner[v] = -1
+	}
 	for i := range spec.Cells {
 		nodes = nodes.Union(cpuset.New(chosen[i]...))
 	}
@@ -256,15 +265,18 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 		}
 		p.GuestNodes = append(p.GuestNodes, GuestNode{ID: c.ID, HostNodes: mem, VCPUs: slices.Clone(c.VCPUs), MemoryBytes: c.MemoryBytes})
 		for _, v := range c.VCPUs {
-			if v < spec.VCPUs {
+			if v < total {
 				owner[v] = i
 			}
 		}
 	}
 	p.HostNodes = nodes.List()
 	vmCPUs := cpuset.New()
-	for v := 0; v < spec.VCPUs; v++ {
+	for v := 0; v < total; v++ {
 		g := owner[v]
+		if g < 0 {
+			continue
+		}
 		cpus := cpuset.New()
 		for _, id := range chosen[g] {
 			cpus = cpus.Union(roomOf(all, id).FreeCPUs)
@@ -273,21 +285,167 @@ func cellPlan(spec Spec, all []*nodeRoom) (*Plan, error) {
 			c := spec.Cells[g]
 			return nil, fitError(spec, all, "guest node %d's vCPUs would run on host nodes %s, which have no usable CPU (offline, not allowed, or dedicated to other VMs)", c.ID, idList(chosen[g]))
 		}
+		if pin, ok := spec.VCPUPins[v]; ok {
+			if err := checkPin(all, pin, fmt.Sprintf("vCPU %d", v)); err != nil {
+				return nil, err
+			}
+			cpus = pin.CPUs
+		}
 		s, _, co, th := t.IDs(v)
-		p.VCPUs = append(p.VCPUs, VCPU{ID: v, GuestNode: g, Socket: s, Core: co, Thread: th, HostCPUs: cpus})
+		vc := VCPU{ID: v, GuestNode: g, Socket: s, Core: co, Thread: th, HostCPUs: cpus}
+		if v >= spec.VCPUs {
+			p.HotplugVCPUs = append(p.HotplugVCPUs, vc)
+			continue
+		}
+		p.VCPUs = append(p.VCPUs, vc)
 		vmCPUs = vmCPUs.Union(cpus)
 	}
 	p.EmulatorCPUs = vmCPUs
+	if e := spec.EmulatorPin; e != nil {
+		if err := checkPin(all, *e, "the emulator"); err != nil {
+			return nil, err
+		}
+		p.EmulatorCPUs = e.CPUs
+	}
+	for _, io := range spec.IOThreads {
+		t := IOThread{ID: io.ID, HostCPUs: p.EmulatorCPUs}
+		if !io.Pin.CPUs.IsEmpty() {
+			if err := checkPin(all, io.Pin, "I/O thread "+io.ID); err != nil {
+				return nil, err
+			}
+			t.HostCPUs, t.Given = io.Pin.CPUs, true
+		}
+		p.IOThreads = append(p.IOThreads, t)
+	}
+	p.Distances = spec.GuestDistances
 	p.Mempolicy = Mempolicy{Mode: spec.Policy, Nodes: nodes}
 	if spec.Policy == memobj.PolicyPreferred && nodes.Size() > 1 {
 		p.Mempolicy.Mode = memobj.PolicyPreferredMany
 	}
-	p.Reasons = append(p.Reasons, fmt.Sprintf("The qemu command line gives its own %d guest nodes (-numa node) and --bind-only keeps them: each guest node's vCPUs are pinned to the CPUs of the host nodes its memory is bound to.", len(spec.Cells)))
+	if spec.CellsFrom != "" {
+		nodes := fmt.Sprintf("%d guest nodes", len(spec.Cells))
+		if len(spec.Cells) == 1 {
+			nodes = "one guest node"
+		}
+		p.Reasons = append(p.Reasons, fmt.Sprintf("%s gives %s, kept as given: each guest node's vCPUs are pinned to the CPUs of the host nodes its memory is bound to, unless pinned themselves.", spec.CellsFrom, nodes))
+	} else {
+		p.Reasons = append(p.Reasons, fmt.Sprintf("The qemu command line gives its own %d guest nodes (-numa node) and --bind-only keeps them: each guest node's vCPUs are pinned to the CPUs of the host nodes its memory is bound to.", len(spec.Cells)))
+	}
 	p.Reasons = append(p.Reasons, reasons...)
-	p.Reasons = append(p.Reasons, "vCPUs are shared: each floats over its guest node's host CPUs.")
-	p.Reasons = append(p.Reasons, fmt.Sprintf("qemu's other threads run on CPUs %s of the chosen nodes.", p.EmulatorCPUs))
+	p.Reasons = append(p.Reasons, pinReasons(spec, p, all)...)
+	if len(spec.VCPUPins) < spec.VCPUs {
+		p.Reasons = append(p.Reasons, "vCPUs are shared: each floats over its guest node's host CPUs.")
+	}
+	if e := spec.EmulatorPin; e != nil {
+		p.Reasons = append(p.Reasons, fmt.Sprintf("qemu's other threads run on CPUs %s, as %s gives.", p.EmulatorCPUs, e.From))
+	} else {
+		p.Reasons = append(p.Reasons, fmt.Sprintf("qemu's other threads run on CPUs %s of the chosen nodes.", p.EmulatorCPUs))
+	}
 	p.Reasons = append(p.Reasons, policyReasons(p)...)
 	return p, nil
+}
+
+// nearestRoom is the usable host node with room for cell c's vCPUs and
+// memory nearest the nodes in use, then with the most memory left; nil
+// when none has room.
+func nearestRoom(all []*nodeRoom, spec Spec, c Cell, usedCPUs map[int]int, usedMem map[int]uint64, inUse map[int]bool) *nodeRoom {
+	var best *nodeRoom
+	bestDist := 0
+	for _, r := range all {
+		if !r.usable() || (spec.HostNodes != nil && !slices.Contains(spec.HostNodes, r.Node)) {
+			continue
+		}
+		if len(c.VCPUs) > 0 && (r.MemoryOnly || (!spec.Overcommit && usedCPUs[r.Node]+len(c.VCPUs) > r.CPUs)) {
+			continue
+		}
+		if usedMem[r.Node]+c.MemoryBytes > r.memCap {
+			continue
+		}
+		d := 0
+		for id := range inUse {
+			d += distance(r, roomOf(all, id))
+		}
+		if best == nil || d < bestDist || (d == bestDist && r.memCap-usedMem[r.Node] > best.memCap-usedMem[best.Node]) {
+			best, bestDist = r, d
+		}
+	}
+	return best
+}
+
+// pinnedNode is the one usable host node whose CPUs hold the pins of every
+// vCPU of cell c, when each has a pin (Spec.VCPUPins); nil otherwise.
+func pinnedNode(all []*nodeRoom, spec Spec, c Cell) *nodeRoom {
+	if len(c.VCPUs) == 0 {
+		return nil
+	}
+	cpus := cpuset.New()
+	for _, v := range c.VCPUs {
+		pin, ok := spec.VCPUPins[v]
+		if !ok {
+			return nil
+		}
+		cpus = cpus.Union(pin.CPUs)
+	}
+	for _, r := range all {
+		if r.usable() && !r.FreeCPUs.IsEmpty() && cpus.IsSubsetOf(r.FreeCPUs) && (spec.HostNodes == nil || slices.Contains(spec.HostNodes, r.Node)) {
+			return r
+		}
+	}
+	return nil
+}
+
+// checkPin refuses a pin on a CPU this VM may not use: offline, not
+// allowed to qnuma, or dedicated to another VM.
+func checkPin(all []*nodeRoom, pin Pin, who string) error {
+	usable := cpuset.New()
+	for _, r := range all {
+		usable = usable.Union(r.FreeCPUs)
+	}
+	if pin.CPUs.IsEmpty() {
+		return badSpec("%s gives %s no host CPU", pin.From, who)
+	}
+	if out := pin.CPUs.Difference(usable); !out.IsEmpty() {
+		return badSpec("%s pins %s to host CPUs %s, and CPUs %s are not ones this VM may use (usable: %s; the others are offline, not allowed to qnuma, or dedicated to another VM)", pin.From, who, pin.CPUs, out, usable)
+	}
+	return nil
+}
+
+// pinReasons says which threads run where they were pinned, and where a
+// vCPU's pin leaves its guest node's host nodes.
+func pinReasons(spec Spec, p *Plan, all []*nodeRoom) []string {
+	var out []string
+	for _, v := range p.VCPUs {
+		pin, ok := spec.VCPUPins[v.ID]
+		if !ok {
+			continue
+		}
+		r := fmt.Sprintf("vCPU %d runs on host CPUs %s, as %s gives", v.ID, pin.CPUs, pin.From)
+		var off []int
+		for _, r := range all {
+			if !r.FreeCPUs.Intersection(pin.CPUs).IsEmpty() && !slices.Contains(p.GuestNodes[v.GuestNode].HostNodes, r.Node) {
+				off = append(off, r.Node)
+			}
+		}
+		if len(off) > 0 {
+			r += fmt.Sprintf(" (on host nodes %s, away from its guest node %d's memory on %s)", idList(off), v.GuestNode, idList(p.GuestNodes[v.GuestNode].HostNodes))
+		}
+		out = append(out, r+".")
+	}
+	for i, io := range spec.IOThreads {
+		from := "no pin is given, so it runs with the emulator threads"
+		if !io.Pin.CPUs.IsEmpty() {
+			from = "as " + io.Pin.From + " gives"
+		}
+		out = append(out, fmt.Sprintf("I/O thread %s runs on host CPUs %s, %s.", io.ID, p.IOThreads[i].HostCPUs, from))
+	}
+	return out
+}
+
+func withNote(s, note string) string {
+	if note == "" {
+		return s
+	}
+	return s + " " + note
 }
 
 func vcpuPhrase(v []int) string {

@@ -96,7 +96,7 @@ func (p *Plan) Describe(w io.Writer) error {
 		i = j
 	}
 	tw.flush()
-	if hp := p.HotplugVCPUs(); len(hp) > 0 {
+	if hp := p.HotplugVCPUs; len(hp) > 0 {
 		ew.printf("\nHotpluggable vCPUs (-smp maxcpus, not present at start; qnuma run pins only the vCPUs present at start):\n")
 		tw = newTable(ew)
 		fmt.Fprintf(tw, "  vCPU\tguest node\tsocket/core/thread\thost CPUs\n")
@@ -114,11 +114,17 @@ func (p *Plan) Describe(w io.Writer) error {
 	if t := s.Topology; t != nil && t.MaxCPUs > len(p.VCPUs) {
 		ew.printf(", %d vCPUs present of maxcpus=%d", len(p.VCPUs), t.MaxCPUs)
 	}
-	if s.Topology != nil {
+	switch {
+	case s.Topology != nil && s.CellsFrom != "":
+		ew.printf(" (as given, kept)")
+	case s.Topology != nil:
 		ew.printf(" (the qemu command line's own -smp, kept)")
 	}
 	ew.printf("\n")
 	ew.printf("Emulator threads: CPUs %s\n", p.EmulatorCPUs)
+	for _, io := range p.IOThreads {
+		ew.printf("I/O thread %s: CPUs %s\n", io.ID, io.HostCPUs)
+	}
 	ew.printf("Process memory policy: %s on %s", p.Mempolicy.Mode, nodesPhrase(p.Mempolicy.Nodes))
 	if fb, ok := p.Mempolicy.Fallback(); ok {
 		ew.printf(" (where the kernel lacks MPOL_PREFERRED_MANY: %s on %s)", fb.Mode, nodesPhrase(fb.Nodes))

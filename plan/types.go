@@ -62,6 +62,43 @@ type Spec struct {
 	// topology to qnuma.
 	Cells    []Cell
 	Topology *memobj.Topology
+
+	// Given by a libvirt domain XML (helper E, issue 10, cmd/qnuma
+	// --domain-xml), for a spec with Cells. CellsFrom names where the cells
+	// come from in the plan's reasons ("" for the user's -numa cells).
+	CellsFrom string
+	// VCPUPins are explicit host CPUs for some vCPUs, kept exactly (a CPU
+	// this VM may not use is refused); EmulatorPin those of qemu's other
+	// threads (nil: the vCPUs' CPUs). GuestDistances, when not nil, are
+	// the guest's own distances (Plan.Distances).
+	VCPUPins       map[int]Pin
+	EmulatorPin    *Pin
+	IOThreads      []IOThreadSpec
+	GuestDistances [][]int
+}
+
+// Pin is host CPUs given for a thread, and where they were given (for
+// reasons and errors: "<vcpupin vcpu='0'>").
+type Pin struct {
+	CPUs cpuset.CPUSet
+	From string
+}
+
+// IOThreadSpec is one of the VM's I/O threads (QEMU -object iothread,id=)
+// with its own host CPUs; an empty Pin.CPUs runs it on the emulator CPUs.
+type IOThreadSpec struct {
+	ID  string
+	Pin Pin
+}
+
+// IOThread is where one I/O thread runs.
+type IOThread struct {
+	ID       string
+	HostCPUs cpuset.CPUSet
+	// Given: HostCPUs are the thread's own (a pin), which the launcher
+	// applies after pinning it with the emulator threads; otherwise it
+	// runs on the emulator CPUs (HostCPUs is then what they were planned).
+	Given bool
 }
 
 // Placed is a VM already on the host (from the ledger).
@@ -111,6 +148,10 @@ type Plan struct {
 	GuestNodes []GuestNode
 	// VCPUs in vCPU index order.
 	VCPUs []VCPU
+	// HotplugVCPUs are the vCPUs of a plan with cells that are not present
+	// at start (-smp maxcpus=), placed as VCPUs are; the launcher pins only
+	// those present at start.
+	HotplugVCPUs []VCPU
 	// -smp topology; Sockets == len(GuestNodes) when the guest has NUMA.
 	Sockets, Cores, Threads int
 	// EmulatorCPUs is where qemu's non-vCPU threads run.
@@ -130,6 +171,9 @@ type Plan struct {
 	// filled in: Args renders them, and QEMUArgv.Final puts each in the
 	// place of the user's backend of the same id.
 	Fill []qemucmd.Backend
+	// IOThreads are the VM's I/O threads and their host CPUs (Spec.IOThreads;
+	// the emulator CPUs for one without its own).
+	IOThreads []IOThread
 }
 
 // GuestNode is one guest NUMA node.

@@ -16,7 +16,8 @@ Examples:
   qnuma run -- qemu-system-x86_64 -smp 8 -m 16G disk.qcow2     # -smp/-m are the spec
   qnuma run --host-nodes 1 --cpus-dedicated --prealloc -- qemu-system-x86_64 ...
   qnuma run --timeout 60s --vcpus 2 --memory 512M -- qemu-system-x86_64 ...  # exit 124 at 60 s
-  qnuma run --bind-only -- qemu-system-x86_64 -numa node,... ...  # keep your own -numa`
+  qnuma run --bind-only -- qemu-system-x86_64 -numa node,... ...  # keep your own -numa
+  qnuma run --domain-xml dom.xml -- qemu-system-x86_64 -nographic disk.qcow2  # libvirt's placement`
 }
 
 func (c *PlanCmd) Help() string {
@@ -27,5 +28,6 @@ Examples:
   qnuma plan --vcpus 12 --memory 8G
   qnuma plan --vcpus 8 --memory 36G --json | jq .guest_nodes
   qnuma plan --root /path/to/sysfs-snapshot --qemu-version 8.2 --vcpus 16 --memory 64G
-  qnuma plan -- qemu-system-x86_64 -smp 4 -m 2G disk.qcow2`
+  qnuma plan -- qemu-system-x86_64 -smp 4 -m 2G disk.qcow2
+  qnuma plan --domain-xml dom.xml    # a libvirt domain's vCPUs, cells, numatune and pins`
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/qnuma/qnuma/ledger"
@@ -43,7 +44,7 @@ func (c *PlanCmd) write(ctx context.Context, w io.Writer) error {
 	if err := pr.Plan.Describe(w); err != nil {
 		return err
 	}
-	if ids := ioThreadIDs(pr.User); len(ids) > 0 {
+	if ids := userIOThreads(pr); len(ids) > 0 {
 		// qnuma run pins the I/O threads with qemu's other threads.
 		if _, err := fmt.Fprintf(w, "I/O threads %s: CPUs %s (with the emulator threads)\n", strings.Join(ids, ", "), pr.Plan.EmulatorCPUs); err != nil {
 			return err
@@ -204,11 +205,16 @@ func planJSONOf(pr *Prepared) planJSON {
 	for _, v := range p.VCPUs {
 		out.VCPUs = append(out.VCPUs, vcpu(v, true))
 	}
-	for _, v := range p.HotplugVCPUs() {
+	for _, v := range p.HotplugVCPUs {
 		out.HotplugVCPUs = append(out.HotplugVCPUs, vcpu(v, false))
 	}
-	// qnuma run pins the I/O threads with qemu's other threads.
-	for _, id := range ioThreadIDs(pr.User) {
+	out.IOThreads = []iothreadJSON{}
+	for _, io := range p.IOThreads {
+		out.IOThreads = append(out.IOThreads, iothreadJSON{io.ID, io.HostCPUs.String()})
+	}
+	// The user's own I/O threads without a pin of their own run with
+	// qemu's other threads.
+	for _, id := range userIOThreads(pr) {
 		out.IOThreads = append(out.IOThreads, iothreadJSON{id, p.EmulatorCPUs.String()})
 	}
 	for _, r := range p.Rooms {
@@ -283,4 +289,16 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// userIOThreads are the user's -object iothread ids the plan gives no
+// CPUs of their own (a domain's <iothreadpin> does).
+func userIOThreads(pr *Prepared) []string {
+	var ids []string
+	for _, id := range ioThreadIDs(pr.User) {
+		if !slices.ContainsFunc(pr.Plan.IOThreads, func(io plan.IOThread) bool { return io.ID == id }) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -50,6 +50,7 @@ type SpecFlags struct {
 
 	Root        string `name:"root" default:"/" placeholder:"DIR" help:"Plan for the host whose /sys and /proc snapshot is under DIR instead of this one."`
 	QEMUVersion string `name:"qemu-version" placeholder:"X.Y" help:"Render for this QEMU version instead of asking the binary (for snapshots and machines without QEMU)."`
+	DomainXML   string `name:"domain-xml" placeholder:"FILE" type:"path" help:"Take the VM's placement from a libvirt domain XML (vCPUs, topology, <cpu><numa> cells, <numatune>, <memoryBacking>, <cputune> pins, I/O threads, hotplug room): qnuma renders -smp, -m, backends and -numa from it; the QEMU command line after -- carries devices, disks and the console. qnuma plan --qemu-version 7.2 --domain-xml dom.xml"`
 
 	QEMU []string `arg:"" optional:"" passthrough:"" name:"qemu-command" help:"Your QEMU command line after --, binary first (qemu-system-x86_64 -nographic ...); its -smp and -m serve as --vcpus and --memory."`
 
@@ -75,6 +76,8 @@ type Prepared struct {
 	Argv []string
 	// note is a sentence for the plan's reasons (--near-device's node).
 	note string
+	// dom is --domain-xml's spec (domxml.go); nil without it.
+	dom *domainPlan
 }
 
 // Prepare turns the flags and the user's QEMU command line into a plan
@@ -114,7 +117,7 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 			return nil, badInput("%s is not a QEMU system emulator (qemu-system-*): give the QEMU command line after --", pr.User.Binary)
 		}
 	}
-	if spec, err = plan.MergeSpec(spec, set, pr.User); err != nil {
+	if spec, err = f.mergeSpec(pr, spec, set); err != nil { // MergeSpec, or --domain-xml
 		return nil, err
 	}
 	if spec.VCPUs == 0 {
@@ -150,6 +153,9 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 // PlanFor plans the gathered VM around the VMs already placed and renders
 // its argv. It is pure: it reads nothing and starts nothing.
 func (pr *Prepared) PlanFor(placed []plan.Placed) error {
+	if pr.dom != nil {
+		return pr.planDomain(placed) // --domain-xml (domxml.go)
+	}
 	var err error
 	if pr.Plan, err = plan.Make(pr.Host, pr.Spec, placed); err != nil {
 		return err
