@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/qnuma/qnuma/topology/topotest"
 )
 
 // Issue 10's scenarios: the guest layout given by the user (their own
@@ -81,37 +79,6 @@ N1=0
 ` + cellsChecks
 	runScenarios(t, []scenario{
 		{name: "cell 0 bound to node 1, cell 1 preferring node 0", topo: TwoNodes(), script: script, timeout: 3 * time.Minute},
-		{name: "negative: the swapped mapping", topo: TwoNodes(), script: "SWAP=1\n" + script, wantExit: 1, timeout: 3 * time.Minute,
-			wantOutput: []string{"MiB all on node", "not only on"}},
-	})
-}
-
-// TestScenarioCellsUserNumaPlanned is the same without --bind-only, where
-// qnuma would keep the user's cells and render the rest itself; it skips
-// while the planner refuses a command line with its own -numa without
-// --bind-only.
-func TestScenarioCellsUserNumaPlanned(t *testing.T) {
-	Require(t)
-	bin := requireQnuma(t)
-	args := append([]string{"plan", "--root", topotest.Unpack(t, "32intel64-2p8co2t+8ve"), "--qemu-version", "7.2", "--"}, strings.Fields(strings.ReplaceAll(userCellsQEMU, "\\\n", " "))...)
-	out, err := exec.Command(filepath.Join(bin.HostPath, "qnuma"), args...).CombinedOutput()
-	if err != nil {
-		if strings.Contains(string(out), "--bind-only") {
-			t.Skipf("qnuma plan refuses the user's own -numa cells without --bind-only (%v): %s", err, strings.TrimSpace(string(out)))
-		}
-		t.Fatalf("qnuma %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	script := `
-qnuma_start /tmp/qnuma.log run -- ` + userCellsQEMU + `
-qemu_args $qemu_pid | grep -E 'memory-backend|^node,'
-N0=$(backend_host_nodes $qemu_pid m0)
-N1=$(backend_host_nodes $qemu_pid m1)
-echo "qnuma bound m0 to host-nodes=$N0, m1 to host-nodes=$N1"
-echo "$N0" | grep -qx '[0-9]' || die "qnuma left backend m0 bound to '$N0', want one host node"
-echo "$N1" | grep -qx '[0-9]' || die "qnuma left backend m1 bound to '$N1', want one host node"
-` + cellsChecks
-	runScenarios(t, []scenario{
-		{name: "each unbound cell bound to a node, its vCPUs pinned there", topo: TwoNodes(), script: script, timeout: 3 * time.Minute},
 		{name: "negative: the swapped mapping", topo: TwoNodes(), script: "SWAP=1\n" + script, wantExit: 1, timeout: 3 * time.Minute,
 			wantOutput: []string{"MiB all on node", "not only on"}},
 	})
