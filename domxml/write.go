@@ -498,8 +498,22 @@ func (w *rewriter) checkOld(old, place *Domain) error {
 			return fmt.Errorf("%w: <cpu><numa><cell id='%d'> has memory-side caches (HMAT) for a cell the placement replaces: remove them", ErrUnsupported, c.ID)
 		}
 	}
-	if carried(old.Cells) == nil {
+	a := carried(old.Cells)
+	if a == nil {
 		return fmt.Errorf("%w: the domain's cells differ in memAccess or discard, which the new cells cannot all keep: set <memoryBacking><access> (or <discard/>) for the whole guest instead", ErrUnsupported)
+	}
+	if len(place.Cells) == 0 && len(old.Cells) > 0 {
+		// A one-node placement has no cell to carry them.
+		access := old.MemoryBacking.Access
+		if access == "" {
+			access = AccessPrivate
+		}
+		if a.access != "" && a.access != access {
+			return fmt.Errorf("%w: the domain's cells have memAccess='%s', and the one-node placement has no cells to keep it: set <memoryBacking><access mode='%s'/> for the whole guest", ErrUnsupported, a.access, a.access)
+		}
+		if a.discard != nil && *a.discard != old.MemoryBacking.Discard {
+			return fmt.Errorf("%w: the domain's cells set discard, and the one-node placement has no cells to keep it: set <memoryBacking><discard/> (or remove the cells' discard)", ErrUnsupported)
+		}
 	}
 	for i, m := range old.MemoryDevices {
 		if m.Node != nil && *m.Node >= max(len(place.Cells), 1) {
