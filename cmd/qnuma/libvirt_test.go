@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -444,5 +445,48 @@ func TestLibvirtXMLRefuses(t *testing.T) {
 	}
 	if code, _, stderr := runCaptured(t, "libvirt", "xml", "--root", root, "--qemu-version", "9.0", "--vcpus", "12", "--memory", "8G", "--bind-only"); code != 2 || !strings.Contains(stderr, "--bind-only") {
 		t.Errorf("--bind-only: exit %d, %s", code, stderr)
+	}
+}
+
+// The placement avoids the VMs qnuma already placed on this host, as
+// `qnuma plan` does: with CPU 0 given to another VM in the ledger, a
+// dedicated vCPU goes to CPU 1; with an empty ledger (the control) to CPU 0.
+// The ledger is only read.
+func TestLibvirtXMLReadsLedger(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("SKIP: this host has one CPU; the test gives one to another VM")
+	}
+	pin := func(dir string) cpuset.CPUSet {
+		t.Helper()
+		out, _, err := libvirtXML(t, "--state-dir", dir, "--qemu-version", "9.0", "--vcpus", "1", "--memory", "64M", "--cpus-dedicated")
+		if err != nil {
+			t.Fatalf("qnuma libvirt xml: %v", err)
+		}
+		d, err := domxml.Parse(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.VCPUHostCPUs(0)
+	}
+	empty := t.TempDir()
+	free := pin(empty)
+	busy := t.TempDir()
+	if free.Size() != 1 {
+		t.Fatalf("dedicated vCPU on %s, want one CPU", free)
+	}
+	r := placeOne(t, busy, "other", 0, 64<<20, free.List()[0])
+	if err := r.SetQEMU(os.Getppid()); err != nil { // a live process stands in for qemu
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pin(busy); got.Size() != 1 || got.Equals(free) {
+		t.Errorf("vCPU pinned to CPU %s, which the ledger gives to another VM", got)
+	}
+	after, _ := os.ReadDir(busy)
+	if len(after) != len(before) {
+		t.Errorf("the ledger changed: %d entries, then %d", len(before), len(after))
 	}
 }
