@@ -68,7 +68,10 @@ func Rewrite(data []byte, place *Domain) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &rewriter{data: data, root: root, unit: root.childUnit(data)}
+	w := &rewriter{data: data, root: root, unit: root.childUnit(data), nl: "\n"}
+	if bytes.Contains(data, []byte("\r\n")) {
+		w.nl = "\r\n"
+	}
 	if err := w.plan(old, place); err != nil {
 		return nil, err
 	}
@@ -198,7 +201,8 @@ type edit struct {
 type rewriter struct {
 	data  []byte
 	root  *node
-	unit  string
+	unit  string // one level of indentation
+	nl    string // the document's line break: \r\n where it uses them
 	edits []edit
 }
 
@@ -237,7 +241,7 @@ func (w *rewriter) childIndent(n *node) string {
 // replace puts block (lines of an element, relative indentation in units)
 // where n is.
 func (w *rewriter) replace(n *node, block []line) {
-	w.edits = append(w.edits, edit{start: n.start, end: n.end, text: render(block, indent(w.data, n.start), w.unit)})
+	w.edits = append(w.edits, edit{start: n.start, end: n.end, text: w.render(block, indent(w.data, n.start))})
 }
 
 // remove drops n and, when it is alone on its line, the line break and
@@ -259,12 +263,12 @@ func (w *rewriter) remove(n *node) {
 // appendTo adds block as the last child of parent.
 func (w *rewriter) appendTo(parent *node, block []line, r int) {
 	ind := w.childIndent(parent)
-	text := "\n" + ind + render(block, ind, w.unit)
+	text := w.nl + ind + w.render(block, ind)
 	if parent.selfClosing {
 		// <cpu mode='x'/> becomes <cpu mode='x'>...</cpu>.
 		tag := w.data[parent.start:parent.startEnd]
 		open := strings.TrimRight(strings.TrimSuffix(string(tag), "/>"), " \t\r\n") + ">"
-		w.edits = append(w.edits, edit{start: parent.start, end: parent.end, text: open + text + "\n" + indent(w.data, parent.start) + "</" + parent.name + ">"})
+		w.edits = append(w.edits, edit{start: parent.start, end: parent.end, text: open + text + w.nl + indent(w.data, parent.start) + "</" + parent.name + ">"})
 		return
 	}
 	at := parent.startEnd
@@ -274,7 +278,7 @@ func (w *rewriter) appendTo(parent *node, block []line, r int) {
 		}
 	}
 	if at == parent.startEnd && !bytes.Contains(w.data[parent.startEnd:parent.end], []byte("\n")) {
-		text += "\n" + indent(w.data, parent.start)
+		text += w.nl + indent(w.data, parent.start)
 	}
 	w.edits = append(w.edits, edit{start: at, end: at, text: text, rank: r})
 }
@@ -304,11 +308,11 @@ func (w *rewriter) insert(name string, block []line) {
 	for _, c := range w.root.children {
 		if rank(c.name) > r && !c.removed {
 			ind := indent(w.data, c.start)
-			sep := "\n" + ind
+			sep := w.nl + ind
 			if ind == "" {
 				sep = ""
 			}
-			w.edits = append(w.edits, edit{start: c.start, end: c.start, text: render(block, ind, w.unit) + sep, rank: r})
+			w.edits = append(w.edits, edit{start: c.start, end: c.start, text: w.render(block, ind) + sep, rank: r})
 			return
 		}
 	}
@@ -380,11 +384,11 @@ type line struct {
 
 // render joins lines; the first takes the place of the element (already
 // indented by ind), the others are indented by ind and depth units.
-func render(block []line, ind, unit string) string {
+func (w *rewriter) render(block []line, ind string) string {
 	var b strings.Builder
 	for i, l := range block {
 		if i > 0 {
-			b.WriteString("\n" + ind + strings.Repeat(unit, l.depth))
+			b.WriteString(w.nl + ind + strings.Repeat(w.unit, l.depth))
 		}
 		b.WriteString(l.text)
 	}

@@ -223,3 +223,18 @@ func TestRewrite(t *testing.T) {
 		})
 	}
 }
+
+// A document with CRLF line breaks keeps them in what Rewrite writes.
+func TestRewriteCRLF(t *testing.T) {
+	in := strings.ReplaceAll("<domain type='kvm'>\n  <name>a</name>\n  <vcpu>1</vcpu>\n  <os><type>hvm</type></os>\n  <cpu>\n    <topology sockets='1' cores='1' threads='1'/>\n  </cpu>\n</domain>\n", "\n", "\r\n")
+	out, err := Rewrite([]byte(in), onePlace(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(out), "\n"); n != strings.Count(string(out), "\r\n") || n < 10 {
+		t.Errorf("%d line breaks, %d of them CRLF:\n%q", n, strings.Count(string(out), "\r\n"), out)
+	}
+	if _, err := Parse(out); err != nil {
+		t.Error(err)
+	}
+}
