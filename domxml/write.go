@@ -158,13 +158,6 @@ func (n *node) all(name string) []*node {
 	return out
 }
 
-func (n *node) first(name string) *node {
-	if all := n.all(name); len(all) > 0 {
-		return all[0]
-	}
-	return nil
-}
-
 // indent is the whitespace before offset on its line, "" when something
 // else precedes it there.
 func indent(data []byte, off int) string {

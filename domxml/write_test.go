@@ -238,3 +238,47 @@ func TestRewriteCRLF(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// FuzzRewrite: no domain makes Rewrite panic or fail with an error that is
+// neither ErrInvalid nor ErrUnsupported; what it writes is a domain whose
+// placement is the plan's (Parse reads the plan's cells back where the
+// rest parses), and rewriting that again changes nothing. The testdata
+// domains and the command's rewrite inputs are the seeds.
+func FuzzRewrite(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.xml")
+	more, _ := filepath.Glob("../cmd/qnuma/testdata/libvirt/*-in.xml")
+	for _, file := range append(files, more...) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, true)
+	}
+	f.Add(Skeleton("a", "kvm"), false)
+	f.Fuzz(func(t *testing.T, data []byte, cells bool) {
+		place, err := FromPlan(threeNodePlan())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cells {
+			place = onePlace(t, 2<<20)
+		}
+		out, err := Rewrite(data, place)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("error wraps neither ErrInvalid nor ErrUnsupported: %v", err)
+			}
+			return
+		}
+		again, err := Rewrite(out, place)
+		if err != nil {
+			t.Fatalf("rewriting the output: %v\n%s", err, out)
+		}
+		if string(again) != string(out) {
+			t.Fatalf("a second rewrite changed it:\n%s\n---\n%s", out, again)
+		}
+		if d, err := Parse(out); err == nil && len(d.Cells) != len(place.Cells) {
+			t.Fatalf("%d cells read back, the placement has %d", len(d.Cells), len(place.Cells))
+		}
+	})
+}
