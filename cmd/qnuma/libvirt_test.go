@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -501,7 +502,12 @@ func TestLibvirtXMLReadsLedger(t *testing.T) {
 // and is stopped when the test ends. It skips without libvirtd and virsh
 // (apt-get install libvirt-daemon libvirt-daemon-driver-qemu
 // libvirt-clients).
-func TestLibvirtXMLVirshDefine(t *testing.T) {
+// sessionVirsh starts nothing yet: it returns a virsh of a libvirt in
+// session mode as nobody, in a folder of the test's (virsh starts the
+// daemon on first use; it is stopped when the test ends), and that
+// folder. It skips without libvirtd, virsh, runuser or QEMU.
+func sessionVirsh(t *testing.T) (func(args ...string) ([]byte, error), string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("SKIP: starts libvirtd")
 	}
@@ -530,6 +536,7 @@ func TestLibvirtXMLVirshDefine(t *testing.T) {
 		}
 	}
 	virsh := func(args ...string) ([]byte, error) {
+		t.Helper()
 		cmd := exec.Command("runuser", append([]string{"-u", "nobody", "--", "env", "HOME=" + home, "XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
 			"virsh", "-q", "-c", "qemu:///session"}, args...)...)
 		return cmd.CombinedOutput()
@@ -541,6 +548,11 @@ func TestLibvirtXMLVirshDefine(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGTERM)
 		}
 	})
+	return virsh, home
+}
+
+func TestLibvirtXMLVirshDefine(t *testing.T) {
+	virsh, home := sessionVirsh(t)
 	files, err := filepath.Glob(filepath.Join("testdata", "libvirt", "*.xml"))
 	if err != nil {
 		t.Fatal(err)
@@ -591,4 +603,62 @@ func TestLibvirtXMLVirshDefine(t *testing.T) {
 // them): libvirt honours them, qnuma's reader refuses them.
 func stripShares(data []byte) []byte {
 	return regexp.MustCompile(`\s*<(shares|period)>\d+</(shares|period)>`).ReplaceAll(data, nil)
+}
+
+// TestLibvirtXMLVirshStart has libvirt start (paused) a domain that qnuma
+// placed on this host with a dedicated vCPU: the vCPU thread's allowed CPUs
+// in /proc are the plan's one CPU, not all of the host's, and qemu's own
+// thread is on the emulator's CPUs.
+func TestLibvirtXMLVirshStart(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("SKIP: with one CPU a pin cannot be told from none")
+	}
+	virsh, home := sessionVirsh(t)
+	out, p, err := libvirtXML(t, "--state-dir", t.TempDir(), "--vcpus", "1", "--memory", "128M", "--cpus-dedicated", "--type", "qemu", "--name", "qnuma-start-test")
+	if err != nil {
+		t.Fatalf("qnuma libvirt xml: %v", err)
+	}
+	in := filepath.Join(home, "start.xml")
+	if err := os.WriteFile(in, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := virsh("define", in); err != nil {
+		t.Fatalf("virsh define: %v\n%s", err, b)
+	}
+	defer virsh("undefine", "qnuma-start-test")
+	if b, err := virsh("start", "--paused", "qnuma-start-test"); err != nil {
+		t.Fatalf("virsh start: %v\n%s", err, b)
+	}
+	defer virsh("destroy", "qnuma-start-test")
+	b, err := os.ReadFile(filepath.Join(home, "run", "libvirt", "qemu", "run", "qnuma-start-test.pid"))
+	pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || perr != nil {
+		t.Fatalf("qemu's pid file: %v %v", err, perr)
+	}
+	want := map[string]string{"CPU 0/TCG": p.VCPUs[0].HostCPUs.String(), "qemu-system-x86": p.EmulatorCPUs.String()}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		comm, _ := os.ReadFile(filepath.Join(task, "comm"))
+		w, ok := want[strings.TrimSpace(string(comm))]
+		if !ok {
+			continue
+		}
+		seen[strings.TrimSpace(string(comm))] = true
+		if got := cpusAllowed(t, pid, atoiBase(t, task)); got != w {
+			t.Errorf("thread %s (%s) may run on %s, the plan says %s", task, strings.TrimSpace(string(comm)), got, w)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("found threads %v of %v in /proc/%d/task", seen, want, pid)
+	}
+}
+
+func atoiBase(t *testing.T, path string) int {
+	t.Helper()
+	n, err := strconv.Atoi(filepath.Base(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
