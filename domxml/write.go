@@ -89,6 +89,13 @@ func Rewrite(data []byte, place *Domain) ([]byte, error) {
 func parseLenient(data []byte) (*Domain, error) {
 	var x xDomain
 	if err := xml.NewDecoder(bytes.NewReader(data)).Decode(&x); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: no XML element in it: want a libvirt <domain> (virsh dumpxml --inactive NAME)", ErrInvalid)
+		}
+		var se xml.UnmarshalError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%w: %v: want a libvirt <domain>", ErrInvalid, err)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	p := parser{lenient: true}

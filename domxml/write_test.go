@@ -178,6 +178,11 @@ func TestRewrite(t *testing.T) {
 			err:  ErrInvalid,
 		},
 		{
+			name: "no element at all",
+			in:   "just text\n",
+			err:  ErrInvalid,
+		},
+		{
 			name: "not well-formed",
 			in:   "<domain type='kvm'><name>a</name>",
 			err:  ErrInvalid,
