@@ -55,7 +55,8 @@ func Skeleton(name, typ string) []byte {
 // Errors wrap ErrInvalid for a document that is not a libvirt domain (or one
 // that libvirt would refuse) and ErrUnsupported for one whose placement
 // cannot be rewritten without changing something else: HMAT figures or
-// memory devices naming the old cells, cells with different memAccess.
+// memory devices naming the old cells, cells with different memAccess,
+// a <vcpusched>, <cachetune> or <memorytune> of vCPUs the placement lacks.
 func Rewrite(data []byte, place *Domain) ([]byte, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("%w: domain xml is larger than %d bytes", ErrInvalid, MaxSize)
@@ -115,6 +116,7 @@ type node struct {
 	selfClosing     bool
 	children        []*node
 	removed         bool // Rewrite drops it
+	attrs           []xml.Attr
 }
 
 // spans reads the element tree of a document with every element's offsets.
@@ -133,7 +135,7 @@ func spans(data []byte) (*node, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			n := &node{name: t.Name.Local, start: before, startEnd: int(dec.InputOffset())}
+			n := &node{name: t.Name.Local, start: before, startEnd: int(dec.InputOffset()), attrs: t.Copy().Attr}
 			n.selfClosing = bytes.HasSuffix(data[n.start:n.startEnd], []byte("/>"))
 			if len(stack) > 0 {
 				parent := stack[len(stack)-1]
@@ -522,6 +524,23 @@ func (w *rewriter) checkOld(old, place *Domain) error {
 	for i, m := range old.MemoryDevices {
 		if m.Node != nil && *m.Node >= max(len(place.Cells), 1) {
 			return fmt.Errorf("%w: memory device %d is on guest cell %d, and the placement has %d: change its <target><node>", ErrUnsupported, i, *m.Node, max(len(place.Cells), 1))
+		}
+	}
+	// <vcpusched>, <cachetune>, <memorytune> name vCPUs by id.
+	for _, t := range w.root.all("cputune") {
+		for _, c := range t.children {
+			for _, a := range c.attrs {
+				if a.Name.Local != "vcpus" {
+					continue
+				}
+				set, err := ParseCPUSet(a.Value)
+				if err != nil {
+					return fmt.Errorf("%w: <cputune><%s vcpus='%s'>: %v", ErrInvalid, c.name, a.Value, err)
+				}
+				if l := set.List(); len(l) > 0 && l[len(l)-1] >= place.VCPU.Max {
+					return fmt.Errorf("%w: <cputune><%s vcpus='%s'> names vCPUs the placement's %d do not have: change it to 0-%d or less", ErrUnsupported, c.name, a.Value, place.VCPU.Max, place.VCPU.Max-1)
+				}
+			}
 		}
 	}
 	if n := len(old.VCPUs); n > 0 {

@@ -132,6 +132,8 @@ func TestRewrite(t *testing.T) {
 		want      []string // substrings of the output, in this order
 		not       []string
 		err       error
+		// parseFails: Parse refuses what libvirt honours (a scheduler).
+		parseFails bool
 	}{
 		{
 			name: "inserted in libvirt's order",
@@ -178,6 +180,17 @@ func TestRewrite(t *testing.T) {
 			err:  ErrInvalid,
 		},
 		{
+			name: "vcpusched of vCPUs the plan lacks",
+			in:   "<domain type='kvm'><name>a</name><vcpu>4</vcpu><cputune><vcpusched vcpus='2-3' scheduler='fifo' priority='1'/></cputune><os><type>hvm</type></os></domain>",
+			err:  ErrUnsupported,
+		},
+		{
+			name:       "vcpusched of the plan's vCPUs kept",
+			in:         "<domain type='kvm'><name>a</name><vcpu>4</vcpu><cputune><vcpusched vcpus='0-1' scheduler='fifo' priority='1'/></cputune><os><type>hvm</type></os></domain>",
+			want:       []string{"<cputune><vcpusched vcpus='0-1' scheduler='fifo' priority='1'/>\n  <vcpupin vcpu='0' cpuset='0'/>"},
+			parseFails: true,
+		},
+		{
 			name: "no element at all",
 			in:   "just text\n",
 			err:  ErrInvalid,
@@ -222,7 +235,7 @@ func TestRewrite(t *testing.T) {
 			if v, err := validateXML(t, validator, writeTemp(t, out)); err != nil {
 				t.Errorf("virt-xml-validate: %v %s\n%s", err, v, out)
 			}
-			if _, err := Parse(out); err != nil {
+			if _, err := Parse(out); (err != nil) != tc.parseFails {
 				t.Errorf("Parse: %v\n%s", err, out)
 			}
 		})
