@@ -48,7 +48,8 @@ func Skeleton(name, typ string) []byte {
 //     set to immediate for a preallocated plan; the rest kept.
 //
 // New elements go where libvirt itself writes them (virDomainDefFormat's
-// order), indented as the document indents. A removed element takes its
+// order), indented as the document indents, their attributes quoted as its
+// root element's are. A removed element takes its
 // line's indentation with it. An existing <vcpus> (per-vCPU hotplug state)
 // is kept when it still describes the new vCPUs, else refused.
 //
@@ -72,6 +73,11 @@ func Rewrite(data []byte, place *Domain) ([]byte, error) {
 	w := &rewriter{data: data, root: root, unit: root.childUnit(data), nl: "\n"}
 	if bytes.Contains(data, []byte("\r\n")) {
 		w.nl = "\r\n"
+	}
+	// Attributes quoted as the root element quotes its own.
+	tag := data[root.start:root.startEnd]
+	if i := bytes.IndexAny(tag, `'"`); i >= 0 && tag[i] == '"' {
+		w.quote = `"`
 	}
 	if err := w.plan(old, place); err != nil {
 		return nil, err
@@ -205,6 +211,7 @@ type rewriter struct {
 	root  *node
 	unit  string // one level of indentation
 	nl    string // the document's line break: \r\n where it uses them
+	quote string // "" for ', or " where the document quotes so
 	edits []edit
 }
 
@@ -393,6 +400,10 @@ func (w *rewriter) render(block []line, ind string) string {
 			b.WriteString(w.nl + ind + strings.Repeat(w.unit, l.depth))
 		}
 		b.WriteString(l.text)
+	}
+	if w.quote != "" {
+		// The rendered values (numbers, sets, modes) hold no quotes.
+		return strings.ReplaceAll(b.String(), "'", w.quote)
 	}
 	return b.String()
 }

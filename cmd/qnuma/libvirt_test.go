@@ -361,6 +361,9 @@ func TestLibvirtXMLRewrite(t *testing.T) {
 					t.Errorf("%s was not kept", kept)
 				}
 			}
+			if !bytes.Contains(out, []byte(`<vcpu placement="static">`)) {
+				t.Error(`new elements are not quoted as the document quotes ("), as <vcpu placement="static">`)
+			}
 			for _, gone := range []string{`placement="auto"`, `<vcpupin vcpu="0" cpuset="0"/>`, `<page size="1" unit="GiB"/>`, `cpuset="0-3"`} {
 				if bytes.Contains(out, []byte(gone)) {
 					t.Errorf("old placement %s is still there", gone)
