@@ -545,10 +545,13 @@ func sessionVirsh(t *testing.T) (func(args ...string) ([]byte, error), string) {
 		return cmd.CombinedOutput()
 	}
 	t.Cleanup(func() {
-		// virsh started the session daemon; stop it by its pid file.
-		b, err := os.ReadFile(filepath.Join(home, "run", "libvirt", "libvirtd.pid"))
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 1 {
-			syscall.Kill(pid, syscall.SIGTERM)
+		// virsh started the session daemon, and it its log daemon (for a
+		// domain started): stop both by their pid files.
+		for _, name := range []string{"libvirtd.pid", "virtlogd.pid"} {
+			b, err := os.ReadFile(filepath.Join(home, "run", "libvirt", name))
+			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
 		}
 	})
 	return virsh, home
