@@ -6,7 +6,13 @@
 // features, disks, interfaces, consoles...) is ignored here: with
 // `qnuma run --domain-xml` the QEMU command line carries it.
 //
-// The package is pure: Parse takes bytes and does no I/O.
+// It also writes that half: FromPlan turns a qnuma plan into the same
+// Domain values (vCPU pins, numatune with a memnode per cell, cells with the
+// host's distances, topology, hugepages), and Rewrite writes them into a
+// domain XML at the byte offsets of its elements, every other byte kept
+// (`qnuma libvirt xml`). Parse reads the result back as the plan.
+//
+// The package is pure: Parse and Rewrite take bytes and do no I/O.
 package domxml
 
 import (

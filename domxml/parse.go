@@ -65,6 +65,9 @@ const maxSetIDs = 16 * cpulist.MaxID
 type parser struct {
 	err    error
 	setIDs int // ids named by the cpusets read so far
+	// lenient skips ErrUnsupported: Rewrite reads a domain that libvirt
+	// places (its <cputune><shares>, say), not one qnuma must honour.
+	lenient bool
 }
 
 func (p *parser) fail(err error) {
@@ -78,6 +81,9 @@ func (p *parser) invalid(where, format string, args ...any) {
 }
 
 func (p *parser) unsupported(where, format string, args ...any) {
+	if p.lenient {
+		return
+	}
 	p.fail(fmt.Errorf("%w: %s: %s", ErrUnsupported, where, fmt.Sprintf(format, args...)))
 }
 
@@ -293,7 +299,9 @@ func validUUID(s string) bool {
 func (p *parser) vcpu(d *Domain, v *xVCPU) Placement {
 	const w = "<vcpu>"
 	if v == nil {
-		p.invalid("<domain>", "<vcpu> is required")
+		if !p.lenient { // Rewrite adds it
+			p.invalid("<domain>", "<vcpu> is required")
+		}
 		return ""
 	}
 	p.unknown(w, v.xUnknown)

@@ -32,6 +32,7 @@ type CLI struct {
 	Ps       PsCmd       `cmd:"" help:"List the VMs qnuma placed on this host."`
 	Stat     StatCmd     `cmd:"" help:"Show where each VM's memory and vCPUs really are."`
 	Doctor   DoctorCmd   `cmd:"" help:"Check what on this host hurts NUMA placement."`
+	Libvirt  LibvirtCmd  `cmd:"" help:"qnuma's placement for libvirt domains: print or rewrite their placement XML."`
 }
 
 func main() {
