@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,8 +27,6 @@ import (
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology/topotest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/libvirt/*.xml goldens")
 
 const amd = "32amd64-4s2n4c-cgroup2"
 

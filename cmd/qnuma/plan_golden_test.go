@@ -12,7 +12,7 @@ import (
 	"github.com/qnuma/qnuma/topology/topotest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden outputs in testdata/plan")
+var update = flag.Bool("update", false, "rewrite the golden outputs in testdata/plan and testdata/libvirt")
 
 // planGoldens are `qnuma plan` runs on the two-node snapshot whose text
 // and --json outputs are kept in testdata/plan/NAME.txt and NAME.json.
