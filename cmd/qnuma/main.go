@@ -32,6 +32,7 @@ type CLI struct {
 	Ps       PsCmd       `cmd:"" help:"List the VMs qnuma placed on this host."`
 	Stat     StatCmd     `cmd:"" help:"Show where each VM's memory and vCPUs really are."`
 	Doctor   DoctorCmd   `cmd:"" help:"Check what on this host hurts NUMA placement."`
+	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
 }
 
 func main() {
