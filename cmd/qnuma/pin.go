@@ -223,24 +223,28 @@ func planPins(threads []numastat.Thread, req pinRequest) ([]threadPin, error) {
 			return nil, badInput("--vcpu %d: the VM has vcpus %s", n, cpuset.New(have...))
 		}
 	}
-	ioTID := map[string]int{}
-	for id := range req.IOThreads {
-		name := "IO " + id
-		if len(name) > numastat.CommLen {
-			id = name[3:numastat.CommLen] // the kernel keeps this much of the name
+	// ioTID: the thread of each --iothread, by the name the kernel keeps.
+	ioTID, ioSet := map[string]int{}, map[string]cpuset.CPUSet{}
+	for id, set := range req.IOThreads {
+		short := id
+		if len("IO "+id) > numastat.CommLen {
+			short = ("IO " + id)[3:numastat.CommLen]
 		}
-		switch tids := ioTIDs[id]; len(tids) {
+		switch tids := ioTIDs[short]; len(tids) {
 		case 0:
 			have := make([]string, 0, len(ioTIDs))
 			for i := range ioTIDs {
 				have = append(have, i)
 			}
 			slices.Sort(have)
-			return nil, badInput("--iothread %s: no thread of this qemu is named \"IO %s\" (I/O threads found: %s; names need -name NAME,debug-threads=on)", id, id, strings.Join(have, ", "))
+			return nil, badInput("--iothread %s: no thread of this qemu is named \"IO %s\" (I/O threads found: %s; names need -name NAME,debug-threads=on)", id, short, strings.Join(have, ", "))
 		case 1:
-			ioTID[id] = tids[0]
+			if _, dup := ioTID[short]; dup {
+				return nil, badInput("--iothread %s: another --iothread names the same thread \"IO %s\" (the kernel keeps %d bytes of a name)", id, short, numastat.CommLen)
+			}
+			ioTID[short], ioSet[short] = tids[0], set
 		default:
-			return nil, badInput("--iothread %s: %d threads carry the name \"IO %s\" (the kernel keeps %d bytes of a name): give ids that differ in their first %d characters", id, len(tids), id, numastat.CommLen, numastat.CommLen-3)
+			return nil, badInput("--iothread %s: %d threads carry the name \"IO %s\" (the kernel keeps %d bytes of a name): give ids that differ in their first %d characters", id, len(tids), short, numastat.CommLen, numastat.CommLen-3)
 		}
 	}
 	var out []threadPin
@@ -253,7 +257,7 @@ func planPins(threads []numastat.Thread, req pinRequest) ([]threadPin, error) {
 			}
 			p.Kind, p.New = "vcpu", set
 		} else if id, ok := numastat.IOThreadID(th.Comm); ok && ioTID[id] == th.TID {
-			p.Kind, p.IOThread, p.New = "iothread", id, req.IOThreads[id]
+			p.Kind, p.IOThread, p.New = "iothread", id, ioSet[id]
 		} else if req.Emulator != nil {
 			p.Kind, p.New = "emulator", *req.Emulator
 		} else {
