@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"k8s.io/utils/cpuset"
@@ -20,6 +21,7 @@ import (
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/numastat"
+	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -30,6 +32,7 @@ type PinCmd struct {
 	IOThread pinFlags `name:"iothread" placeholder:"ID" help:"An I/O thread (-object iothread,id=ID) to pin; the --cpus after it says where. Repeatable."`
 	CPUs     pinFlags `name:"cpus" placeholder:"LIST" help:"Host CPUs for the --vcpu or --iothread before it (e.g. 2,4-5)."`
 	Emulator string   `name:"emulator" placeholder:"LIST" help:"Host CPUs for the emulator threads: every thread that is no vCPU (and no I/O thread given with --iothread)."`
+	QMP      string   `name:"qmp" placeholder:"PATH" help:"A QMP socket of the VM's qemu, to find its vCPU and I/O threads by asking it (query-cpus-fast, query-iothreads) rather than by their names: for a qemu started without debug-threads=on."`
 	JSON     bool     `help:"Print JSON."`
 	StateDir string   `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
 }
@@ -43,14 +46,16 @@ refusal changes nothing (exit 2). The VM's ledger entry records the new CPUs.
 A pin the kernel refuses puts back the pins already changed (exit 1).
 
 vCPU and I/O threads are found by their names, which QEMU gives them with
--name NAME,debug-threads=on (qnuma run always asks for it).
+-name NAME,debug-threads=on (qnuma run always asks for it); for a qemu started
+without it, give its QMP socket with --qmp PATH and qnuma asks qemu instead.
 
 Examples:
   qnuma pin web --vcpu 1 --cpus 3                    vCPU 1 of vm web on CPU 3
   qnuma pin web --vcpu 0 --cpus 2 --vcpu 1 --cpus 3  two vCPUs at once
   qnuma pin web --emulator 0-1                       qemu's other threads
   qnuma pin web --iothread io0 --cpus 4
-  qnuma pin 12345 --vcpu 0 --cpus 2 --json           a qemu by pid`
+  qnuma pin 12345 --vcpu 0 --cpus 2 --json           a qemu by pid
+  qnuma pin 12345 --qmp /run/vm.qmp --vcpu 0 --cpus 2  without debug-threads`
 }
 
 // pinSeq numbers the --vcpu, --iothread and --cpus values in the order
@@ -197,8 +202,17 @@ func (p threadPin) what() string {
 }
 
 // planPins matches the request to the threads of a qemu (as /proc shows
-// them), in thread order; pure.
-func planPins(threads []numastat.Thread, req pinRequest) ([]threadPin, error) {
+// them), in thread order; pure. ioIDs gives each I/O thread's id by tid
+// (from QMP); nil: I/O threads are known by their names.
+func planPins(threads []numastat.Thread, ioIDs map[int]string, req pinRequest) ([]threadPin, error) {
+	if ioIDs == nil {
+		ioIDs = map[int]string{}
+		for _, th := range threads {
+			if id, ok := numastat.IOThreadID(th.Comm); ok && th.VCPU < 0 {
+				ioIDs[th.TID] = id
+			}
+		}
+	}
 	vcpuTID := map[int]int{}
 	ioTIDs := map[string][]int{}
 	for _, th := range threads {
@@ -207,12 +221,12 @@ func planPins(threads []numastat.Thread, req pinRequest) ([]threadPin, error) {
 				return nil, fmt.Errorf("two threads are named as vcpu %d (%d and %d): cannot tell which is the vCPU", th.VCPU, vcpuTID[th.VCPU], th.TID)
 			}
 			vcpuTID[th.VCPU] = th.TID
-		} else if id, ok := numastat.IOThreadID(th.Comm); ok {
+		} else if id, ok := ioIDs[th.TID]; ok {
 			ioTIDs[id] = append(ioTIDs[id], th.TID)
 		}
 	}
 	if len(req.VCPUs) > 0 && len(vcpuTID) == 0 {
-		return nil, badInput("no thread of this qemu is named as a vCPU (\"CPU N/KVM\"): start qemu with -name NAME,debug-threads=on (qnuma run does), or use one vCPU thread per vCPU (-accel tcg,thread=multi)")
+		return nil, badInput("no thread of this qemu is named as a vCPU (\"CPU N/KVM\"): start qemu with -name NAME,debug-threads=on (qnuma run does), or give its QMP socket with --qmp PATH")
 	}
 	for n := range req.VCPUs {
 		if _, ok := vcpuTID[n]; !ok {
@@ -226,25 +240,28 @@ func planPins(threads []numastat.Thread, req pinRequest) ([]threadPin, error) {
 	// ioTID: the thread of each --iothread, by the name the kernel keeps.
 	ioTID, ioSet := map[string]int{}, map[string]cpuset.CPUSet{}
 	for id, set := range req.IOThreads {
-		short := id
-		if len("IO "+id) > numastat.CommLen {
-			short = ("IO " + id)[3:numastat.CommLen]
+		// key: the id as known, whole (from QMP) or cut as the kernel
+		// keeps a thread's name.
+		key := id
+		if _, whole := ioTIDs[id]; !whole && len("IO "+id) > numastat.CommLen {
+			key = ("IO " + id)[3:numastat.CommLen]
 		}
-		switch tids := ioTIDs[short]; len(tids) {
+		tids := ioTIDs[key]
+		switch len(tids) {
 		case 0:
 			have := make([]string, 0, len(ioTIDs))
 			for i := range ioTIDs {
 				have = append(have, i)
 			}
 			slices.Sort(have)
-			return nil, badInput("--iothread %s: no thread of this qemu is named \"IO %s\" (I/O threads found: %s; names need -name NAME,debug-threads=on)", id, short, strings.Join(have, ", "))
+			return nil, badInput("--iothread %s: no thread of this qemu is named \"IO %s\" (I/O threads found: %s; names need -name NAME,debug-threads=on)", id, key, strings.Join(have, ", "))
 		case 1:
-			if _, dup := ioTID[short]; dup {
-				return nil, badInput("--iothread %s: another --iothread names the same thread \"IO %s\" (the kernel keeps %d bytes of a name)", id, short, numastat.CommLen)
+			if _, dup := ioTID[key]; dup {
+				return nil, badInput("--iothread %s: another --iothread names the same thread \"IO %s\" (the kernel keeps %d bytes of a name)", id, key, numastat.CommLen)
 			}
-			ioTID[short], ioSet[short] = tids[0], set
+			ioTID[key], ioSet[key] = tids[0], set
 		default:
-			return nil, badInput("--iothread %s: %d threads carry the name \"IO %s\" (the kernel keeps %d bytes of a name): give ids that differ in their first %d characters", id, len(tids), short, numastat.CommLen, numastat.CommLen-3)
+			return nil, badInput("--iothread %s: %d threads carry the name \"IO %s\" (the kernel keeps %d bytes of a name): give ids that differ in their first %d characters", id, len(tids), key, numastat.CommLen, numastat.CommLen-3)
 		}
 	}
 	var out []threadPin
@@ -256,7 +273,7 @@ func planPins(threads []numastat.Thread, req pinRequest) ([]threadPin, error) {
 				continue
 			}
 			p.Kind, p.New = "vcpu", set
-		} else if id, ok := numastat.IOThreadID(th.Comm); ok && ioTID[id] == th.TID {
+		} else if id, ok := ioIDs[th.TID]; ok && ioTID[id] == th.TID {
 			p.Kind, p.IOThread, p.New = "iothread", id, ioSet[id]
 		} else if req.Emulator != nil {
 			p.Kind, p.New = "emulator", *req.Emulator
@@ -440,7 +457,13 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 	if err != nil {
 		return err
 	}
-	pins, err := planPins(threads, req)
+	var ioIDs map[int]string
+	if c.QMP != "" {
+		if threads, ioIDs, err = threadsFromQMP(ctx, c.QMP, t.PID, threads); err != nil {
+			return err
+		}
+	}
+	pins, err := planPins(threads, ioIDs, req)
 	if err != nil {
 		return err
 	}
@@ -527,4 +550,52 @@ func writePins(w io.Writer, asJSON bool, t pinTarget, pins []threadPin) error {
 		}
 	}
 	return nil
+}
+
+// qmpTimeout bounds the talk with a user's QMP socket.
+const qmpTimeout = 10 * time.Second
+
+// threadsFromQMP asks qemu over its QMP socket which threads are its vCPUs
+// and I/O threads, and labels threads so. Every thread id it reports must
+// be one of pid's: a socket of another qemu is refused.
+func threadsFromQMP(ctx context.Context, path string, pid int, threads []numastat.Thread) ([]numastat.Thread, map[int]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, qmpTimeout)
+	defer cancel()
+	c, err := qmp.Dial(ctx, path)
+	if err != nil {
+		return nil, nil, badInput("--qmp %s: %w", path, err)
+	}
+	defer c.Close()
+	cpus, err := c.QueryCPUsFast(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--qmp %s: %w", path, err)
+	}
+	ios, err := c.QueryIOThreads(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--qmp %s: %w", path, err)
+	}
+	out := slices.Clone(threads)
+	at := map[int]int{}
+	for i := range out {
+		out[i].VCPU = -1
+		at[out[i].TID] = i
+	}
+	for _, cpu := range cpus {
+		i, ok := at[cpu.ThreadID]
+		if !ok {
+			return nil, nil, badInput("--qmp %s: vcpu %d runs in thread %d, which is not one of pid %d's: the socket is another qemu's", path, cpu.CPUIndex, cpu.ThreadID, pid)
+		}
+		if out[i].VCPU >= 0 {
+			return nil, nil, badInput("--qmp %s: vcpus %d and %d share thread %d (single-threaded TCG): vcpus cannot be pinned apart; use -accel tcg,thread=multi or kvm", path, out[i].VCPU, cpu.CPUIndex, cpu.ThreadID)
+		}
+		out[i].VCPU = cpu.CPUIndex
+	}
+	ioIDs := map[int]string{}
+	for _, io := range ios {
+		if _, ok := at[io.ThreadID]; !ok {
+			return nil, nil, badInput("--qmp %s: iothread %s runs in thread %d, which is not one of pid %d's: the socket is another qemu's", path, io.ID, io.ThreadID, pid)
+		}
+		ioIDs[io.ThreadID] = io.ID
+	}
+	return out, ioIDs, nil
 }

@@ -114,7 +114,7 @@ func qemuThreads() []numastat.Thread {
 
 func TestPlanPins(t *testing.T) {
 	emu := cpuset.New(3)
-	got, err := planPins(qemuThreads(), pinRequest{
+	got, err := planPins(qemuThreads(), nil, pinRequest{
 		VCPUs:     map[int]cpuset.CPUSet{1: cpuset.New(2)},
 		IOThreads: map[string]cpuset.CPUSet{"averyverylongid": cpuset.New(0)},
 		Emulator:  &emu,
@@ -150,7 +150,7 @@ func TestPlanPins(t *testing.T) {
 		{"unknown iothread", qemuThreads(), pinRequest{IOThreads: map[string]cpuset.CPUSet{"io1": cpuset.New(1)}}, `no thread of this qemu is named "IO io1"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := planPins(tt.threads, tt.req)
+			_, err := planPins(tt.threads, nil, tt.req)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !IsUsage(err) {
 				t.Errorf("error %v, want bad input containing %q", err, tt.wantErr)
 			}
@@ -416,5 +416,55 @@ func TestPinLive(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 0 {
 		t.Errorf("qnuma exited %d after SIGTERM; stderr:\n%s", code, p.stderr)
+	}
+}
+
+// With --qmp, a qemu started without debug-threads is re-pinned: qnuma asks
+// it over its QMP socket which threads are vCPU 1 and I/O thread io0, and
+// pins exactly those; a socket of another qemu is refused, nothing changed.
+func TestPinQMP(t *testing.T) {
+	qemutest.Require(t)
+	twoCPUHost(t)
+	bin := buildQnuma(t)
+	state := t.TempDir()
+	vm := qemutest.MustStart(t, "-smp", "2", "-object", "iothread,id=io0")
+	other := qemutest.MustStart(t, "-smp", "2")
+	var cpus []struct {
+		Index int `json:"cpu-index"`
+		TID   int `json:"thread-id"`
+	}
+	if err := vm.Execute("query-cpus-fast", nil, &cpus); err != nil {
+		t.Fatal(err)
+	}
+	var ios []struct {
+		ID  string `json:"id"`
+		TID int    `json:"thread-id"`
+	}
+	if err := vm.Execute("query-iothreads", nil, &ios); err != nil || len(ios) != 1 {
+		t.Fatalf("query-iothreads: %v %v", ios, err)
+	}
+	want := threadCPUs(t, vm.PID())
+	for _, c := range cpus {
+		if c.Index == 1 {
+			want[c.TID] = "0"
+		}
+	}
+	want[ios[0].TID] = "1"
+	pid := strconv.Itoa(vm.PID())
+
+	out, err := exec.Command(bin, "pin", pid, "--state-dir", state, "--qmp", other.Socket(), "--vcpu", "1", "--cpus", "0").CombinedOutput()
+	if code := exitCodeOf(err); code != 2 || !strings.Contains(string(out), "another qemu's") {
+		t.Errorf("qnuma pin with another qemu's qmp socket: exit %d\n%s\nwant exit 2", code, out)
+	}
+	if got := threadCPUs(t, vm.PID()); got[ios[0].TID] != "0-1" {
+		t.Errorf("refused pin changed the threads: %v", got)
+	}
+
+	out, err = exec.Command(bin, "pin", pid, "--state-dir", state, "--qmp", vm.Socket(), "--vcpu", "1", "--cpus", "0", "--iothread", "io0", "--cpus", "1").CombinedOutput()
+	if code := exitCodeOf(err); code != 0 {
+		t.Fatalf("qnuma pin --qmp: exit %d\n%s", code, out)
+	}
+	if got := threadCPUs(t, vm.PID()); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("threads after qnuma pin --qmp: %v, want %v", got, want)
 	}
 }
