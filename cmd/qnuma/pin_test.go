@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -466,5 +467,84 @@ func TestPinQMP(t *testing.T) {
 	}
 	if got := threadCPUs(t, vm.PID()); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("threads after qnuma pin --qmp: %v, want %v", got, want)
+	}
+}
+
+// A pin the kernel refuses midway leaves the threads and the ledger as
+// they were (exit 1, not bad input); one that goes through is recorded.
+// The kernel is a fake here, the qemu and the ledger are real.
+func TestPinRestoresLedgerOnFailure(t *testing.T) {
+	qemutest.Require(t)
+	twoCPUHost(t)
+	vm := qemutest.MustStart(t, "-smp", "2", "-name", "p,debug-threads=on")
+	q, err := ledger.ProcOf(vm.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	plantEntry(t, state, "p", q, "")
+	l, err := ledger.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func() ledger.Entry {
+		t.Helper()
+		e, ok, err := l.Get(context.Background(), "p")
+		if err != nil || !ok {
+			t.Fatalf("get p: %v %v", ok, err)
+		}
+		return e
+	}
+	// plantEntry records vcpu_cpus as the dedicated list: none here.
+	if _, err := l.Update(context.Background(), "p", func(e *ledger.Entry) error {
+		e.VCPUCPUs = cpuset.New(0, 1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := entry()
+	c, err := parsePin(t, "--state-dir", state, "--vcpu", "0", "--cpus", "0", "--vcpu", "1", "--cpus", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.VM = "p"
+	threads, err := numastat.ReadThreads("/", vm.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vcpu1 int
+	fake := &affinitytest.Fake{Affinity: map[int]cpuset.CPUSet{}}
+	for _, th := range threads {
+		fake.Affinity[th.TID] = th.Allowed
+		if th.VCPU == 1 {
+			vcpu1 = th.TID
+		}
+	}
+	start := clone(fake.Affinity)
+	einval := errors.New("invalid argument")
+	fake.Fail = func(c affinitytest.Call) error {
+		if c.TID == vcpu1 {
+			return einval
+		}
+		return nil
+	}
+	var out, errOut strings.Builder
+	err = c.run(context.Background(), &out, &errOut, fake)
+	if !errors.Is(err, einval) || IsUsage(err) || !strings.Contains(err.Error(), "as it was") {
+		t.Fatalf("pin refused by the kernel: %v, want the refusal, exit 1, the VM as it was", err)
+	}
+	if fmt.Sprint(fake.Affinity) != fmt.Sprint(start) {
+		t.Errorf("threads after the refused pin: %v, want %v", fake.Affinity, start)
+	}
+	if got := entry(); !got.VCPUCPUs.Equals(before.VCPUCPUs) || !got.EmulatorCPUs.Equals(before.EmulatorCPUs) {
+		t.Errorf("ledger after the refused pin: vcpu cpus %s, emulator cpus %s; want %s and %s as before", got.VCPUCPUs, got.EmulatorCPUs, before.VCPUCPUs, before.EmulatorCPUs)
+	}
+
+	fake.Fail = nil
+	if err := c.run(context.Background(), &out, &errOut, fake); err != nil {
+		t.Fatalf("pin: %v", err)
+	}
+	if got := entry(); got.VCPUCPUs.String() != "0" {
+		t.Errorf("ledger after the pin: vcpu cpus %s, want 0", got.VCPUCPUs)
 	}
 }
