@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -189,6 +190,7 @@ type threadPin struct {
 	TID      int
 	Comm     string
 	Old, New cpuset.CPUSet
+	gone     bool // an emulator thread that exited before it was pinned
 }
 
 func (p threadPin) what() string {
@@ -307,10 +309,15 @@ func pinnedSets(threads []numastat.Thread, pins []threadPin) (vcpus, others cpus
 	return vcpus, others
 }
 
+// errThreadGone is wrapped by a check when the thread has exited.
+var errThreadGone = errors.New("thread exited")
+
 // applyPins pins each thread, calling check(tid) just before each
-// sched_setaffinity (the thread must still be one of the VM's). A pin
-// that fails puts back, newest first, the pins already made, and the
-// error says what failed and whether the VM is as it was.
+// sched_setaffinity (the thread must still be one of the VM's). An
+// emulator thread that exited meanwhile (QEMU's worker threads come and
+// go) is passed over and marked gone; any other failure puts back, newest
+// first, the pins already made, and the error says what failed and
+// whether the VM is as it was.
 func applyPins(sys affinity.Sys, check func(tid int) error, pins []threadPin) error {
 	for i, p := range pins {
 		if p.Old.Equals(p.New) {
@@ -323,27 +330,53 @@ func applyPins(sys affinity.Sys, check func(tid int) error, pins []threadPin) er
 		if err == nil {
 			continue
 		}
+		if p.Kind == "emulator" && (errors.Is(err, errThreadGone) || errors.Is(err, syscall.ESRCH)) {
+			pins[i].gone = true
+			continue
+		}
 		err = fmt.Errorf("pin %s (tid %d) to cpus %s: %w", p.what(), p.TID, p.New, err)
-		var failed []string
-		for j := i - 1; j >= 0; j-- {
-			q := pins[j]
-			if q.Old.Equals(q.New) {
-				continue
-			}
-			rerr := check(q.TID)
-			if rerr == nil {
-				rerr = sys.SchedSetaffinity(q.TID, q.Old)
-			}
-			if rerr != nil {
-				failed = append(failed, fmt.Sprintf("%s (tid %d) stays on %s, was %s: %v", q.what(), q.TID, q.New, q.Old, rerr))
-			}
-		}
-		if len(failed) > 0 {
-			return fmt.Errorf("%w; putting back the pins already made failed: %s", err, strings.Join(failed, "; "))
-		}
-		return fmt.Errorf("%w; the pins already made were put back, the VM is as it was", err)
+		return putBack(sys, check, pins[:i], err)
 	}
 	return nil
+}
+
+// putBack restores made pins, newest first, after err.
+func putBack(sys affinity.Sys, check func(tid int) error, made []threadPin, err error) error {
+	var failed []string
+	for j := len(made) - 1; j >= 0; j-- {
+		q := made[j]
+		if q.Old.Equals(q.New) || q.gone {
+			continue
+		}
+		rerr := check(q.TID)
+		if rerr == nil {
+			rerr = sys.SchedSetaffinity(q.TID, q.Old)
+		}
+		if rerr != nil && !(q.Kind == "emulator" && (errors.Is(rerr, errThreadGone) || errors.Is(rerr, syscall.ESRCH))) {
+			failed = append(failed, fmt.Sprintf("%s (tid %d) stays on %s, was %s: %v", q.what(), q.TID, q.New, q.Old, rerr))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%w; putting back the pins already made failed: %s", err, strings.Join(failed, "; "))
+	}
+	return fmt.Errorf("%w; the pins already made were put back, the VM is as it was", err)
+}
+
+// newEmulatorPins are the pins for threads qemu started since known was
+// read (they inherit their creator's old CPUs): every new thread goes to
+// emu.
+func newEmulatorPins(known map[int]bool, now []numastat.Thread, emu cpuset.CPUSet) []threadPin {
+	var out []threadPin
+	for _, th := range now {
+		if known[th.TID] {
+			continue
+		}
+		known[th.TID] = true
+		if !th.Allowed.Equals(emu) {
+			out = append(out, threadPin{Kind: "emulator", VCPU: -1, TID: th.TID, Comm: th.Comm, Old: th.Allowed, New: emu})
+		}
+	}
+	return out
 }
 
 // pinTarget is the VM a `qnuma pin` acts on.
@@ -502,8 +535,10 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 		fmt.Fprintf(stderr, "qnuma: pid %d is not in the ledger %s: the new pins are not recorded there\n", t.PID, l.Dir())
 	}
 	check := func(tid int) error {
-		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(t.PID), "task", strconv.Itoa(tid))); err != nil {
-			return fmt.Errorf("thread %d is no longer one of qemu pid %d's: %w", tid, t.PID, err)
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(t.PID), "task", strconv.Itoa(tid))); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("thread %d is no longer one of qemu pid %d's: %w", tid, t.PID, errThreadGone)
+		} else if err != nil {
+			return fmt.Errorf("check thread %d of qemu pid %d: %w", tid, t.PID, err)
 		}
 		now, err := ledger.ProcOf(t.PID)
 		if err != nil || now.StartTime != t.Start {
@@ -511,7 +546,11 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 		}
 		return nil
 	}
-	if err := applyPins(sys, check, pins); err != nil {
+	err = applyPins(sys, check, pins)
+	if err == nil && req.Emulator != nil {
+		err = c.pinNewThreads(sys, check, t.PID, threads, &pins, *req.Emulator)
+	}
+	if err != nil {
 		if restore != nil {
 			if rerr := restore(); rerr != nil {
 				err = fmt.Errorf("%w; the ledger still records the new cpus: %v", err, rerr)
@@ -522,7 +561,38 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 	return writePins(stdout, c.JSON, t, pins)
 }
 
-func writePins(w io.Writer, asJSON bool, t pinTarget, pins []threadPin) error {
+// pinNewThreads pins the threads qemu started while its emulator threads
+// were being pinned, a few rounds until none is new; a failure puts back
+// every pin.
+func (c *PinCmd) pinNewThreads(sys affinity.Sys, check func(int) error, pid int, threads []numastat.Thread, pins *[]threadPin, emu cpuset.CPUSet) error {
+	known := map[int]bool{}
+	for _, th := range threads {
+		known[th.TID] = true
+	}
+	for round := 0; round < 3; round++ {
+		now, err := numastat.ReadThreads("/", pid)
+		if err != nil {
+			return putBack(sys, check, *pins, err)
+		}
+		extra := newEmulatorPins(known, now, emu)
+		if len(extra) == 0 {
+			return nil
+		}
+		if err := applyPins(sys, check, extra); err != nil {
+			return putBack(sys, check, *pins, err)
+		}
+		*pins = append(*pins, extra...)
+	}
+	return nil
+}
+
+func writePins(w io.Writer, asJSON bool, t pinTarget, all []threadPin) error {
+	var pins []threadPin
+	for _, p := range all {
+		if !p.gone {
+			pins = append(pins, p)
+		}
+	}
 	if asJSON {
 		out := pinJSON{PID: t.PID, Recorded: t.Entry != nil, Threads: []pinThreadJSON{}}
 		if t.Entry != nil {

@@ -210,6 +210,37 @@ func TestApplyPinsRestoresOnFailure(t *testing.T) {
 			t.Errorf("error %v, want it to say vcpu 0 stays on cpu 2", err)
 		}
 	})
+	t.Run("emulator thread gone", func(t *testing.T) {
+		// A worker thread that exited is passed over, not a failure.
+		fake := &affinitytest.Fake{Affinity: clone(start)}
+		emu := []threadPin{
+			{Kind: "emulator", VCPU: -1, TID: 10, Old: cpuset.New(0), New: cpuset.New(1)},
+			{Kind: "emulator", VCPU: -1, TID: 12, Old: cpuset.New(2), New: cpuset.New(1)},
+			{Kind: "emulator", VCPU: -1, TID: 13, Old: cpuset.New(3), New: cpuset.New(1)},
+		}
+		err := applyPins(fake, func(tid int) error {
+			if tid == 12 {
+				return fmt.Errorf("tid 12: %w", errThreadGone)
+			}
+			return nil
+		}, emu)
+		if err != nil || !emu[1].gone || emu[0].gone || emu[2].gone {
+			t.Fatalf("error %v, gone %v %v %v; want no error and only tid 12 gone", err, emu[0].gone, emu[1].gone, emu[2].gone)
+		}
+		if got := fake.Affinity[13]; !got.Equals(cpuset.New(1)) {
+			t.Errorf("tid 13 on %s, want 1", got)
+		}
+		// A new thread since the first read goes to the emulator CPUs too.
+		known := map[int]bool{10: true, 12: true, 13: true}
+		extra := newEmulatorPins(known, []numastat.Thread{
+			{TID: 10, VCPU: -1, Allowed: cpuset.New(1)},
+			{TID: 14, Comm: "worker", VCPU: -1, Allowed: cpuset.New(0)},
+			{TID: 15, Comm: "worker", VCPU: -1, Allowed: cpuset.New(1)},
+		}, cpuset.New(1))
+		if len(extra) != 1 || extra[0].TID != 14 || !known[15] {
+			t.Errorf("new emulator pins %+v, want only tid 14", extra)
+		}
+	})
 	t.Run("thread gone", func(t *testing.T) {
 		fake := &affinitytest.Fake{Affinity: clone(start)}
 		gone := errors.New("thread 12 is no longer one of qemu's")
