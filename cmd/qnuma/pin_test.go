@@ -579,3 +579,55 @@ func TestPinRestoresLedgerOnFailure(t *testing.T) {
 		t.Errorf("ledger after the pin: vcpu cpus %s, want 0", got.VCPUCPUs)
 	}
 }
+
+// A dedicated VM moved to the other CPU gives its old CPU back: the ledger
+// records the move, so the next dedicated VM is planned on the CPU it
+// left.
+func TestPinDedicatedRecorded(t *testing.T) {
+	qemutest.Require(t)
+	twoCPUHost(t)
+	bin := buildQnuma(t)
+	state := t.TempDir()
+	args := []string{"run", "-v", "--state-dir", state, "--name", "a", "--cpus-dedicated", "--vcpus", "1", "--memory", "64M", "--"}
+	p := startQnuma(t, []string{bin}, append(append(args, bareQEMU...), "-S")...)
+	pa := p.readPins(t, 1)
+	from := pa.vcpuCPUs[0]
+	to := map[string]string{"0": "1", "1": "0"}[from]
+	if to == "" {
+		t.Fatalf("dedicated vcpu on %s, want one cpu", from)
+	}
+	nextDedicated := func() string {
+		t.Helper()
+		out, err := exec.Command(bin, "plan", "--json", "--state-dir", state, "--cpus-dedicated", "--vcpus", "1", "--memory", "64M").Output()
+		if err != nil {
+			t.Fatalf("qnuma plan: %v", err)
+		}
+		var pl planJSON
+		if err := json.Unmarshal(out, &pl); err != nil || len(pl.VCPUs) != 1 {
+			t.Fatalf("qnuma plan --json: %v\n%s", err, out)
+		}
+		return pl.VCPUs[0].HostCPUs
+	}
+	if got := nextDedicated(); got != to {
+		t.Fatalf("before the pin, the next dedicated vm is planned on %s, want %s", got, to)
+	}
+	out, err := exec.Command(bin, "pin", "a", "--state-dir", state, "--vcpu", "0", "--cpus", to, "--emulator", to).CombinedOutput()
+	if code := exitCodeOf(err); code != 0 {
+		t.Fatalf("qnuma pin a: exit %d\n%s", code, out)
+	}
+	for tid, cpus := range threadCPUs(t, pa.qemuPID) {
+		if cpus != to {
+			t.Errorf("vm a's thread %d on %s after the pin, want %s", tid, cpus, to)
+		}
+	}
+	if e := psEntry(t, bin, state, "a"); e.DedicatedCPUs != to || e.VCPUCPUs != to || e.EmulatorCPUs != to {
+		t.Errorf("ledger: dedicated %q, vcpu %q, emulator %q; want all %s", e.DedicatedCPUs, e.VCPUCPUs, e.EmulatorCPUs, to)
+	}
+	if got := nextDedicated(); got != from {
+		t.Errorf("after the pin, the next dedicated vm is planned on %s, want the cpu a left, %s", got, from)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("qnuma exited %d after SIGTERM; stderr:\n%s", code, p.stderr)
+	}
+}
