@@ -129,3 +129,40 @@ func TestUpdateDeadOrMissing(t *testing.T) {
 		t.Error("update of a bad name: no error")
 	}
 }
+
+// Updates race under the lock: of two VMs that at once try to take the
+// same CPU, one dedicating it and one moving its vCPUs onto it, exactly
+// one succeeds every time.
+func TestUpdateConcurrent(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		l := open(t)
+		for i, name := range []string{"x", "y"} {
+			p := onePlan(0, 1<<20, 2+i)
+			p.Spec.Dedicated = false
+			if _, err := l.Place(ctx, name, fixed(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errs := make(chan error, 2)
+		start := make(chan struct{})
+		go func() {
+			<-start
+			_, err := l.Update(ctx, "x", func(e *Entry) error { e.DedicatedCPUs, e.VCPUCPUs = cpuset.New(5), cpuset.New(5); return nil })
+			errs <- err
+		}()
+		go func() {
+			<-start
+			_, err := l.Update(ctx, "y", func(e *Entry) error { e.VCPUCPUs = cpuset.New(5); return nil })
+			errs <- err
+		}()
+		close(start)
+		a, b := <-errs, <-errs
+		if (a == nil) == (b == nil) {
+			t.Fatalf("round %d: updates ended %v and %v, want exactly one refused", round, a, b)
+		}
+		if err := errors.Join(a, b); !errors.Is(err, ErrCPUTaken) {
+			t.Fatalf("round %d: refusal %v, want ErrCPUTaken", round, err)
+		}
+	}
+}
