@@ -522,6 +522,9 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 			if errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrNoVM) {
 				return badInput("%w; nothing changed", err)
 			}
+			if errors.Is(err, fs.ErrPermission) || errors.Is(err, ledger.ErrUnsafeDir) {
+				return badInput("%w; nothing changed: vm %s is in another user's ledger, only its owner may pin it", err, old.Name)
+			}
 			return err
 		}
 		restore = func() error { return record(old.VCPUCPUs, old.EmulatorCPUs, old.DedicatedCPUs) }

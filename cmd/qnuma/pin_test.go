@@ -317,7 +317,15 @@ func TestPinLive(t *testing.T) {
 	qemutest.Require(t)
 	twoCPUHost(t)
 	bin := buildQnuma(t)
-	state := t.TempDir()
+	top, err := os.MkdirTemp("", "qnuma-pin-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(top) })
+	if err := os.Chmod(top, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(top, "qnuma") // made 0755 by root's run, like /run/qnuma
 	args := []string{"run", "-v", "--state-dir", state, "--name", "s", "--vcpus", "2", "--memory", "64M", "--"}
 	p := startQnuma(t, []string{bin}, append(append(args, bareQEMU...), "-S")...)
 	pn := p.readPins(t, 2)
@@ -368,6 +376,17 @@ func TestPinLive(t *testing.T) {
 		}
 		if e := psEntry(t, bin, state, "s"); e.VCPUCPUs != "0" || e.EmulatorCPUs != "0" {
 			t.Errorf("%s changed the ledger: vcpu_cpus %q, emulator_cpus %q", what, e.VCPUCPUs, e.EmulatorCPUs)
+		}
+	}
+
+	// Another user may read root's ledger and qemu's threads, not pin them.
+	if os.Geteuid() == 0 {
+		if runuser, err := exec.LookPath("runuser"); err == nil {
+			out, err := exec.Command(runuser, "-u", "nobody", "--", bin, "pin", "s", "--state-dir", state, "--vcpu", "1", "--cpus", "1").CombinedOutput()
+			if code := exitCodeOf(err); code != 2 || !strings.Contains(string(out), "another user's ledger") {
+				t.Errorf("qnuma pin as nobody on root's vm: exit %d\n%s\nwant exit 2, another user's", code, out)
+			}
+			unchanged("a pin by another user")
 		}
 	}
 
