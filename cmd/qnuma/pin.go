@@ -426,6 +426,11 @@ func findPinTarget(vm string, entries []ledger.Entry) (pinTarget, error) {
 	if !id.IsQEMU() {
 		return t, badInput("pid %d is %s, not a QEMU system emulator", t.PID, id)
 	}
+	if tgid, err := readTgid(t.PID); err != nil {
+		return t, err
+	} else if tgid != t.PID {
+		return t, badInput("%d is a thread of qemu pid %d, not a process: give the pid", t.PID, tgid)
+	}
 	now, err := ledger.ProcOf(t.PID)
 	if err != nil {
 		return t, badInput("pid %d: %w", t.PID, err)
@@ -435,6 +440,41 @@ func findPinTarget(vm string, entries []ledger.Entry) (pinTarget, error) {
 		return t, badInput("pid %d is not the qemu vm %s started (it started at tick %d, the ledger's at %d): the pid was reused", t.PID, t.Entry.Name, now.StartTime, t.Entry.QEMU.StartTime)
 	}
 	return t, nil
+}
+
+// readTgid is the process (thread group) that thread id belongs to:
+// /proc/ID works for any thread id, not only for processes.
+func readTgid(id int) (int, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(id), "status"))
+	if err != nil {
+		return 0, fmt.Errorf("read status of pid %d: %w", id, err)
+	}
+	tgid, err := parseTgid(b)
+	if err != nil {
+		return 0, fmt.Errorf("read status of pid %d: %w", id, err)
+	}
+	return tgid, nil
+}
+
+// parseTgid reads the Tgid line of /proc/ID/status.
+func parseTgid(b []byte) (int, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("bad Tgid line %q", clipLine(line))
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("no Tgid line")
+}
+
+func clipLine(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
 }
 
 // pinJSON is `qnuma pin --json`.

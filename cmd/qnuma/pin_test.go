@@ -429,6 +429,10 @@ func TestPinLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	code, out = pin(strconv.Itoa(pn.vcpuTID[0]), "--vcpu", "0", "--cpus", "0")
+	if code != 2 || !strings.Contains(out, "is a thread of qemu pid "+strconv.Itoa(pn.qemuPID)) {
+		t.Errorf("qnuma pin on a vcpu thread id: exit %d\n%s\nwant exit 2, a thread", code, out)
+	}
 	code, out = pin(strconv.Itoa(sleep.Process.Pid), "--vcpu", "0", "--cpus", "0")
 	if code != 2 || !strings.Contains(out, "not a QEMU") {
 		t.Errorf("qnuma pin on a sleep pid: exit %d\n%s\nwant exit 2, not a QEMU", code, out)
