@@ -654,3 +654,18 @@ func TestPinDedicatedRecorded(t *testing.T) {
 		t.Errorf("qnuma exited %d after SIGTERM; stderr:\n%s", code, p.stderr)
 	}
 }
+
+func TestParseTgid(t *testing.T) {
+	for in, want := range map[string]int{
+		"Name:\tqemu\nTgid:\t42\nPid:\t43\n": 42,
+		"Tgid:\t7":                           7,
+		"Name:\tx\n":                         -1,
+		"Tgid:\tx\n":                         -1,
+		"Tgid:\t0\n":                         -1,
+	} {
+		got, err := parseTgid([]byte(in))
+		if (err != nil) != (want < 0) || (want > 0 && got != want) {
+			t.Errorf("parseTgid(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
