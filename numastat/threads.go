@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"k8s.io/utils/cpuset"
@@ -80,3 +81,17 @@ func ReadThreads(root string, pid int) ([]Thread, error) {
 func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
+
+// IOThreadID returns the id an I/O thread's name carries: QEMU names the
+// thread of `-object iothread,id=ID` "IO ID" with debug-threads=on. The
+// kernel keeps 15 bytes of a name, so a long id comes back cut short.
+func IOThreadID(comm string) (string, bool) {
+	id, ok := strings.CutPrefix(comm, "IO ")
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
+}
+
+// CommLen is how many bytes of a thread's name the kernel keeps.
+const CommLen = 15

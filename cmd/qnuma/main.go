@@ -33,6 +33,7 @@ type CLI struct {
 	Stat     StatCmd     `cmd:"" help:"Show where each VM's memory and vCPUs really are."`
 	Doctor   DoctorCmd   `cmd:"" help:"Check what on this host hurts NUMA placement."`
 	Libvirt  LibvirtCmd  `cmd:"" help:"qnuma's placement for libvirt domains: print or rewrite their placement XML."`
+	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
 }
 
 func main() {
