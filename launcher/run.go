@@ -42,6 +42,8 @@ type run struct {
 
 	mon         *qmp.Client
 	vcpuThreads []int // by vCPU index
+	// ioThreads is query-iothreads' answer to come, asked by queryVCPUs.
+	ioThreads <-chan ioReply
 	interrupted os.Signal
 
 	mu     sync.Mutex // guards result.Warnings
