@@ -43,7 +43,7 @@ type run struct {
 	mon         *qmp.Client
 	vcpuThreads []int // by vCPU index
 	// ioThreads is query-iothreads' answer to come, asked by queryVCPUs.
-	ioThreads <-chan ioReply
+	ioThreads   <-chan ioReply
 	interrupted os.Signal
 
 	mu     sync.Mutex // guards result.Warnings
