@@ -55,6 +55,9 @@ func fakeConn(args []string) (net.Conn, error) {
 //	foreign-tid:   answers query-cpus-fast (and query-iothreads when
 //	               QNUMA_FAKE_IOTHREAD is set) with the thread id in
 //	               QNUMA_FAKE_TID, not one of its own
+//	pipelined:     answers query-cpus-fast (one vCPU, its own pid) and
+//	               query-iothreads only once both have come: a launcher
+//	               that waits for one before sending the other stalls
 func fakeQEMU(mode string, args []string) int {
 	c, err := fakeConn(args)
 	if err != nil {
@@ -68,6 +71,7 @@ func fakeQEMU(mode string, args []string) int {
 	}
 	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}`)
 	in := bufio.NewScanner(c)
+	held := map[string]json.RawMessage{} // pipelined: ids of the queries not yet answered
 	for in.Scan() {
 		var req struct {
 			Execute string          `json:"execute"`
@@ -97,6 +101,14 @@ func fakeQEMU(mode string, args []string) int {
 			continue
 		case mode == "foreign-tid" && req.Execute == "query-iothreads" && os.Getenv("QNUMA_FAKE_IOTHREAD") != "":
 			fmt.Fprintf(c, `{"return": [{"id": "io0", "thread-id": %s}], "id": %s}`+"\n", os.Getenv("QNUMA_FAKE_TID"), req.ID)
+			continue
+		case mode == "pipelined" && (req.Execute == "query-cpus-fast" || req.Execute == "query-iothreads"):
+			held[req.Execute] = req.ID
+			if len(held) < 2 {
+				continue // unanswered until the other one comes
+			}
+			fmt.Fprintf(c, `{"return": [{"cpu-index": 0, "thread-id": %d, "props": {"core-id": 0}}], "id": %s}`+"\n", os.Getpid(), held["query-cpus-fast"])
+			fmt.Fprintf(c, `{"return": [], "id": %s}`+"\n", held["query-iothreads"])
 			continue
 		case req.Execute == "query-iothreads":
 			fmt.Fprintf(c, `{"return": [], "id": %s}`+"\n", req.ID)

@@ -91,7 +91,10 @@ type Config struct {
 
 // Hooks let a caller (the VM ledger) follow the VM's life.
 type Hooks struct {
-	// OnStarted runs once qemu has started, paused, under its mempolicy.
+	// OnStarted runs once qemu has started, paused, under its mempolicy,
+	// in its own goroutine while qemu starts up and the launch waits for
+	// QMP; the guest runs (cont) only after it has returned, and Launch
+	// returns only after it has.
 	// qmpSocket is "": qnuma's monitor is a socketpair, with no path.
 	OnStarted func(pid int, qmpSocket string)
 	// OnRunning runs once every thread is pinned and the guest runs (or is
@@ -222,6 +225,7 @@ func findQEMU(ctx context.Context, r *run) error {
 }
 
 func cont(ctx context.Context, r *run) error {
+	r.waitStartedHook() // the guest runs only once qemu is on record
 	if r.cfg.UserPaused {
 		r.log.Info("left paused: -S was given", "pid", r.pid)
 		return nil

@@ -93,8 +93,33 @@ func (r *run) qmpCall(ctx context.Context, command string, f func(context.Contex
 	return err
 }
 
+// ioReply is query-iothreads' answer.
+type ioReply struct {
+	threads []qmp.IOThread
+	err     error
+}
+
+// queryIOThreads sends query-iothreads now and returns where its answer
+// will be: the launch asks it alongside query-cpus-fast, so that the two
+// cost one round trip to qemu, not two.
+func (r *run) queryIOThreads(ctx context.Context) <-chan ioReply {
+	ch := make(chan ioReply, 1)
+	mon := r.mon
+	go func() {
+		var rep ioReply
+		rep.err = r.qmpCall(ctx, "query-iothreads", func(ctx context.Context) (err error) {
+			rep.threads, err = mon.QueryIOThreads(ctx)
+			return err
+		})
+		ch <- rep
+	}()
+	return ch
+}
+
 // queryVCPUs reads each vCPU's thread id and checks them against the plan.
+// query-iothreads, which pinEmulator needs, goes out with it.
 func queryVCPUs(ctx context.Context, r *run) error {
+	r.ioThreads = r.queryIOThreads(ctx)
 	var cpus []qmp.CPU
 	err := r.qmpCall(ctx, "query-cpus-fast", func(ctx context.Context) (err error) {
 		cpus, err = r.mon.QueryCPUsFast(ctx)
@@ -214,11 +239,18 @@ func pinEmulator(ctx context.Context, r *run) error {
 	if cpus.Size() == 0 {
 		return errors.New("no emulator cpus planned")
 	}
-	var io []qmp.IOThread
-	err := r.qmpCall(ctx, "query-iothreads", func(ctx context.Context) (err error) {
-		io, err = r.mon.QueryIOThreads(ctx)
-		return err
-	})
+	asked := r.ioThreads
+	r.ioThreads = nil
+	if asked == nil { // a step list without queryVCPUs
+		asked = r.queryIOThreads(ctx)
+	}
+	var rep ioReply
+	select {
+	case rep = <-asked:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	io, err := rep.threads, rep.err
 	if err != nil {
 		return r.orExited(fmt.Errorf("query io threads of pid %d: %w", r.pid, err))
 	}

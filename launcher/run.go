@@ -40,8 +40,14 @@ type run struct {
 	// leaveRunning: cleanup does not stop qemu (a successful Attach).
 	leaveRunning bool
 
+	// startedHook is closed once Hooks.OnStarted has returned; nil when
+	// it was not called.
+	startedHook chan struct{}
+
 	mon         *qmp.Client
 	vcpuThreads []int // by vCPU index
+	// ioThreads is query-iothreads' answer to come, asked by queryVCPUs.
+	ioThreads   <-chan ioReply
 	interrupted os.Signal
 
 	mu     sync.Mutex // guards result.Warnings
@@ -131,6 +137,7 @@ func (r *run) stop(grace time.Duration) {
 
 // finish fills in the result and runs the exit hook.
 func (r *run) finish() Result {
+	r.waitStartedHook()
 	r.result.PID = r.pid
 	r.result.VCPUThreads = r.vcpuThreads
 	if r.state != nil {

@@ -68,9 +68,24 @@ func start(ctx context.Context, r *run) error {
 	}
 	r.log.Info("started qemu", "pid", r.pid, "qmp-fd", fd, "argv", cmd.Args)
 	if r.cfg.Hooks.OnStarted != nil {
-		r.cfg.Hooks.OnStarted(r.pid, "")
+		// The hook (the ledger's record of qemu's pid, a locked write)
+		// runs while qemu starts up; cont and the launch's end wait for it.
+		done := make(chan struct{})
+		r.startedHook = done
+		go func() {
+			defer close(done)
+			r.cfg.Hooks.OnStarted(r.pid, "")
+		}()
 	}
 	return nil
+}
+
+// waitStartedHook returns once the OnStarted hook has returned (at once
+// when there is none).
+func (r *run) waitStartedHook() {
+	if r.startedHook != nil {
+		<-r.startedHook
+	}
 }
 
 // stderrCopy passes qemu's stderr to the user and keeps its tail. A

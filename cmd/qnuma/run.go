@@ -39,6 +39,7 @@ type RunCmd struct {
 }
 
 func (c *RunCmd) Run() error {
+	trace.Mark("parsed flags")
 	ctx := context.Background()
 	cfg, err := c.config(ctx)
 	if err != nil {
@@ -63,10 +64,13 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("opened ledger")
 	r, err := l.Place(ctx, c.Name, func(placed []plan.Placed) (*plan.Plan, error) {
+		trace.Mark(fmt.Sprintf("locked ledger, read %d entries", len(placed)))
 		if err := c.prepared.PlanFor(placed); err != nil {
 			return nil, err
 		}
+		trace.Mark("planned and rendered")
 		if cfg.EmulatorCPUs.Size() > 0 {
 			c.prepared.Plan.EmulatorCPUs = cfg.EmulatorCPUs // recorded as the VM's
 		}
@@ -81,6 +85,7 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("recorded in ledger")
 	pr := c.prepared
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (moved aside; its room is no longer held)\n", q)
@@ -186,12 +191,17 @@ func launchVM(cfg launcher.Config, verbose bool) error {
 
 // newCLILogger writes launch steps (with -v) and warnings as plain lines:
 // "qnuma: step start took=1.2ms", "qnuma: warning: ...".
+// With QNUMA_TRACE set, every line (steps too) is a trace line instead.
 func newCLILogger(w io.Writer, verbose bool) *slog.Logger {
 	level := slog.LevelWarn
-	if verbose {
+	if verbose || trace.on() {
 		level = slog.LevelInfo
 	}
-	return slog.New(&cliHandler{w: w, level: level, mu: &sync.Mutex{}})
+	h := &cliHandler{w: w, level: level, mu: &sync.Mutex{}}
+	if trace.on() {
+		h.trace = trace
+	}
+	return slog.New(h)
 }
 
 type cliHandler struct {
@@ -199,13 +209,16 @@ type cliHandler struct {
 	level slog.Level
 	mu    *sync.Mutex
 	attrs []slog.Attr
+	trace *tracer // nil: plain lines
 }
 
 func (h *cliHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
 func (h *cliHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	b.WriteString("qnuma: ")
+	if h.trace == nil {
+		b.WriteString("qnuma: ")
+	}
 	if r.Level >= slog.LevelWarn {
 		b.WriteString("warning: ")
 	}
@@ -222,6 +235,10 @@ func (h *cliHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
+	if h.trace != nil {
+		h.trace.Mark(b.String())
+		return nil
+	}
 	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()

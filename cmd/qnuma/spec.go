@@ -133,6 +133,7 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if spec.MemoryBytes == 0 {
 		return nil, badInput("how much memory? give --memory SIZE, or -m SIZE in the QEMU command line after --")
 	}
+	trace.Mark("read flags and qemu argv")
 
 	if err := checkRoot(f.Root); err != nil {
 		return nil, err
@@ -140,6 +141,7 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if pr.Host, err = topology.Read(f.Root); err != nil {
 		return nil, err
 	}
+	trace.Mark("read host topology")
 	if spec.NearNode, spec.HasNearNode, pr.note, err = f.deviceNode(); err != nil {
 		return nil, err
 	}
@@ -147,6 +149,7 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if pr.QEMU, err = f.qemuVersion(ctx, pr.User); err != nil {
 		return nil, err
 	}
+	trace.Mark("learnt qemu version")
 	return pr, nil
 }
 
