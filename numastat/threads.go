@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"k8s.io/utils/cpuset"
@@ -28,11 +29,11 @@ type Thread struct {
 	Ticks uint64
 }
 
-var vcpuName = regexp.MustCompile(`^CPU (\d+)/(TCG|KVM|HVF|WHPX|NVMM)$`)
+var vcpuName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^CPU (\d+)/(TCG|KVM|HVF|WHPX|NVMM)$`) }) // compiled when first used, not at every start
 
 // VCPUIndex returns the vCPU index a QEMU thread name carries.
 func VCPUIndex(comm string) (int, bool) {
-	m := vcpuName.FindStringSubmatch(comm)
+	m := vcpuName().FindStringSubmatch(comm)
 	if m == nil {
 		return -1, false
 	}

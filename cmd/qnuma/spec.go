@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/memobj"
@@ -247,7 +248,9 @@ func checkVCPUs(what string, n int) error {
 }
 
 // pciAddr is a PCI address as sysfs names devices: domain:bus:device.function.
-var pciAddr = regexp.MustCompile(`^(?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
+var pciAddr = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$`)
+}) // compiled when first used, not at every start
 
 // deviceNode reads --near-device's node from sysfs. A device the kernel
 // gives no node (-1) means no preference, which the note says.
@@ -256,7 +259,7 @@ func (f *SpecFlags) deviceNode() (node int, ok bool, note string, err error) {
 		return 0, false, "", nil
 	}
 	addr := strings.ToLower(f.NearDevice)
-	if !pciAddr.MatchString(addr) {
+	if !pciAddr().MatchString(addr) {
 		return 0, false, "", badInput("--near-device %q: want a PCI address such as 0000:3b:00.0", f.NearDevice)
 	}
 	if strings.Count(addr, ":") == 1 {
@@ -276,13 +279,13 @@ func (f *SpecFlags) deviceNode() (node int, ok bool, note string, err error) {
 }
 
 // versionFlag is --qemu-version's form.
-var versionFlag = regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`)
+var versionFlag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`) }) // compiled when first used, not at every start
 
 // qemuVersion is --qemu-version, else what the user's binary (or
 // qemu-system-x86_64) says it is.
 func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memobj.Version, error) {
 	if f.QEMUVersion != "" {
-		if !versionFlag.MatchString(f.QEMUVersion) {
+		if !versionFlag().MatchString(f.QEMUVersion) {
 			return memobj.Version{}, badInput("--qemu-version %q: want X.Y or X.Y.Z", f.QEMUVersion)
 		}
 		return memobj.ParseVersion("QEMU emulator version " + f.QEMUVersion)
