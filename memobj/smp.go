@@ -25,15 +25,23 @@ func (s SMP) VCPUs() int {
 	return s.product()
 }
 
+// product saturates at maxProduct: counts from a command line can be
+// anything, and a product that wrapped (2^32 × 2^32 = 0) would read as
+// "no vCPUs" instead of "too many".
 func (s SMP) product() int {
 	p := 1
 	for _, n := range []int{s.Sockets, s.Dies, s.Clusters, s.Cores, s.Threads} {
 		if n > 0 {
+			if p > maxProduct/n {
+				return maxProduct
+			}
 			p *= n
 		}
 	}
 	return p
 }
+
+const maxProduct = 1 << 31
 
 func (s SMP) hasTopology() bool {
 	return s.Sockets > 0 || s.Dies > 0 || s.Clusters > 0 || s.Cores > 0 || s.Threads > 0

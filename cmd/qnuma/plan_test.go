@@ -389,6 +389,9 @@ func TestHugeCountsRefused(t *testing.T) {
 			[]string{"-smp 4294967297", "at most 4096"}},
 		{"plan -smp as sockets × cores × threads", append(slices.Clone(plan), "--overcommit", "--", "qemu-system-x86_64", "-smp", "sockets=65536,cores=65536,threads=2"),
 			[]string{"-smp sockets=65536,cores=65536,threads=2", "at most 4096"}},
+		// 2^32 × 2^32 wraps to 0 in 64 bits: it must read as too many, not none.
+		{"plan -smp whose product wraps", append(slices.Clone(plan), "--overcommit", "--", "qemu-system-x86_64", "-smp", "sockets=4294967296,cores=4294967296"),
+			[]string{"-smp sockets=4294967296,cores=4294967296", "at most 4096"}},
 		{"run --emulator-cpus", []string{"run", "--emulator-cpus", "0-4294967297", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64"},
 			[]string{`--emulator-cpus "0-4294967297"`, "out of range"}},
 		{"run --vcpus with --overcommit", []string{"run", "--vcpus", "4294967297", "--overcommit", "--memory", "64M", "--", "qemu-system-x86_64"},
