@@ -13,7 +13,6 @@ import (
 	"github.com/qnuma/qnuma/qemutest"
 )
 
-const MiB = mib
 
 // hostHasNode reports whether this host has NUMA node n.
 func hostHasNode(n int) bool {
@@ -47,39 +46,39 @@ func TestValidatedInQEMU(t *testing.T) {
 		{
 			name: "bound main ram",
 			opts: []Option{
-				Memory{Size: 64 * MiB},
-				Backend{Type: "ram", ID: "qnuma-ram0", Size: 64 * MiB, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
+				Memory{Size: 64 * mib},
+				Backend{Type: "ram", ID: "qnuma-ram0", Size: 64 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
 				Machine{MemoryBackend: "qnuma-ram0"},
 			},
-			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", size: 64 * MiB}},
+			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", size: 64 * mib}},
 		},
 		{
 			name: "node list ranges and repeats",
 			opts: []Option{
-				Memory{Size: 64 * MiB},
-				Backend{Type: "ram", ID: "m", Size: 64 * MiB, HostNodes: cpuset.New(0, 1, 3, 5, 6), HasHostNodes: true, Policy: "preferred"},
+				Memory{Size: 64 * mib},
+				Backend{Type: "ram", ID: "m", Size: 64 * mib, HostNodes: cpuset.New(0, 1, 3, 5, 6), HasHostNodes: true, Policy: "preferred"},
 				Machine{MemoryBackend: "m"},
 			},
-			want: map[string]memdevWant{"m": {nodes: []int{0, 1, 3, 5, 6}, policy: "preferred", size: 64 * MiB}},
+			want: map[string]memdevWant{"m": {nodes: []int{0, 1, 3, 5, 6}, policy: "preferred", size: 64 * mib}},
 		},
 		{
 			name: "prealloc in a thread context",
 			opts: []Option{
-				Memory{Size: 32 * MiB},
+				Memory{Size: 32 * mib},
 				ThreadContext{ID: "qnuma-tc0", NodeAffinity: cpuset.New(0), HasNodes: true},
-				Backend{Type: "ram", ID: "qnuma-ram0", Size: 32 * MiB, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind",
+				Backend{Type: "ram", ID: "qnuma-ram0", Size: 32 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind",
 					Prealloc: ptr(true), PreallocThreads: ptr(2), PreallocContext: "qnuma-tc0"},
 				Machine{MemoryBackend: "qnuma-ram0"},
 			},
-			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", prealloc: true, size: 32 * MiB}},
+			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", prealloc: true, size: 32 * mib}},
 		},
 		{
 			name: "memfd and file backends on two guest nodes with distances",
 			opts: []Option{
 				SMP{CPUs: 4, Sockets: 2, Cores: 2, Threads: 1},
-				Memory{Size: 96 * MiB},
-				Backend{Type: "memfd", ID: "a", Size: 64 * MiB, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "interleave", Share: ptr(true)},
-				Backend{Type: "file", ID: "b", Size: 32 * MiB, MemPath: dir, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
+				Memory{Size: 96 * mib},
+				Backend{Type: "memfd", ID: "a", Size: 64 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "interleave", Share: ptr(true)},
+				Backend{Type: "file", ID: "b", Size: 32 * mib, MemPath: dir, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
 				NumaNode{NodeID: ptr(0), Memdev: "a"},
 				NumaNode{NodeID: ptr(1), Memdev: "b"},
 				NumaNode{NodeID: ptr(2)},
@@ -91,15 +90,15 @@ func TestValidatedInQEMU(t *testing.T) {
 				NumaDist{Src: 1, Dst: 2, Val: 23}, NumaDist{Src: 2, Dst: 1, Val: 33},
 			},
 			want: map[string]memdevWant{
-				"a": {nodes: []int{0}, policy: "interleave", share: true, size: 64 * MiB},
-				"b": {nodes: []int{0}, policy: "bind", size: 32 * MiB},
+				"a": {nodes: []int{0}, policy: "interleave", share: true, size: 64 * mib},
+				"b": {nodes: []int{0}, policy: "bind", size: 32 * mib},
 			},
 		},
 		{
 			name: "binding to a node the host lacks",
 			opts: []Option{
-				Memory{Size: 64 * MiB},
-				Backend{Type: "ram", ID: "m", Size: 64 * MiB, HostNodes: cpuset.New(1), HasHostNodes: true, Policy: "bind"},
+				Memory{Size: 64 * mib},
+				Backend{Type: "ram", ID: "m", Size: 64 * mib, HostNodes: cpuset.New(1), HasHostNodes: true, Policy: "bind"},
 				Machine{MemoryBackend: "m"},
 			},
 			wantErr: "cannot bind memory to host NUMA nodes",
@@ -113,9 +112,9 @@ func TestValidatedInQEMU(t *testing.T) {
 		{
 			name: "thread context on a node the host lacks",
 			opts: []Option{
-				Memory{Size: 32 * MiB},
+				Memory{Size: 32 * mib},
 				ThreadContext{ID: "tc", NodeAffinity: cpuset.New(1), HasNodes: true},
-				Backend{Type: "ram", ID: "m", Size: 32 * MiB, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind", Prealloc: ptr(true), PreallocContext: "tc"},
+				Backend{Type: "ram", ID: "m", Size: 32 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind", Prealloc: ptr(true), PreallocContext: "tc"},
 				Machine{MemoryBackend: "m"},
 			},
 			wantErr: "The nodes select no CPUs",
