@@ -13,7 +13,6 @@ import (
 	"github.com/qnuma/qnuma/qemutest"
 )
 
-
 // hostHasNode reports whether this host has NUMA node n.
 func hostHasNode(n int) bool {
 	_, err := os.Stat(filepath.Join("/sys/devices/system/node", "node"+strconv.Itoa(n)))
