@@ -1,6 +1,8 @@
-// Package memobj holds QEMU's memory and NUMA command-line fragments as
-// small typed values (memory backends, thread contexts, -numa node/cpu/dist,
-// -smp), each with Validate and Args, and the Linux memory policy modes.
+// Package memobj holds what qnuma knows of QEMU's memory and CPU settings
+// apart from the command line itself (package qemucmd models and renders
+// that): the Linux memory policy modes, backend kinds, sizes as QEMU reads
+// and writes them, -smp resolved as QEMU 7.2 resolves it, and the QEMU
+// version's features.
 package memobj
 
 import "fmt"

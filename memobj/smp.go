@@ -47,40 +47,7 @@ func (s SMP) hasTopology() bool {
 	return s.Sockets > 0 || s.Dies > 0 || s.Clusters > 0 || s.Cores > 0 || s.Threads > 0
 }
 
-// Validate checks an -smp qnuma writes: cpus given; a topology, when
-// given, complete (sockets, cores, threads) and multiplying out to maxcpus
-// (or cpus), which QEMU 7.2 insists on.
-func (s SMP) Validate() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"cpus", s.CPUs}, {"sockets", s.Sockets}, {"dies", s.Dies}, {"clusters", s.Clusters}, {"cores", s.Cores}, {"threads", s.Threads}, {"maxcpus", s.MaxCPUs}} {
-		if f.v < 0 {
-			return fmt.Errorf("-smp: %s=%d is negative", f.name, f.v)
-		}
-	}
-	if s.CPUs == 0 {
-		return fmt.Errorf("-smp: cpus is zero")
-	}
-	want := s.CPUs
-	if s.MaxCPUs > 0 {
-		if s.MaxCPUs < s.CPUs {
-			return fmt.Errorf("-smp: maxcpus=%d is below cpus=%d", s.MaxCPUs, s.CPUs)
-		}
-		want = s.MaxCPUs
-	}
-	if !s.hasTopology() {
-		return nil
-	}
-	if s.Sockets == 0 || s.Cores == 0 || s.Threads == 0 {
-		return fmt.Errorf("-smp %s: give sockets, cores and threads together", strings.Join(s.opts(), ","))
-	}
-	if p := s.product(); p != want {
-		return fmt.Errorf("-smp %s: sockets*dies*clusters*cores*threads is %d, not maxcpus %d", strings.Join(s.opts(), ","), p, want)
-	}
-	return nil
-}
-
+// opts is s as written, cpus first (error messages quote it).
 func (s SMP) opts() []string {
 	o := []string{strconv.Itoa(s.CPUs)}
 	for _, f := range []struct {
@@ -93,8 +60,6 @@ func (s SMP) opts() []string {
 	}
 	return o
 }
-
-func (s SMP) Args() []string { return []string{"-smp", strings.Join(s.opts(), ",")} }
 
 // Topology is an -smp resolved as QEMU 7.2 resolves it for x86 machines
 // (hw/core/machine-smp.c, cores preferred over sockets since 6.2): every

@@ -50,7 +50,7 @@ func TestSMPResolveInQEMU(t *testing.T) {
 	qemutest.Require(t)
 	for _, tc := range smpCases {
 		t.Run(strings.Join(tc.smp.opts(), ","), func(t *testing.T) {
-			vm, err := qemutest.Start(t, tc.smp.Args()...)
+			vm, err := qemutest.Start(t, "-smp", strings.Join(tc.smp.opts(), ","))
 			if tc.refused != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.refused) {
 					t.Fatalf("qemu -smp %s: %v; want refused with %q", tc.smp.opts(), err, tc.refused)

@@ -6,6 +6,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemucmd"
 )
 
 // RenderOptions is what rendering needs beyond the Plan.
@@ -53,26 +54,28 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 
 	// The user's own -smp topology stays as written in their command line
 	// (Final keeps it when the rendered arguments have no -smp).
-	var frags []memobj.Fragment
+	var frags []qemucmd.Option
 	if p.Spec.Topology == nil {
 		frags = append(frags, p.smp())
 	}
-	frags = append(frags, memobj.Memory{SizeBytes: p.Spec.MemoryBytes})
+	frags = append(frags, qemucmd.Memory{Size: p.Spec.MemoryBytes})
+	prealloc := backend.Prealloc != nil && *backend.Prealloc
 	for _, g := range p.GuestNodes {
 		if g.MemoryBytes == 0 {
 			continue
 		}
 		b := backend
 		b.ID = fmt.Sprintf(ramIDFormat, g.ID)
-		b.SizeBytes = g.MemoryBytes
-		b.HostNodes = g.HostNodes
-		if b.Prealloc && opts.QEMU.HasPreallocThreads() {
-			b.PreallocThreads = p.preallocThreads(g)
+		b.Size = g.MemoryBytes
+		b.HostNodes, b.HasHostNodes = cpuset.New(g.HostNodes...), len(g.HostNodes) > 0
+		if prealloc && opts.QEMU.HasPreallocThreads() {
+			n := p.preallocThreads(g)
+			b.PreallocThreads = &n
 		}
 		// A memory-only guest node may sit on a CPU-less host node, where a
 		// node-affinity thread-context has no CPUs to run on.
-		if b.Prealloc && opts.QEMU.HasThreadContext() && len(g.VCPUs) > 0 {
-			tc := memobj.ThreadContext{ID: fmt.Sprintf(tcIDFormat, g.ID), NodeAffinity: g.HostNodes}
+		if prealloc && opts.QEMU.HasThreadContext() && len(g.VCPUs) > 0 {
+			tc := qemucmd.ThreadContext{ID: fmt.Sprintf(tcIDFormat, g.ID), NodeAffinity: cpuset.New(g.HostNodes...), HasNodes: true}
 			b.PreallocContext = tc.ID
 			frags = append(frags, tc)
 		}
@@ -87,7 +90,7 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 		}
 		frags = append(frags, numa...)
 	}
-	args, err := memobj.Render(frags...)
+	args, err := qemucmd.Render(frags...)
 	if err != nil {
 		return nil, fmt.Errorf("render qemu args: %w", err)
 	}
@@ -167,19 +170,24 @@ func (p *Plan) checkShape() error {
 }
 
 // backend is the template for every guest node's memory backend.
-func (p *Plan) backend(opts RenderOptions) (memobj.MemoryBackend, error) {
+func (p *Plan) backend(opts RenderOptions) (qemucmd.Backend, error) {
 	hp := p.Spec.HugepageBytes
-	b := memobj.MemoryBackend{Type: opts.Backend, Policy: p.Spec.Policy, Prealloc: p.Spec.Prealloc}
-	if b.Policy == "" {
-		b.Policy = memobj.PolicyBind
+	typ, policy := opts.Backend, p.Spec.Policy
+	if policy == "" {
+		policy = memobj.PolicyBind
 	}
-	if b.Type == "" {
-		b.Type = memobj.BackendRAM
+	if typ == "" {
+		typ = memobj.BackendRAM
 		if hp > 0 {
-			b.Type = memobj.BackendMemfd
+			typ = memobj.BackendMemfd
 		}
 	}
-	switch b.Type {
+	b := qemucmd.Backend{Type: string(typ), Policy: string(policy)}
+	if p.Spec.Prealloc {
+		on := true
+		b.Prealloc = &on
+	}
+	switch typ {
 	case memobj.BackendRAM:
 		if hp > 0 {
 			return b, fmt.Errorf("hugepages need a memfd or file backend, not ram")
@@ -188,14 +196,17 @@ func (p *Plan) backend(opts RenderOptions) (memobj.MemoryBackend, error) {
 		if !opts.QEMU.HasMemfd() {
 			return b, fmt.Errorf("qemu %s has no memfd backend (2.12 or newer)", opts.QEMU)
 		}
-		b.Hugetlb, b.HugetlbSize = hp > 0, hp
+		if hp > 0 {
+			on := true
+			b.HugeTLB, b.HugeTLBSize = &on, hp
+		}
 	case memobj.BackendFile:
 		if opts.MemPath == "" {
 			return b, fmt.Errorf("a file backend needs a directory (mem-path) to create its files in")
 		}
 		b.MemPath = opts.MemPath
 	default:
-		_, err := memobj.ParseBackendType(string(b.Type))
+		_, err := memobj.ParseBackendType(string(typ))
 		return b, err
 	}
 	return b, nil
@@ -203,8 +214,8 @@ func (p *Plan) backend(opts RenderOptions) (memobj.MemoryBackend, error) {
 
 // smp is -smp from the plan's topology; maxcpus covers a topology with
 // more slots than vCPUs.
-func (p *Plan) smp() memobj.SMP {
-	s := memobj.SMP{CPUs: len(p.VCPUs), Sockets: p.Sockets, Cores: p.Cores, Threads: p.Threads}
+func (p *Plan) smp() qemucmd.SMP {
+	s := qemucmd.SMP{CPUs: len(p.VCPUs), Sockets: p.Sockets, Cores: p.Cores, Threads: p.Threads}
 	if n := p.Sockets * p.Cores * p.Threads; n != s.CPUs {
 		s.MaxCPUs = n
 	}
@@ -228,22 +239,23 @@ func (p *Plan) preallocThreads(g GuestNode) int {
 
 // mainRAM makes a one-node guest's only backend its RAM: -machine
 // memory-backend= where QEMU has it (5.0), else a single -numa node.
-func (p *Plan) mainRAM(v memobj.Version) memobj.Fragment {
+func (p *Plan) mainRAM(v memobj.Version) qemucmd.Option {
 	id := fmt.Sprintf(ramIDFormat, 0)
 	if v.HasMachineMemoryBackend() {
-		return memobj.MachineMemoryBackend{ID: id}
+		return qemucmd.Machine{MemoryBackend: id}
 	}
-	return memobj.NumaNode{NodeID: 0, Memdev: id}
+	zero := 0
+	return qemucmd.NumaNode{NodeID: &zero, Memdev: id}
 }
 
 // numa is -numa node for every guest node, -numa cpu for every socket (a
 // socket belongs to its vCPUs' guest node) and -numa dist for every ordered
 // pair of distinct nodes: QEMU refuses a partial list when any pair is
 // asymmetric and sets a node's distance to itself to 10.
-func (p *Plan) numa() ([]memobj.Fragment, error) {
-	var frags []memobj.Fragment
+func (p *Plan) numa() ([]qemucmd.Option, error) {
+	var frags []qemucmd.Option
 	for _, g := range p.GuestNodes {
-		n := memobj.NumaNode{NodeID: g.ID}
+		n := qemucmd.NumaNode{NodeID: &g.ID}
 		if g.MemoryBytes > 0 {
 			n.Memdev = fmt.Sprintf(ramIDFormat, g.ID)
 		}
@@ -266,7 +278,7 @@ func (p *Plan) numa() ([]memobj.Fragment, error) {
 		if g < 0 {
 			return nil, fmt.Errorf("socket %d has no vcpus, so it has no guest node", s)
 		}
-		frags = append(frags, memobj.NumaCPU{NodeID: g, SocketID: s})
+		frags = append(frags, qemucmd.NumaCPU{NodeID: &g, SocketID: &s})
 	}
 	if p.Distances == nil {
 		return frags, nil
@@ -279,14 +291,14 @@ func (p *Plan) numa() ([]memobj.Fragment, error) {
 		if len(row) != n {
 			return nil, fmt.Errorf("distance row %d has %d entries for %d guest nodes", i, len(row), n)
 		}
-		if row[i] != memobj.LocalDistance {
-			return nil, fmt.Errorf("guest node %d's distance to itself is %d; qemu fixes it at %d", i, row[i], memobj.LocalDistance)
+		if row[i] != qemucmd.LocalDistance {
+			return nil, fmt.Errorf("guest node %d's distance to itself is %d; qemu fixes it at %d", i, row[i], qemucmd.LocalDistance)
 		}
 	}
 	for i, row := range p.Distances {
 		for j, d := range row {
 			if i != j {
-				frags = append(frags, memobj.NumaDist{Src: i, Dst: j, Val: d})
+				frags = append(frags, qemucmd.NumaDist{Src: i, Dst: j, Val: d})
 			}
 		}
 	}

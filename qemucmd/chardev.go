@@ -41,14 +41,14 @@ func parseChardev(v string) (Option, error) {
 }
 
 func (c Chardev) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "backend")
 	w.str("backend", c.Backend)
 	w.str("id", c.ID)
 	w.str("path", c.Path)
 	w.boolean("server", c.Server)
 	w.boolean("wait", c.Wait)
 	w.extra(c.Other)
-	return newArg("chardev", w.p.String(), c)
+	return newArg("chardev", w.String(), c)
 }
 
 // Waits says QEMU waits, before it starts the guest or answers anything, for
@@ -94,12 +94,12 @@ func parseMon(v string) (Option, error) {
 }
 
 func (m Mon) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "chardev")
 	w.str("chardev", m.Chardev)
 	w.str("id", m.ID)
 	w.str("mode", m.Mode)
 	w.boolean("pretty", m.Pretty)
-	return newArg("mon", w.p.String(), m)
+	return newArg("mon", w.String(), m)
 }
 
 // CharSpec is the short chardev form of -qmp, -qmp-pretty, -monitor,
@@ -142,12 +142,12 @@ func (s CharSpec) Arg() Arg {
 	if s.HasTarget {
 		v += ":" + s.Target
 	}
-	w := newWriter(false)
+	w := newWriter(false, "")
 	w.boolean("server", s.Server)
 	w.boolean("wait", s.Wait)
 	w.extra(s.Other)
 	if len(w.p.Items) > 0 {
-		v += "," + w.p.String()
+		v += "," + w.String()
 	}
 	return newArg(s.Option, v, s)
 }

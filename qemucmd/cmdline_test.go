@@ -388,3 +388,44 @@ func TestParseAccepted(t *testing.T) {
 		t.Errorf("ParseAccepted with a known option missing its value: %v", err)
 	}
 }
+
+// TestRenderImpliedKey: the implied first key is written bare, as people
+// and libvirt write it; the JSON form keeps every key; a value that would
+// read otherwise bare keeps its key.
+func TestRenderImpliedKey(t *testing.T) {
+	for _, tc := range []struct {
+		o    Option
+		want []string
+	}{
+		{Backend{Type: "ram", ID: "m0", Size: 1 << 30, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
+			[]string{"-object", "memory-backend-ram,id=m0,size=1G,host-nodes=0,policy=bind"}},
+		{Backend{JSON: true, Type: "ram", ID: "m0", Size: 1 << 30},
+			[]string{"-object", `{"qom-type":"memory-backend-ram","id":"m0","size":1073741824}`}},
+		{ThreadContext{ID: "tc0", NodeAffinity: cpuset.New(1), HasNodes: true}, []string{"-object", "thread-context,id=tc0,node-affinity=1"}},
+		{NumaNode{NodeID: ptr(0), Memdev: "m0"}, []string{"-numa", "node,nodeid=0,memdev=m0"}},
+		{NumaCPU{NodeID: ptr(1), SocketID: ptr(1)}, []string{"-numa", "cpu,node-id=1,socket-id=1"}},
+		{NumaHMATCache{NodeID: 0, Size: 1 << 20, Level: 1, Associativity: "direct", Policy: "write-back", Line: 8},
+			[]string{"-numa", "hmat-cache,node-id=0,size=1M,level=1,associativity=direct,policy=write-back,line=8"}},
+		{SMP{CPUs: 4, Sockets: 2}, []string{"-smp", "4,sockets=2"}},
+		{SMP{CPUs: 3, Sockets: 2, Cores: 2, Threads: 1, MaxCPUs: 4}, []string{"-smp", "3,sockets=2,cores=2,threads=1,maxcpus=4"}},
+		{SMP{Sockets: 2}, []string{"-smp", "sockets=2"}},
+		{Memory{Size: 2 << 30}, []string{"-m", "2G"}},
+		{Memory{Size: 2 << 30, Slots: 2, MaxMem: 8 << 30}, []string{"-m", "2G,slots=2,maxmem=8G"}},
+		{Memory{Slots: 2, MaxMem: 8 << 30}, []string{"-m", "slots=2,maxmem=8G"}},
+		{Machine{MemoryBackend: "m0"}, []string{"-machine", "memory-backend=m0"}},
+		{Machine{Type: "q35", Accel: "kvm"}, []string{"-machine", "q35,accel=kvm"}},
+		{Machine{Type: "a=b"}, []string{"-machine", "type=a=b"}},
+		{Chardev{Backend: "socket", ID: "c", Path: "/run/q"}, []string{"-chardev", "socket,id=c,path=/run/q"}},
+		{Name{Guest: "{web}"}, []string{"-name", "guest={web}"}},
+		{MemoryDevice{Driver: "pc-dimm", ID: "d0", Memdev: "m4", Node: ptr(1)}, []string{"-device", "pc-dimm,id=d0,memdev=m4,node=1"}},
+	} {
+		a := tc.o.Arg()
+		if got := a.Strings(); !slices.Equal(got, tc.want) {
+			t.Errorf("%#v renders %q, want %q", tc.o, got, tc.want)
+		}
+		c, err := Parse(append([]string{bin}, a.Strings()...))
+		if err != nil || !reflect.DeepEqual(c.Args[0].Opt, tc.o) {
+			t.Errorf("%q parses to %#v, %v; want %#v", a.Strings(), c.Args[0].Opt, err, tc.o)
+		}
+	}
+}

@@ -61,11 +61,21 @@ func (s SMP) Merge(o SMP) SMP {
 	return s
 }
 
+// Arg renders -smp as people write it: cpus bare and first, the topology,
+// then maxcpus ("4,sockets=2,cores=2,threads=1,maxcpus=8").
 func (s SMP) Arg() Arg {
 	var parts []string
-	for _, f := range s.fields() {
-		if *f.p != 0 {
-			parts = append(parts, f.key+"="+strconv.Itoa(*f.p))
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"cpus", s.CPUs}, {"sockets", s.Sockets}, {"dies", s.Dies}, {"clusters", s.Clusters},
+		{"cores", s.Cores}, {"threads", s.Threads}, {"maxcpus", s.MaxCPUs}} {
+		switch {
+		case f.v == 0:
+		case f.key == "cpus":
+			parts = append(parts, strconv.Itoa(f.v))
+		default:
+			parts = append(parts, f.key+"="+strconv.Itoa(f.v))
 		}
 	}
 	return newArg("smp", strings.Join(parts, ","), s)
@@ -135,13 +145,13 @@ func (m Memory) Merge(o Memory) Memory {
 }
 
 func (m Memory) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "size")
 	w.size("size", m.Size)
 	if m.Slots != 0 {
 		w.num("slots", &m.Slots)
 	}
 	w.size("maxmem", m.MaxMem)
-	return newArg("m", w.p.String(), m)
+	return newArg("m", w.String(), m)
 }
 
 // Machine is -machine (or -M): its type, the placement keys, and the rest
@@ -196,13 +206,13 @@ func (m Machine) Merge(o Machine) Machine {
 }
 
 func (m Machine) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "type")
 	w.str("type", m.Type)
 	w.str("memory-backend", m.MemoryBackend)
 	w.boolean("hmat", m.HMAT)
 	w.str("accel", m.Accel)
 	w.extra(m.Other)
-	return newArg("machine", w.p.String(), m)
+	return newArg("machine", w.String(), m)
 }
 
 // Accel is -accel: the accelerator and its properties.
@@ -226,10 +236,10 @@ func parseAccel(v string) (Accel, error) {
 }
 
 func (a Accel) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "accel")
 	w.str("accel", a.Type)
 	w.extra(a.Other)
-	return newArg("accel", w.p.String(), a)
+	return newArg("accel", w.String(), a)
 }
 
 // Name is -name: the guest's name, the process name, and whether threads
@@ -261,10 +271,10 @@ func parseName(v string) (Name, error) {
 }
 
 func (n Name) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "guest")
 	w.str("guest", n.Guest)
 	w.str("process", n.Process)
 	w.boolean("debug-threads", n.DebugThreads)
 	w.extra(n.Other)
-	return newArg("name", w.p.String(), n)
+	return newArg("name", w.String(), n)
 }

@@ -99,7 +99,7 @@ func numaNode(r *reader) (Option, error) {
 }
 
 func (n NumaNode) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "type")
 	w.str("type", "node")
 	w.num("nodeid", n.NodeID)
 	w.list("cpus", n.CPUs, n.HasCPUs)
@@ -108,7 +108,7 @@ func (n NumaNode) Arg() Arg {
 		w.p.Items = append(w.p.Items, Prop{"mem", memobj.FormatSize(n.Mem)})
 	}
 	w.num("initiator", n.Initiator)
-	return newArg("numa", w.p.String(), n)
+	return newArg("numa", w.String(), n)
 }
 
 func (c *NumaCPU) ids() []struct {
@@ -141,12 +141,12 @@ func numaCPU(r *reader) (Option, error) {
 }
 
 func (c NumaCPU) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "type")
 	w.str("type", "cpu")
 	for _, f := range c.ids() {
 		w.num(f.key, *f.p)
 	}
-	return newArg("numa", w.p.String(), c)
+	return newArg("numa", w.String(), c)
 }
 
 func numaDist(r *reader) (Option, error) {
@@ -281,7 +281,7 @@ func numaHMATCache(r *reader) (Option, error) {
 }
 
 func (h NumaHMATCache) Arg() Arg {
-	w := newWriter(false)
+	w := newWriter(false, "type")
 	w.str("type", "hmat-cache")
 	w.p.Items = append(w.p.Items, Prop{"node-id", strconv.Itoa(h.NodeID)})
 	w.size("size", h.Size)
@@ -291,5 +291,5 @@ func (h NumaHMATCache) Arg() Arg {
 	if h.Line != 0 {
 		w.num("line", &h.Line)
 	}
-	return newArg("numa", w.p.String(), h)
+	return newArg("numa", w.String(), h)
 }

@@ -121,7 +121,7 @@ func parseBackend(r *reader, typ string) (Option, error) {
 }
 
 func (b Backend) Arg() Arg {
-	w := newWriter(b.JSON)
+	w := newWriter(b.JSON, "qom-type")
 	w.str("qom-type", BackendPrefix+b.Type)
 	w.str("id", b.ID)
 	w.size("size", b.Size)
@@ -135,7 +135,7 @@ func (b Backend) Arg() Arg {
 	w.num("prealloc-threads", b.PreallocThreads)
 	w.str("prealloc-context", b.PreallocContext)
 	w.extra(b.Other)
-	return newArg("object", w.p.String(), b)
+	return newArg("object", w.String(), b)
 }
 
 func parseThreadContext(r *reader) (Option, error) {
@@ -160,12 +160,12 @@ func parseThreadContext(r *reader) (Option, error) {
 }
 
 func (c ThreadContext) Arg() Arg {
-	w := newWriter(c.JSON)
+	w := newWriter(c.JSON, "qom-type")
 	w.str("qom-type", "thread-context")
 	w.str("id", c.ID)
 	w.list("cpu-affinity", c.CPUAffinity, c.HasCPUs)
 	w.list("node-affinity", c.NodeAffinity, c.HasNodes)
-	return newArg("object", w.p.String(), c)
+	return newArg("object", w.String(), c)
 }
 
 // MemoryDevice is -device pc-dimm, nvdimm or virtio-mem-*: hotplugged
@@ -214,11 +214,11 @@ func parseDevice(v string) (Option, error) {
 }
 
 func (d MemoryDevice) Arg() Arg {
-	w := newWriter(d.JSON)
+	w := newWriter(d.JSON, "driver")
 	w.str("driver", d.Driver)
 	w.str("id", d.ID)
 	w.str("memdev", d.Memdev)
 	w.num("node", d.Node)
 	w.extra(d.Other)
-	return newArg("device", w.p.String(), d)
+	return newArg("device", w.String(), d)
 }

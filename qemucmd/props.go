@@ -339,10 +339,38 @@ func (r *reader) strict(want string) error {
 	return nil
 }
 
-// writer builds Props in one form.
-type writer struct{ p Props }
+// writer builds Props in one form. implied is the option's implied first
+// key (qom-type, type, cpus, size, ...): String writes its value bare when
+// it comes first, as people and libvirt write it.
+type writer struct {
+	p       Props
+	implied string
+}
 
-func newWriter(json bool) *writer { return &writer{p: Props{JSON: json}} }
+func newWriter(json bool, implied string) *writer {
+	return &writer{p: Props{JSON: json}, implied: implied}
+}
+
+// String renders the props; in the key=value form a first item of the
+// implied key is written as its value alone ("memory-backend-ram,id=m0",
+// "node,nodeid=0", "4,sockets=2"), unless the value would read otherwise
+// (empty, holding '=', or starting with '{').
+func (w *writer) String() string {
+	p := w.p
+	if p.JSON || w.implied == "" || len(p.Items) == 0 || p.Items[0].Key != w.implied || !bareSafe(p.Items[0].Value) {
+		return p.String()
+	}
+	first := escape(p.Items[0].Value)
+	if len(p.Items) == 1 {
+		return first
+	}
+	return first + "," + Props{Items: p.Items[1:]}.String()
+}
+
+// bareSafe says a value written without its key reads back as that key's.
+func bareSafe(v string) bool {
+	return v != "" && !strings.Contains(v, "=") && !strings.HasPrefix(strings.TrimSpace(v), "{")
+}
 
 func (w *writer) str(key, v string) {
 	if v == "" {

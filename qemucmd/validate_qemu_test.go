@@ -1,4 +1,4 @@
-package memobj
+package qemucmd
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/qemutest"
 )
@@ -26,77 +28,77 @@ type memdevWant struct {
 	size     uint64
 }
 
-// TestFragmentsInQEMU starts the real QEMU with fragments and checks it
+// TestValidatedInQEMU starts the real QEMU with what Render writes and checks it
 // took them as meant: query-memdev shows the host nodes and policy.
 // Host nodes other than 0 are only named next to node 0 (a set that holds
 // a present node binds) or in the error rows, so this runs on one node.
-func TestFragmentsInQEMU(t *testing.T) {
+func TestValidatedInQEMU(t *testing.T) {
 	qemutest.Require(t)
 	dir := t.TempDir()
 	tests := []struct {
 		name    string
-		frags   []Fragment
+		opts    []Option
 		want    map[string]memdevWant
 		wantErr string // in what QEMU printed when it refused
 		needs   func() string
 	}{
 		{
 			name: "bound main ram",
-			frags: []Fragment{
-				Memory{SizeBytes: 64 * MiB},
-				MemoryBackend{Type: BackendRAM, ID: "qnuma-ram0", SizeBytes: 64 * MiB, HostNodes: []int{0}, Policy: PolicyBind},
-				MachineMemoryBackend{ID: "qnuma-ram0"},
+			opts: []Option{
+				Memory{Size: 64 * mib},
+				Backend{Type: "ram", ID: "qnuma-ram0", Size: 64 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
+				Machine{MemoryBackend: "qnuma-ram0"},
 			},
-			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", size: 64 * MiB}},
+			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", size: 64 * mib}},
 		},
 		{
 			name: "node list ranges and repeats",
-			frags: []Fragment{
-				Memory{SizeBytes: 64 * MiB},
-				MemoryBackend{Type: BackendRAM, ID: "m", SizeBytes: 64 * MiB, HostNodes: []int{0, 1, 3, 5, 6}, Policy: PolicyPreferred},
-				MachineMemoryBackend{ID: "m"},
+			opts: []Option{
+				Memory{Size: 64 * mib},
+				Backend{Type: "ram", ID: "m", Size: 64 * mib, HostNodes: cpuset.New(0, 1, 3, 5, 6), HasHostNodes: true, Policy: "preferred"},
+				Machine{MemoryBackend: "m"},
 			},
-			want: map[string]memdevWant{"m": {nodes: []int{0, 1, 3, 5, 6}, policy: "preferred", size: 64 * MiB}},
+			want: map[string]memdevWant{"m": {nodes: []int{0, 1, 3, 5, 6}, policy: "preferred", size: 64 * mib}},
 		},
 		{
 			name: "prealloc in a thread context",
-			frags: []Fragment{
-				Memory{SizeBytes: 32 * MiB},
-				ThreadContext{ID: "qnuma-tc0", NodeAffinity: []int{0}},
-				MemoryBackend{Type: BackendRAM, ID: "qnuma-ram0", SizeBytes: 32 * MiB, HostNodes: []int{0}, Policy: PolicyBind,
-					Prealloc: true, PreallocThreads: 2, PreallocContext: "qnuma-tc0"},
-				MachineMemoryBackend{ID: "qnuma-ram0"},
+			opts: []Option{
+				Memory{Size: 32 * mib},
+				ThreadContext{ID: "qnuma-tc0", NodeAffinity: cpuset.New(0), HasNodes: true},
+				Backend{Type: "ram", ID: "qnuma-ram0", Size: 32 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind",
+					Prealloc: ptr(true), PreallocThreads: ptr(2), PreallocContext: "qnuma-tc0"},
+				Machine{MemoryBackend: "qnuma-ram0"},
 			},
-			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", prealloc: true, size: 32 * MiB}},
+			want: map[string]memdevWant{"qnuma-ram0": {nodes: []int{0}, policy: "bind", prealloc: true, size: 32 * mib}},
 		},
 		{
 			name: "memfd and file backends on two guest nodes with distances",
-			frags: []Fragment{
+			opts: []Option{
 				SMP{CPUs: 4, Sockets: 2, Cores: 2, Threads: 1},
-				Memory{SizeBytes: 96 * MiB},
-				MemoryBackend{Type: BackendMemfd, ID: "a", SizeBytes: 64 * MiB, HostNodes: []int{0}, Policy: PolicyInterleave, Share: true},
-				MemoryBackend{Type: BackendFile, ID: "b", SizeBytes: 32 * MiB, MemPath: dir, HostNodes: []int{0}, Policy: PolicyBind},
-				NumaNode{NodeID: 0, Memdev: "a"},
-				NumaNode{NodeID: 1, Memdev: "b"},
-				NumaNode{NodeID: 2},
-				NumaCPU{NodeID: 0, SocketID: 0},
-				NumaCPU{NodeID: 1, SocketID: 1, CoreID: intp(0)},
-				NumaCPU{NodeID: 2, SocketID: 1, CoreID: intp(1), ThreadID: intp(0)},
+				Memory{Size: 96 * mib},
+				Backend{Type: "memfd", ID: "a", Size: 64 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "interleave", Share: ptr(true)},
+				Backend{Type: "file", ID: "b", Size: 32 * mib, MemPath: dir, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind"},
+				NumaNode{NodeID: ptr(0), Memdev: "a"},
+				NumaNode{NodeID: ptr(1), Memdev: "b"},
+				NumaNode{NodeID: ptr(2)},
+				NumaCPU{NodeID: ptr(0), SocketID: ptr(0)},
+				NumaCPU{NodeID: ptr(1), SocketID: ptr(1), CoreID: ptr(0)},
+				NumaCPU{NodeID: ptr(2), SocketID: ptr(1), CoreID: ptr(1), ThreadID: ptr(0)},
 				NumaDist{Src: 0, Dst: 1, Val: 21}, NumaDist{Src: 1, Dst: 0, Val: 31},
 				NumaDist{Src: 0, Dst: 2, Val: 22}, NumaDist{Src: 2, Dst: 0, Val: 32},
 				NumaDist{Src: 1, Dst: 2, Val: 23}, NumaDist{Src: 2, Dst: 1, Val: 33},
 			},
 			want: map[string]memdevWant{
-				"a": {nodes: []int{0}, policy: "interleave", share: true, size: 64 * MiB},
-				"b": {nodes: []int{0}, policy: "bind", size: 32 * MiB},
+				"a": {nodes: []int{0}, policy: "interleave", share: true, size: 64 * mib},
+				"b": {nodes: []int{0}, policy: "bind", size: 32 * mib},
 			},
 		},
 		{
 			name: "binding to a node the host lacks",
-			frags: []Fragment{
-				Memory{SizeBytes: 64 * MiB},
-				MemoryBackend{Type: BackendRAM, ID: "m", SizeBytes: 64 * MiB, HostNodes: []int{1}, Policy: PolicyBind},
-				MachineMemoryBackend{ID: "m"},
+			opts: []Option{
+				Memory{Size: 64 * mib},
+				Backend{Type: "ram", ID: "m", Size: 64 * mib, HostNodes: cpuset.New(1), HasHostNodes: true, Policy: "bind"},
+				Machine{MemoryBackend: "m"},
 			},
 			wantErr: "cannot bind memory to host NUMA nodes",
 			needs: func() string {
@@ -108,11 +110,11 @@ func TestFragmentsInQEMU(t *testing.T) {
 		},
 		{
 			name: "thread context on a node the host lacks",
-			frags: []Fragment{
-				Memory{SizeBytes: 32 * MiB},
-				ThreadContext{ID: "tc", NodeAffinity: []int{1}},
-				MemoryBackend{Type: BackendRAM, ID: "m", SizeBytes: 32 * MiB, HostNodes: []int{0}, Policy: PolicyBind, Prealloc: true, PreallocContext: "tc"},
-				MachineMemoryBackend{ID: "m"},
+			opts: []Option{
+				Memory{Size: 32 * mib},
+				ThreadContext{ID: "tc", NodeAffinity: cpuset.New(1), HasNodes: true},
+				Backend{Type: "ram", ID: "m", Size: 32 * mib, HostNodes: cpuset.New(0), HasHostNodes: true, Policy: "bind", Prealloc: ptr(true), PreallocContext: "tc"},
+				Machine{MemoryBackend: "m"},
 			},
 			wantErr: "The nodes select no CPUs",
 			needs: func() string {
@@ -130,7 +132,7 @@ func TestFragmentsInQEMU(t *testing.T) {
 					t.Skip(why)
 				}
 			}
-			args, err := Render(tc.frags...)
+			args, err := Render(tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
