@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemuversion"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -85,7 +86,7 @@ func qemu(e Env, _ *topology.Host, _ error) Result {
 		return Result{Name: name, Status: Error, Found: fmt.Sprintf("%s: %v", qemuBinary, err),
 			Why: "qnuma starts QEMU", Fix: "install qemu-system-x86 (scripts/deps.sh)"}
 	}
-	v, err := memobj.ParseVersion(out)
+	v, err := qemuversion.ParseVersion(out)
 	if err != nil {
 		return Result{Name: name, Status: Error, Found: err.Error(), Why: "qnuma needs QEMU's version to know what it accepts"}
 	}

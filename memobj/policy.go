@@ -1,8 +1,8 @@
 // Package memobj holds what qnuma knows of QEMU's memory and CPU settings
 // apart from the command line itself (package qemucmd models and renders
 // that): the Linux memory policy modes, backend kinds, sizes as QEMU reads
-// and writes them, -smp resolved as QEMU 7.2 resolves it, and the QEMU
-// version's features.
+// and writes them, and -smp resolved as QEMU 7.2 resolves it (the QEMU
+// version and its features are package qemuversion).
 package memobj
 
 import "fmt"

@@ -7,12 +7,13 @@ import (
 
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/qemucmd"
+	"github.com/qnuma/qnuma/qemuversion"
 )
 
 // RenderOptions is what rendering needs beyond the Plan.
 type RenderOptions struct {
-	// QEMU is the version of the binary that will run (memobj.ProbeVersion).
-	QEMU memobj.Version
+	// QEMU is the version of the binary that will run (qemuversion.ProbeVersion).
+	QEMU qemuversion.Version
 	// Backend for guest RAM; "" means ram, or memfd with hugepages.
 	Backend memobj.BackendType
 	// MemPath is the directory (a hugetlbfs mount for hugepages) file
@@ -99,9 +100,9 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 
 // checkQEMU refuses an unknown or too old QEMU: qnuma needs -numa dist and
 // -numa cpu (2.10).
-func checkQEMU(v memobj.Version) error {
+func checkQEMU(v qemuversion.Version) error {
 	if v.IsZero() {
-		return fmt.Errorf("render qemu args: qemu version not known (probe it with memobj.ProbeVersion)")
+		return fmt.Errorf("render qemu args: qemu version not known (probe it with qemuversion.ProbeVersion)")
 	}
 	if !v.HasNUMADistCPU() {
 		return fmt.Errorf("render qemu args: qemu %s is too old: qnuma needs 2.10 or newer (-numa dist, -numa cpu)", v)
@@ -239,7 +240,7 @@ func (p *Plan) preallocThreads(g GuestNode) int {
 
 // mainRAM makes a one-node guest's only backend its RAM: -machine
 // memory-backend= where QEMU has it (5.0), else a single -numa node.
-func (p *Plan) mainRAM(v memobj.Version) qemucmd.Option {
+func (p *Plan) mainRAM(v qemuversion.Version) qemucmd.Option {
 	id := fmt.Sprintf(ramIDFormat, 0)
 	if v.HasMachineMemoryBackend() {
 		return qemucmd.Machine{MemoryBackend: id}

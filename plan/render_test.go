@@ -12,15 +12,16 @@ import (
 
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/qemuversion"
 	"github.com/qnuma/qnuma/topology"
 )
 
 const mib = 1 << 20
 
 var (
-	qemu72 = memobj.Version{Major: 7, Minor: 2, Micro: 19}
-	qemu62 = memobj.Version{Major: 6, Minor: 2}
-	qemu42 = memobj.Version{Major: 4, Minor: 2, Micro: 1}
+	qemu72 = qemuversion.Version{Major: 7, Minor: 2, Micro: 19}
+	qemu62 = qemuversion.Version{Major: 6, Minor: 2}
+	qemu42 = qemuversion.Version{Major: 4, Minor: 2, Micro: 1}
 )
 
 // gn describes one guest node for mkPlan.
@@ -273,7 +274,7 @@ func TestArgs(t *testing.T) {
 		},
 
 		{name: "version unknown", plan: twoNodes(Spec{}), opts: RenderOptions{}, wantErr: "qemu version not known"},
-		{name: "qemu too old", plan: twoNodes(Spec{}), opts: RenderOptions{QEMU: memobj.Version{Major: 2, Minor: 9}}, wantErr: "qemu 2.9.0 is too old"},
+		{name: "qemu too old", plan: twoNodes(Spec{}), opts: RenderOptions{QEMU: qemuversion.Version{Major: 2, Minor: 9}}, wantErr: "qemu 2.9.0 is too old"},
 		{name: "no guest nodes", plan: &Plan{Sockets: 1, Cores: 1, Threads: 1}, opts: RenderOptions{QEMU: qemu72}, wantErr: "no guest nodes"},
 		{name: "no vcpus", plan: mkPlan(Spec{}, 1, 1, 1, gn{host: []int{0}, mem: gib}), opts: RenderOptions{QEMU: qemu72}, wantErr: "no vcpus"},
 		{
@@ -357,7 +358,7 @@ func TestArgs(t *testing.T) {
 		{
 			name:    "memfd before 2.12",
 			plan:    mkPlan(Spec{HugepageBytes: 2 * mib}, 1, 1, 1, gn{host: []int{0}, vcpus: 1, mem: gib, cpus: c4}),
-			opts:    RenderOptions{QEMU: memobj.Version{Major: 2, Minor: 11}},
+			opts:    RenderOptions{QEMU: qemuversion.Version{Major: 2, Minor: 11}},
 			wantErr: "qemu 2.11.0 has no memfd backend",
 		},
 		{
@@ -478,12 +479,12 @@ func countPrefix(args []string, prefix string) int {
 }
 
 // probeQEMU is the installed QEMU's version (skipping without QEMU).
-func probeQEMU(t *testing.T) memobj.Version {
+func probeQEMU(t *testing.T) qemuversion.Version {
 	t.Helper()
 	bin := qemutest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	v, err := memobj.ProbeVersion(ctx, bin)
+	v, err := qemuversion.ProbeVersion(ctx, bin)
 	if err != nil {
 		t.Fatal(err)
 	}

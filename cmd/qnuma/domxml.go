@@ -22,6 +22,7 @@ import (
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/qemucmd"
+	"github.com/qnuma/qnuma/qemuversion"
 )
 
 // shmDir is where a file backend that is not on hugepages creates its
@@ -454,7 +455,7 @@ func (dp *domainPlan) checkNodes(pr *Prepared) error {
 }
 
 // render is the placement half of the QEMU command line.
-func (dp *domainPlan) render(p *plan.Plan, v memobj.Version) []string {
+func (dp *domainPlan) render(p *plan.Plan, v qemuversion.Version) []string {
 	d := dp.dom
 	c := &qemucmd.Cmdline{}
 	c.Append(dp.smp, dp.mem)

@@ -15,6 +15,7 @@ import (
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemuversion"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -69,7 +70,7 @@ type Prepared struct {
 	// User is the user's QEMU command line; nil when none was given.
 	User *plan.QEMUArgv
 	// QEMU is the version rendered for.
-	QEMU memobj.Version
+	QEMU qemuversion.Version
 	// Rendered is qnuma's own arguments (-smp, -m, backends, -numa).
 	Rendered []string
 	// Argv is the command to exec: the user's command line merged with
@@ -283,12 +284,12 @@ var versionFlag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompi
 
 // qemuVersion is --qemu-version, else what the user's binary (or
 // qemu-system-x86_64) says it is.
-func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memobj.Version, error) {
+func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (qemuversion.Version, error) {
 	if f.QEMUVersion != "" {
 		if !versionFlag().MatchString(f.QEMUVersion) {
-			return memobj.Version{}, badInput("--qemu-version %q: want X.Y or X.Y.Z", f.QEMUVersion)
+			return qemuversion.Version{}, badInput("--qemu-version %q: want X.Y or X.Y.Z", f.QEMUVersion)
 		}
-		return memobj.ParseVersion("QEMU emulator version " + f.QEMUVersion)
+		return qemuversion.ParseVersion("QEMU emulator version " + f.QEMUVersion)
 	}
 	bin := defaultQEMU
 	if user != nil {
@@ -304,9 +305,9 @@ func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (memob
 		if strings.Contains(bin, "/") {
 			fix = "give the path of an installed qemu-system-* binary"
 		}
-		return memobj.Version{}, badInput("qemu binary %s: %w: %s%s", bin, notFoundReason(err), fix, hint)
+		return qemuversion.Version{}, badInput("qemu binary %s: %w: %s%s", bin, notFoundReason(err), fix, hint)
 	}
-	v, err := memobj.VersionCache{Dir: memobj.DefaultVersionCacheDir()}.Probe(ctx, bin)
+	v, err := qemuversion.VersionCache{Dir: qemuversion.DefaultVersionCacheDir()}.Probe(ctx, bin)
 	if err != nil {
 		if hint != "" {
 			return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)

@@ -1,4 +1,4 @@
-package memobj
+package qemuversion
 
 import (
 	"context"

@@ -1,4 +1,8 @@
-package memobj
+// Package qemuversion learns which QEMU release a binary is: the bounded
+// `qemu -version` probe (a time limit, its process group killed, killed
+// with qnuma) and its cache per binary identity (path, device, inode, size,
+// mtime), so a launch asks once per binary. Parsing the output is pure.
+package qemuversion
 
 import (
 	"bytes"
