@@ -43,10 +43,6 @@ func (s SMP) product() int {
 
 const maxProduct = 1 << 31
 
-func (s SMP) hasTopology() bool {
-	return s.Sockets > 0 || s.Dies > 0 || s.Clusters > 0 || s.Cores > 0 || s.Threads > 0
-}
-
 // opts is s as written, cpus first (error messages quote it).
 func (s SMP) opts() []string {
 	o := []string{strconv.Itoa(s.CPUs)}
