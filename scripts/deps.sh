@@ -18,6 +18,8 @@ have gcc || need+=(gcc libc6-dev) # make test's -race needs cgo
 # domxml's tests check their domain XMLs against libvirt's schema.
 have virt-xml-validate || need+=(libvirt-clients)
 have xmllint || need+=(libxml2-utils)
+# qnuma libvirt's tests define and start domains in a real libvirt (session mode, as nobody).
+have libvirtd || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
