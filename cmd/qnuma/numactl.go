@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -29,6 +28,7 @@ import (
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemucmd"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -63,7 +63,7 @@ func numactl(args []string) error {
 	if err != nil {
 		return badInput("%w", err)
 	}
-	if !isQEMUSystem(o.Argv[0]) {
+	if !qemucmd.IsSystemEmulator(o.Argv[0]) {
 		return execBound(affinity.Real{}, b, o.Argv, os.Environ())
 	}
 	q, err := plan.ParseQEMUArgv(o.Argv)
@@ -734,11 +734,4 @@ func (o numactlOpts) resolve(h *topology.Host) (numactlBinding, error) {
 		b.Nodes = cpuset.New(ids...)
 	}
 	return b, nil
-}
-
-// isQEMUSystem reports whether a command is a QEMU system emulator, whose
-// vCPUs qnuma pins too.
-func isQEMUSystem(cmd string) bool {
-	base := filepath.Base(cmd)
-	return strings.HasPrefix(base, "qemu-system-") || base == "qemu-kvm"
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/qnuma/qnuma/affinity/affinitytest"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemucmd"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -282,8 +283,8 @@ func TestIsQEMUSystem(t *testing.T) {
 		"qemu-system-x86_64": true, "/usr/bin/qemu-system-aarch64": true, "qemu-kvm": true,
 		"qemu-img": false, "ls": false, "/usr/bin/qemu-x86_64": false,
 	} {
-		if got := isQEMUSystem(cmd); got != want {
-			t.Errorf("isQEMUSystem(%q) = %v, want %v", cmd, got, want)
+		if got := qemucmd.IsSystemEmulator(cmd); got != want {
+			t.Errorf("IsSystemEmulator(%q) = %v, want %v", cmd, got, want)
 		}
 	}
 }
