@@ -22,7 +22,9 @@ Examples:
   qnuma topology                                  what this host is
   qnuma plan --vcpus 8 --memory 16G               where such a VM would go
   qnuma run --vcpus 4 --memory 2G -- qemu-system-x86_64 -nographic ...
-  qnuma --membind=1 -- qemu-system-x86_64 ...     numactl's syntax, vCPUs pinned too`
+  qnuma --membind=1 -- qemu-system-x86_64 ...     numactl's syntax, vCPUs pinned too
+  qnuma plan --domain-xml dom.xml                 a libvirt domain's placement
+  qnuma pin web --vcpu 1 --cpus 6                 re-pin a running VM's vCPU`
 
 // CLI is qnuma's command line; each command lives in its own file.
 type CLI struct {
