@@ -105,6 +105,15 @@ func (p *Plan) Describe(w io.Writer) error {
 		}
 		tw.flush()
 	}
+	if hm := p.HotplugMemory; len(hm) > 0 {
+		ew.printf("\nHotplug memory (one virtio-mem device per guest node, empty at start, its backend bound to the guest node's host nodes):\n")
+		tw = newTable(ew)
+		fmt.Fprintf(tw, "  guest node\thost nodes\tup to\n")
+		for _, m := range hm {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\n", m.GuestNode, idList(m.HostNodes), sizeString(m.Bytes))
+		}
+		tw.flush()
+	}
 
 	ew.printf("\nGuest CPU topology: sockets=%d", p.Sockets)
 	if t := s.Topology; t != nil && t.Dies > 1 {
