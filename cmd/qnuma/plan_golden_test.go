@@ -21,10 +21,6 @@ var planGoldens = []struct {
 	args []string
 }{
 	{"plain", []string{"--vcpus", "8", "--memory", "36G", "--", "qemu-system-x86_64", "-nographic"}},
-	// Hotplug room: vCPUs fitted at 12 over both nodes, 4 present; memory
-	// fitted at 36G over both nodes, 4G present, a virtio-mem per node.
-	{"max-vcpus", []string{"--vcpus", "4", "--max-vcpus", "12", "--memory", "4G", "--", "qemu-system-x86_64", "-nographic"}},
-	{"max-memory", []string{"--vcpus", "4", "--memory", "4G", "--max-memory", "36G", "--", "qemu-system-x86_64", "-nographic"}},
 	// The user's own cells: guest node 0's backend bound to host node 1
 	// (given), guest node 1's left open (qnuma chooses), with vCPU
 	// hotplug room in both cells and two I/O threads.
@@ -37,6 +33,10 @@ var planGoldens = []struct {
 		"-numa", "node,nodeid=1,memdev=m1,cpus=2-3,cpus=6-7"}},
 	{"preferred-two-nodes", []string{"--vcpus", "12", "--memory", "8G", "--policy", "preferred"}},
 	{"dedicated", []string{"--vcpus", "4", "--memory", "2G", "--cpus-dedicated"}},
+	// Hotplug room: vCPUs fitted at 12 over both nodes, 4 present; memory
+	// fitted at 36G over both nodes, 4G present, a virtio-mem per node.
+	{"max-vcpus", []string{"--vcpus", "4", "--max-vcpus", "12", "--memory", "4G", "--", "qemu-system-x86_64", "-nographic"}},
+	{"max-memory", []string{"--vcpus", "4", "--memory", "4G", "--max-memory", "36G", "--", "qemu-system-x86_64", "-nographic"}},
 }
 
 func TestPlanGolden(t *testing.T) {
