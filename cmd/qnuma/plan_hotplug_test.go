@@ -32,3 +32,20 @@ func TestPlanHotplugRefused(t *testing.T) {
 		})
 	}
 }
+
+// The user's -smp N,maxcpus=M and -m X,maxmem=Y are hotplug room, as
+// --max-vcpus and --max-memory: qnuma's -smp and -m replace theirs.
+func TestPlanHotplugFromUserLine(t *testing.T) {
+	root := topotest.Unpack(t, intel)
+	out, err := planOut(t, "--root", root, "--qemu-version", "7.2", "--",
+		"qemu-system-x86_64", "-nographic", "-smp", "2,maxcpus=4", "-m", "1G,slots=4,maxmem=2G")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "qemu-system-x86_64 -nographic -smp 2,sockets=1,cores=4,threads=1,maxcpus=4 -m 1G,slots=1,maxmem=2G " +
+		"-object memory-backend-ram,id=qnuma-ram0,size=1G,host-nodes=0,policy=bind -machine memory-backend=qnuma-ram0 " +
+		"-object memory-backend-ram,id=qnuma-hotmem0,size=1G,host-nodes=0,policy=bind -device virtio-mem-pci,id=qnuma-vmem0,memdev=qnuma-hotmem0,node=0,requested-size=0B\n"
+	if !strings.HasSuffix(out, want) {
+		t.Errorf("qnuma plan ends\n%s\nwant it to end\n%s", out[max(0, len(out)-len(want)):], want)
+	}
+}
