@@ -122,6 +122,8 @@ func (p *Plan) Describe(w io.Writer) error {
 	ew.printf(" cores=%d threads=%d", p.Cores, p.Threads)
 	if t := s.Topology; t != nil && t.MaxCPUs > len(p.VCPUs) {
 		ew.printf(", %d vCPUs present of maxcpus=%d", len(p.VCPUs), t.MaxCPUs)
+	} else if n := p.Sockets * p.Cores * p.Threads; t == nil && len(p.HotplugVCPUs) > 0 {
+		ew.printf(", %d vCPUs present of maxcpus=%d", len(p.VCPUs), n)
 	}
 	switch {
 	case s.Topology != nil && s.CellsFrom != "":
