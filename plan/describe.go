@@ -105,6 +105,15 @@ func (p *Plan) Describe(w io.Writer) error {
 		}
 		tw.flush()
 	}
+	if hm := p.HotplugMemory; len(hm) > 0 {
+		ew.printf("\nHotplug memory (one virtio-mem device per guest node, empty at start, its backend bound to the guest node's host nodes):\n")
+		tw = newTable(ew)
+		fmt.Fprintf(tw, "  guest node\thost nodes\tup to\n")
+		for _, m := range hm {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\n", m.GuestNode, idList(m.HostNodes), sizeString(m.Bytes))
+		}
+		tw.flush()
+	}
 
 	ew.printf("\nGuest CPU topology: sockets=%d", p.Sockets)
 	if t := s.Topology; t != nil && t.Dies > 1 {
@@ -113,6 +122,8 @@ func (p *Plan) Describe(w io.Writer) error {
 	ew.printf(" cores=%d threads=%d", p.Cores, p.Threads)
 	if t := s.Topology; t != nil && t.MaxCPUs > len(p.VCPUs) {
 		ew.printf(", %d vCPUs present of maxcpus=%d", len(p.VCPUs), t.MaxCPUs)
+	} else if n := p.Sockets * p.Cores * p.Threads; t == nil && len(p.HotplugVCPUs) > 0 {
+		ew.printf(", %d vCPUs present of maxcpus=%d", len(p.VCPUs), n)
 	}
 	switch {
 	case s.Topology != nil && s.CellsFrom != "":

@@ -17,6 +17,9 @@ func Make(host *topology.Host, spec Spec, placed []Placed) (*Plan, error) {
 	if host == nil {
 		return nil, errors.New("plan vm: no host topology")
 	}
+	if spec.MaxVCPUs > 0 || spec.MaxMemoryBytes > 0 {
+		return hotplugPlan(host, spec, placed) // hotplug room (hotplug.go)
+	}
 	spec, err := checkSpec(host, spec)
 	if err != nil {
 		return nil, err

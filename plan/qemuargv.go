@@ -235,8 +235,15 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 		if flagsSet.VCPUs && spec.VCPUs != n {
 			return spec, badSpec("--vcpus %d conflicts with -smp %s in the qemu command line: give one", spec.VCPUs, user.SMPArg)
 		}
-		if !spec.BindOnly && user.SMP.MaxCPUs > n {
-			return spec, badSpec("-smp %s asks for cpu hotplug (maxcpus=%d), which qnuma's layout does not cover: drop maxcpus, or pass --bind-only", user.SMPArg, user.SMP.MaxCPUs)
+		if !spec.BindOnly && user.SMP.MaxCPUs > n && spec.Topology == nil {
+			// -smp N,maxcpus=M is --max-vcpus M: qnuma renders the -smp.
+			if spec.MaxVCPUs != 0 && spec.MaxVCPUs != user.SMP.MaxCPUs {
+				return spec, badSpec("--max-vcpus %d conflicts with -smp %s in the qemu command line: give one", spec.MaxVCPUs, user.SMPArg)
+			}
+			spec.MaxVCPUs = user.SMP.MaxCPUs
+		}
+		if !spec.BindOnly && user.SMP.MaxCPUs > n && spec.Topology != nil {
+			return spec, badSpec("-smp %s asks for cpu hotplug (maxcpus=%d) in a topology of its own, which qnuma's layout does not cover: give -smp %d,maxcpus=%d without sockets, cores or threads (or --max-vcpus), or pass --bind-only", user.SMPArg, user.SMP.MaxCPUs, n, user.SMP.MaxCPUs)
 		}
 		spec.VCPUs = n
 	case spec.BindOnly && flagsSet.VCPUs && spec.VCPUs != qemuDefaultVCPUs:
@@ -250,8 +257,15 @@ func MergeSpec(spec Spec, flagsSet MergeFlags, user *QEMUArgv) (Spec, error) {
 		if flagsSet.Memory && spec.MemoryBytes != user.MemoryBytes {
 			return spec, badSpec("--memory %s conflicts with -m %s in the qemu command line: give one", memobj.FormatSize(spec.MemoryBytes), user.MemoryArg)
 		}
-		if !spec.BindOnly && (user.MaxMemoryBytes > 0 || user.MemorySlots > 0) {
-			return spec, badSpec("-m %s asks for memory hotplug (slots=, maxmem=), which qnuma's layout does not cover: drop them, or pass --bind-only", user.MemoryArg)
+		if !spec.BindOnly && user.MaxMemoryBytes > 0 {
+			// -m X,maxmem=Y is --max-memory Y: qnuma renders the -m, with
+			// slots of its own.
+			if spec.MaxMemoryBytes != 0 && spec.MaxMemoryBytes != user.MaxMemoryBytes {
+				return spec, badSpec("--max-memory %s conflicts with -m %s in the qemu command line: give one", memobj.FormatSize(spec.MaxMemoryBytes), user.MemoryArg)
+			}
+			spec.MaxMemoryBytes = user.MaxMemoryBytes
+		} else if !spec.BindOnly && user.MemorySlots > 0 {
+			return spec, badSpec("-m %s asks for memory hotplug slots without maxmem=: give maxmem= (or --max-memory), or pass --bind-only", user.MemoryArg)
 		}
 		spec.MemoryBytes = user.MemoryBytes
 	case spec.BindOnly && flagsSet.Memory && spec.MemoryBytes != qemuDefaultMemory:

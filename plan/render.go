@@ -59,7 +59,14 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 	if p.Spec.Topology == nil {
 		frags = append(frags, p.smp())
 	}
-	frags = append(frags, qemucmd.Memory{Size: p.Spec.MemoryBytes})
+	mem := qemucmd.Memory{Size: p.Spec.MemoryBytes}
+	if n := len(p.HotplugMemory); n > 0 {
+		mem.MaxMem, mem.Slots = p.Spec.MemoryBytes, n
+		for _, m := range p.HotplugMemory {
+			mem.MaxMem += m.Bytes
+		}
+	}
+	frags = append(frags, mem)
 	prealloc := backend.Prealloc != nil && *backend.Prealloc
 	for _, g := range p.GuestNodes {
 		if g.MemoryBytes == 0 {
@@ -91,6 +98,7 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 		}
 		frags = append(frags, numa...)
 	}
+	frags = append(frags, p.hotplugArgs(backend)...)
 	args, err := qemucmd.Render(frags...)
 	if err != nil {
 		return nil, fmt.Errorf("render qemu args: %w", err)
@@ -173,10 +181,7 @@ func (p *Plan) checkShape() error {
 // backend is the template for every guest node's memory backend.
 func (p *Plan) backend(opts RenderOptions) (qemucmd.Backend, error) {
 	hp := p.Spec.HugepageBytes
-	typ, policy := opts.Backend, p.Spec.Policy
-	if policy == "" {
-		policy = memobj.PolicyBind
-	}
+	typ, policy := opts.Backend, p.BackendPolicy()
 	if typ == "" {
 		typ = memobj.BackendRAM
 		if hp > 0 {
@@ -262,6 +267,10 @@ func (p *Plan) numa() ([]qemucmd.Option, error) {
 		}
 		frags = append(frags, n)
 	}
+	if len(p.HotplugVCPUs) > 0 {
+		frags = append(frags, p.slotCPUs()...)
+		return p.dist(frags)
+	}
 	socketNode := make([]int, p.Sockets)
 	for i := range socketNode {
 		socketNode[i] = -1
@@ -281,6 +290,11 @@ func (p *Plan) numa() ([]qemucmd.Option, error) {
 		}
 		frags = append(frags, qemucmd.NumaCPU{NodeID: &g, SocketID: &s})
 	}
+	return p.dist(frags)
+}
+
+// dist appends -numa dist for every ordered pair of distinct guest nodes.
+func (p *Plan) dist(frags []qemucmd.Option) ([]qemucmd.Option, error) {
 	if p.Distances == nil {
 		return frags, nil
 	}

@@ -75,6 +75,13 @@ type Spec struct {
 	EmulatorPin    *Pin
 	IOThreads      []IOThreadSpec
 	GuestDistances [][]int
+
+	// MaxVCPUs and MaxMemoryBytes are the hotplug room (--max-vcpus,
+	// --max-memory; 0: none): the plan fits the VM at that size, starts it
+	// with VCPUs and MemoryBytes, and maps the absent vCPUs and the memory
+	// growth to guest nodes (hotplug.go).
+	MaxVCPUs       int
+	MaxMemoryBytes uint64
 }
 
 // Pin is host CPUs given for a thread, and where they were given (for
@@ -152,6 +159,9 @@ type Plan struct {
 	// at start (-smp maxcpus=), placed as VCPUs are; the launcher pins only
 	// those present at start.
 	HotplugVCPUs []VCPU
+	// HotplugMemory is the memory growth (Spec.MaxMemoryBytes) per guest
+	// node: one virtio-mem device each, plugged empty at start.
+	HotplugMemory []HotplugMemory
 	// -smp topology; Sockets == len(GuestNodes) when the guest has NUMA.
 	Sockets, Cores, Threads int
 	// EmulatorCPUs is where qemu's non-vCPU threads run.
@@ -213,4 +223,12 @@ type Room struct {
 type Mempolicy struct {
 	Mode  memobj.Policy
 	Nodes cpuset.CPUSet
+}
+
+// HotplugMemory is one guest node's share of the memory growth, on the
+// host nodes of that guest node.
+type HotplugMemory struct {
+	GuestNode int
+	HostNodes []int
+	Bytes     uint64
 }

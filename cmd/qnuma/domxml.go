@@ -559,10 +559,7 @@ func (dp *domainPlan) device(c *qemucmd.Cmdline, p *plan.Plan, i int, m domxml.M
 	n := node
 	dev := qemucmd.MemoryDevice{Driver: driver, ID: fmt.Sprintf("%s%d", name, i), Memdev: b.ID, Node: &n}
 	if m.Model == domxml.ModelVirtioMem {
-		if m.Block > 0 {
-			dev.Other = append(dev.Other, qemucmd.Prop{Key: "block-size", Value: memobj.FormatSize(m.Block)})
-		}
-		dev.Other = append(dev.Other, qemucmd.Prop{Key: "requested-size", Value: memobj.FormatSize(m.Requested)})
+		dev = plan.VirtioMem(dev.ID, b.ID, n, m.Block, m.Requested)
 	}
 	c.Append(dev)
 }

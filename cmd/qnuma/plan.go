@@ -88,21 +88,24 @@ func (c *PlanCmd) placed(ctx context.Context) ([]plan.Placed, error) {
 // key by key in docs/plan.md. Keys are kept stable: scripts and bench/
 // read them.
 type planJSON struct {
-	HostNodes        []int           `json:"host_nodes"`
-	QEMUArgs         []string        `json:"qemu_args"`
-	QEMUVersion      string          `json:"qemu_version"`
-	GuestNodes       []guestNodeJSON `json:"guest_nodes"`
-	VCPUs            []vcpuJSON      `json:"vcpus"`
-	HotplugVCPUs     []vcpuJSON      `json:"hotplug_vcpus"`
-	SMP              smpJSON         `json:"smp"`
-	EmulatorCPUs     string          `json:"emulator_cpus"`
-	IOThreads        []iothreadJSON  `json:"iothreads"`
-	ProcessMempolicy mempolicyJSON   `json:"process_mempolicy"`
-	Distances        [][]int         `json:"distances"`
-	Rooms            []roomJSON      `json:"rooms"`
-	Reasons          []string        `json:"reasons"`
-	BindOnly         bool            `json:"bind_only"`
-	Dedicated        bool            `json:"cpus_dedicated"`
+	HostNodes    []int           `json:"host_nodes"`
+	QEMUArgs     []string        `json:"qemu_args"`
+	QEMUVersion  string          `json:"qemu_version"`
+	GuestNodes   []guestNodeJSON `json:"guest_nodes"`
+	VCPUs        []vcpuJSON      `json:"vcpus"`
+	HotplugVCPUs []vcpuJSON      `json:"hotplug_vcpus"`
+	// HotplugMemory is present only with --max-memory room, so that plans
+	// without it keep their keys.
+	HotplugMemory    []hotplugMemoryJSON `json:"hotplug_memory,omitempty"`
+	SMP              smpJSON             `json:"smp"`
+	EmulatorCPUs     string              `json:"emulator_cpus"`
+	IOThreads        []iothreadJSON      `json:"iothreads"`
+	ProcessMempolicy mempolicyJSON       `json:"process_mempolicy"`
+	Distances        [][]int             `json:"distances"`
+	Rooms            []roomJSON          `json:"rooms"`
+	Reasons          []string            `json:"reasons"`
+	BindOnly         bool                `json:"bind_only"`
+	Dedicated        bool                `json:"cpus_dedicated"`
 }
 
 type guestNodeJSON struct {
@@ -127,6 +130,16 @@ type vcpuJSON struct {
 	Thread    int    `json:"thread"`
 	HostCPUs  string `json:"host_cpus"`
 	Present   bool   `json:"present"`
+}
+
+// hotplugMemoryJSON is one guest node's virtio-mem device and backend.
+type hotplugMemoryJSON struct {
+	GuestNode int    `json:"guest_node"`
+	HostNodes []int  `json:"host_nodes"`
+	Bytes     uint64 `json:"bytes"`
+	Policy    string `json:"policy"`
+	Device    string `json:"device"`
+	Memdev    string `json:"memdev"`
 }
 
 type smpJSON struct {
@@ -207,6 +220,10 @@ func planJSONOf(pr *Prepared) planJSON {
 	}
 	for _, v := range p.HotplugVCPUs {
 		out.HotplugVCPUs = append(out.HotplugVCPUs, vcpu(v, false))
+	}
+	for _, m := range p.HotplugMemory {
+		dev, memdev := plan.HotplugIDs(m.GuestNode)
+		out.HotplugMemory = append(out.HotplugMemory, hotplugMemoryJSON{m.GuestNode, m.HostNodes, m.Bytes, string(p.BackendPolicy()), dev, memdev})
 	}
 	out.IOThreads = []iothreadJSON{}
 	for _, io := range p.IOThreads {

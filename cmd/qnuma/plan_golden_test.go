@@ -33,6 +33,10 @@ var planGoldens = []struct {
 		"-numa", "node,nodeid=1,memdev=m1,cpus=2-3,cpus=6-7"}},
 	{"preferred-two-nodes", []string{"--vcpus", "12", "--memory", "8G", "--policy", "preferred"}},
 	{"dedicated", []string{"--vcpus", "4", "--memory", "2G", "--cpus-dedicated"}},
+	// Hotplug room: vCPUs fitted at 12 over both nodes, 4 present; memory
+	// fitted at 36G over both nodes, 4G present, a virtio-mem per node.
+	{"max-vcpus", []string{"--vcpus", "4", "--max-vcpus", "12", "--memory", "4G", "--", "qemu-system-x86_64", "-nographic"}},
+	{"max-memory", []string{"--vcpus", "4", "--memory", "4G", "--max-memory", "36G", "--", "qemu-system-x86_64", "-nographic"}},
 }
 
 func TestPlanGolden(t *testing.T) {

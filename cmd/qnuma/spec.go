@@ -35,6 +35,8 @@ type SpecFlags struct {
 	Memory     string `name:"memory" placeholder:"SIZE" help:"Guest RAM, with an IEC suffix K, M, G or T (16G = 16 GiB); a bare number is MiB, as for QEMU's -m. Defaults to the -m of the QEMU command line, if any."`
 	HostNodes  string `name:"host-nodes" default:"auto" placeholder:"auto|LIST" help:"Host NUMA nodes to use, as a list such as 0 or 0-1,4: honoured exactly or refused with the reason. auto (the default) picks the fewest nodes with room for both the vCPUs and the memory."`
 	GuestNodes string `name:"guest-nodes" default:"auto" placeholder:"auto|N" help:"Number of guest NUMA nodes, one per host node used. auto (the default) gives the guest one node per host node the VM needs."`
+	MaxVCPUs   int    `name:"max-vcpus" placeholder:"N" help:"Hotplug room: the VM can grow to N vCPUs (-smp cur,maxcpus=N). qnuma fits it at N on its host nodes and maps every absent vCPU to a guest node (-numa cpu)."`
+	MaxMemory  string `name:"max-memory" placeholder:"SIZE" help:"Hotplug room: guest RAM can grow to SIZE (-m cur,slots=,maxmem=SIZE). qnuma fits it at SIZE on its host nodes and gives each guest node a virtio-mem device, empty at start, for its share of the growth, bound to that node's host nodes."`
 	Policy     string `name:"policy" default:"bind" enum:"bind,preferred,interleave" help:"Memory policy for guest RAM and qemu's own allocations: bind (only the chosen nodes; the default), preferred (the chosen nodes first, others when full), interleave (pages round-robin over the chosen nodes)."`
 
 	MaxVCPUsPerNode int  `name:"max-vcpus-per-node" placeholder:"N" help:"At most N vCPUs per node (like ESXi's numa.vcpu.maxPerVirtualNode); a wider VM spans more nodes."`
@@ -191,6 +193,7 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 		Overcommit:      f.Overcommit,
 		AllowMemoryOnly: f.AllowMemoryOnlyNodes,
 		BindOnly:        f.BindOnly,
+		MaxVCPUs:        f.MaxVCPUs,
 	}
 	set := plan.MergeFlags{VCPUs: f.VCPUs != 0, Memory: f.Memory != ""}
 	if f.VCPUs < 0 {
@@ -209,6 +212,20 @@ func (f *SpecFlags) spec() (plan.Spec, plan.MergeFlags, error) {
 		}
 		if s.MemoryBytes == 0 {
 			return s, set, badInput("--memory %s: want more than nothing", f.Memory)
+		}
+	}
+	if f.MaxVCPUs < 0 {
+		return s, set, badInput("--max-vcpus %d: want a positive count", f.MaxVCPUs)
+	}
+	if err := checkVCPUs(fmt.Sprintf("--max-vcpus %d", f.MaxVCPUs), f.MaxVCPUs); err != nil {
+		return s, set, err
+	}
+	if f.MaxMemory != "" {
+		if s.MaxMemoryBytes, err = memobj.ParseSize(f.MaxMemory, memobj.MiB); err != nil {
+			return s, set, badInput("--max-memory: %w", err)
+		}
+		if s.MaxMemoryBytes == 0 {
+			return s, set, badInput("--max-memory %s: want more than nothing", f.MaxMemory)
 		}
 	}
 	if f.Hugepages != "" {

@@ -1,0 +1,193 @@
+package plan
+
+import (
+	"fmt"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemucmd"
+	"github.com/qnuma/qnuma/topology"
+)
+
+// MaxHotplugVCPUs is the most vCPUs any QEMU x86 machine takes (q35 in
+// QEMU 9.0 and later).
+const MaxHotplugVCPUs = 4096
+
+// virtioMemBlock is virtio-mem's default block size on x86 (the THP
+// size): a device's backend must be a multiple of it.
+const virtioMemBlock = 2 * memobj.MiB
+
+// hotplugPlan plans a VM with hotplug room: it fits the VM at its most
+// (Spec.MaxVCPUs, Spec.MaxMemoryBytes) on the host nodes, so that the
+// growth is reserved there, then starts it with Spec.VCPUs and
+// Spec.MemoryBytes: the vCPUs past VCPUs become Plan.HotplugVCPUs in the
+// guest nodes the full plan gives them, and each guest node's part of the
+// growth becomes a HotplugMemory on that guest node's host nodes.
+func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error) {
+	maxV, maxM := spec.MaxVCPUs, spec.MaxMemoryBytes
+	if maxV == 0 {
+		maxV = spec.VCPUs
+	}
+	if maxM == 0 {
+		maxM = spec.MemoryBytes
+	}
+	switch {
+	case spec.BindOnly:
+		return nil, badSpec("hotplug room (--max-vcpus, --max-memory) needs qnuma's own -smp, -m and -numa: drop --bind-only, or give -smp maxcpus= and -m maxmem= in your own command line")
+	case len(spec.Cells) > 0 || spec.Topology != nil:
+		return nil, badSpec("hotplug room (--max-vcpus, --max-memory) is planned on qnuma's own guest layout: drop the -smp topology and -numa of the QEMU command line, or the flags")
+	case maxV < spec.VCPUs:
+		return nil, badSpec("--max-vcpus %d is below the %d vCPUs the VM starts with: give at least %d", maxV, spec.VCPUs, spec.VCPUs)
+	case maxV > MaxHotplugVCPUs:
+		return nil, badSpec("--max-vcpus %d: QEMU takes at most %d vCPUs (the q35 machine of QEMU 9.0 and later)", maxV, MaxHotplugVCPUs)
+	case maxM < spec.MemoryBytes:
+		return nil, badSpec("--max-memory %s is below the %s the VM starts with: give at least %s", memobj.FormatSize(maxM), memobj.FormatSize(spec.MemoryBytes), memobj.FormatSize(spec.MemoryBytes))
+	}
+	unit := max(virtioMemBlock, spec.HugepageBytes)
+	growth := maxM - spec.MemoryBytes
+	if growth%unit != 0 {
+		return nil, badSpec("--max-memory %s is %s above --memory %s: the growth must be a multiple of %s (virtio-mem's block size)", memobj.FormatSize(maxM), memobj.FormatSize(growth), memobj.FormatSize(spec.MemoryBytes), memobj.FormatSize(unit))
+	}
+	full := spec
+	full.VCPUs, full.MemoryBytes, full.MaxVCPUs, full.MaxMemoryBytes = maxV, maxM, 0, 0
+	p, err := Make(host, full, placed)
+	if err != nil {
+		return nil, fmt.Errorf("plan vm with hotplug room (%d vCPUs, %s at most): %w", maxV, memobj.FormatSize(maxM), err)
+	}
+	p.Spec = spec
+	p.HotplugVCPUs = append(p.HotplugVCPUs, p.VCPUs[spec.VCPUs:]...)
+	p.VCPUs = p.VCPUs[:spec.VCPUs]
+	if err := splitGrowth(p, maxM, growth, unit); err != nil {
+		return nil, err
+	}
+	r := fmt.Sprintf("Hotplug room: qnuma fitted the VM at its most (%d vCPUs, %s) on host nodes %s (the sentences above are about that size), so the growth has room there now, and starts it with %d vCPUs and %s; the ledger promises only the present size, so VMs placed later may take that room.",
+		maxV, sizeString(maxM), idList(p.HostNodes), spec.VCPUs, sizeString(spec.MemoryBytes))
+	if len(p.HotplugVCPUs) > 0 {
+		r += " Absent vCPUs:"
+		for _, g := range p.GuestNodes {
+			ids := cpuset.New()
+			for _, v := range p.HotplugVCPUs {
+				if v.GuestNode == g.ID {
+					ids = ids.Union(cpuset.New(v.ID))
+				}
+			}
+			if !ids.IsEmpty() {
+				r += fmt.Sprintf(" %s in guest node %d (host nodes %s);", ids, g.ID, idList(g.HostNodes))
+			}
+		}
+		r = r[:len(r)-1] + "; each is mapped there ahead of time (-numa cpu for every slot)."
+	}
+	for _, m := range p.HotplugMemory {
+		r += fmt.Sprintf(" Guest node %d can grow by %s (virtio-mem, empty at start) on host nodes %s.", m.GuestNode, sizeString(m.Bytes), idList(m.HostNodes))
+	}
+	p.Reasons = append(p.Reasons, r)
+	return p, nil
+}
+
+// splitGrowth takes the memory growth out of the guest nodes of a plan
+// made at maxM, in proportion to their memory, in multiples of unit (the
+// last node with memory takes what rounding leaves).
+func splitGrowth(p *Plan, maxM, growth, unit uint64) error {
+	if growth == 0 {
+		return nil
+	}
+	last := -1
+	for i, g := range p.GuestNodes {
+		if g.MemoryBytes > 0 {
+			last = i
+		}
+	}
+	left := growth
+	for i := range p.GuestNodes {
+		g := &p.GuestNodes[i]
+		if g.MemoryBytes == 0 {
+			continue
+		}
+		share := left
+		if i != last {
+			share = (g.MemoryBytes / memobj.MiB) * (growth / memobj.MiB) / (maxM / memobj.MiB) * memobj.MiB
+			share -= share % unit
+		}
+		if share >= g.MemoryBytes {
+			return badSpec("guest node %d (%s at most) would start with no memory of its own once its %s of growth is taken out: give more --memory or less --max-memory", g.ID, memobj.FormatSize(g.MemoryBytes), memobj.FormatSize(share))
+		}
+		left -= share
+		g.MemoryBytes -= share
+		if share > 0 {
+			p.HotplugMemory = append(p.HotplugMemory, HotplugMemory{GuestNode: g.ID, HostNodes: append([]int(nil), g.HostNodes...), Bytes: share})
+		}
+	}
+	return nil
+}
+
+// Ids of the growth's backends and virtio-mem devices, by guest node.
+const (
+	hotmemIDFormat = "qnuma-hotmem%d"
+	vmemIDFormat   = "qnuma-vmem%d"
+)
+
+// HotplugIDs are the ids of guest node g's virtio-mem device and of its
+// backend, as Args renders them.
+func HotplugIDs(g int) (device, memdev string) {
+	return fmt.Sprintf(vmemIDFormat, g), fmt.Sprintf(hotmemIDFormat, g)
+}
+
+// BackendPolicy is the policy Args puts on every backend it renders
+// (guest RAM and hotplug memory): Spec.Policy, bind when unset.
+func (p *Plan) BackendPolicy() memobj.Policy {
+	if p.Spec.Policy == "" {
+		return memobj.PolicyBind
+	}
+	return p.Spec.Policy
+}
+
+// VirtioMem is a virtio-mem-pci device in guest node node on backend
+// memdev, plugging requested bytes (0: empty at start); block is its
+// block size (0: QEMU's default).
+func VirtioMem(id, memdev string, node int, block, requested uint64) qemucmd.MemoryDevice {
+	dev := qemucmd.MemoryDevice{Driver: "virtio-mem-pci", ID: id, Memdev: memdev, Node: &node}
+	if block > 0 {
+		dev.Other = append(dev.Other, qemucmd.Prop{Key: "block-size", Value: memobj.FormatSize(block)})
+	}
+	dev.Other = append(dev.Other, qemucmd.Prop{Key: "requested-size", Value: memobj.FormatSize(requested)})
+	return dev
+}
+
+// hotplugArgs are the memory growth's backends (template b, bound to each
+// guest node's host nodes, never preallocated) and virtio-mem devices.
+func (p *Plan) hotplugArgs(b qemucmd.Backend) []qemucmd.Option {
+	var frags []qemucmd.Option
+	b.Prealloc, b.PreallocThreads, b.PreallocContext = nil, nil, ""
+	for _, m := range p.HotplugMemory {
+		dev, memdev := HotplugIDs(m.GuestNode)
+		mb := b
+		mb.ID, mb.Size = memdev, m.Bytes
+		mb.HostNodes, mb.HasHostNodes = cpuset.New(m.HostNodes...), true
+		frags = append(frags, mb, VirtioMem(dev, memdev, m.GuestNode, 0, 0))
+	}
+	return frags
+}
+
+// slotCPUs is -numa cpu for every vCPU slot of a plan with hotplug room,
+// present or absent, by socket, core and thread: a slot past the planned
+// vCPUs (the topology's padding) goes with its socket's last planned vCPU.
+func (p *Plan) slotCPUs() []qemucmd.Option {
+	node := map[int]int{}
+	for _, v := range append(append([]VCPU(nil), p.VCPUs...), p.HotplugVCPUs...) {
+		node[v.ID] = v.GuestNode
+	}
+	t := memobj.Topology{Sockets: p.Sockets, Dies: 1, Clusters: 1, Cores: p.Cores, Threads: p.Threads}
+	var frags []qemucmd.Option
+	g := 0
+	for i := 0; i < p.Sockets*p.Cores*p.Threads; i++ {
+		if n, ok := node[i]; ok {
+			g = n
+		}
+		s, _, c, th := t.IDs(i)
+		frags = append(frags, qemucmd.NumaCPU{NodeID: ptr(g), SocketID: ptr(s), CoreID: ptr(c), ThreadID: ptr(th)})
+	}
+	return frags
+}
+
+func ptr(i int) *int { return &i }

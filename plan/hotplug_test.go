@@ -1,0 +1,251 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/qemutest"
+)
+
+// Hotplug room: the VM is fitted at its most, starts at its present size,
+// and every absent vCPU and every guest node's growth has a guest node.
+func TestHotplugPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		// wantHot is the absent vCPUs' guest nodes, in vCPU order;
+		// wantGrow each guest node's growth in MiB (0: no device).
+		wantHot   []int
+		wantStart []uint64
+		wantGrow  []uint64
+	}{
+		{"vcpus on two nodes", Spec{VCPUs: 4, MaxVCPUs: 12, MemoryBytes: 4 * memobj.GiB},
+			[]int{0, 0, 1, 1, 1, 1, 1, 1}, []uint64{2048, 2048}, nil},
+		{"memory on two nodes", Spec{VCPUs: 4, MemoryBytes: 4 * memobj.GiB, MaxMemoryBytes: 36 * memobj.GiB},
+			nil, []uint64{2897, 1199}, []uint64{23174, 9594}},
+		{"both on one node", Spec{VCPUs: 2, MaxVCPUs: 4, MemoryBytes: memobj.GiB, MaxMemoryBytes: 2 * memobj.GiB},
+			[]int{0, 0}, []uint64{1024}, []uint64{1024}},
+		{"no growth", Spec{VCPUs: 2, MaxVCPUs: 2, MemoryBytes: memobj.GiB, MaxMemoryBytes: memobj.GiB},
+			nil, []uint64{1024}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Make(intel2p(), tc.spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.VCPUs) != tc.spec.VCPUs || p.Spec.MemoryBytes != tc.spec.MemoryBytes {
+				t.Errorf("starts with %d vCPUs, %d bytes; want the present %d, %d", len(p.VCPUs), p.Spec.MemoryBytes, tc.spec.VCPUs, tc.spec.MemoryBytes)
+			}
+			var hot []int
+			for i, v := range p.HotplugVCPUs {
+				if v.ID != tc.spec.VCPUs+i {
+					t.Errorf("hotplug vCPU %d has id %d", i, v.ID)
+				}
+				hot = append(hot, v.GuestNode)
+			}
+			if !slices.Equal(hot, tc.wantHot) {
+				t.Errorf("absent vCPUs' guest nodes %v, want %v", hot, tc.wantHot)
+			}
+			var start, grow []uint64
+			for _, g := range p.GuestNodes {
+				start = append(start, g.MemoryBytes/memobj.MiB)
+			}
+			for i, m := range p.HotplugMemory {
+				grow = append(grow, m.Bytes/memobj.MiB)
+				if m.GuestNode != i || !slices.Equal(m.HostNodes, p.GuestNodes[i].HostNodes) || m.Bytes%virtioMemBlock != 0 {
+					t.Errorf("hotplug memory %d: %+v, want guest node %d on host nodes %v, in 2 MiB blocks", i, m, i, p.GuestNodes[i].HostNodes)
+				}
+			}
+			if !slices.Equal(start, tc.wantStart) || !slices.Equal(grow, tc.wantGrow) {
+				t.Errorf("guest nodes start with %v MiB and grow by %v MiB, want %v and %v", start, grow, tc.wantStart, tc.wantGrow)
+			}
+			if !hasReason(p, "Hotplug room: qnuma fitted the VM at its most") {
+				t.Errorf("reasons %q: want the hotplug room said", p.Reasons)
+			}
+			if _, err := p.Args(RenderOptions{QEMU: qemu72}); err != nil {
+				t.Errorf("render: %v", err)
+			}
+		})
+	}
+}
+
+// Growth that is smaller than the present size, too big for QEMU, too big
+// for the host, out of step with virtio-mem's blocks, or with --bind-only
+// is refused.
+func TestHotplugPlanRefused(t *testing.T) {
+	g := memobj.GiB
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		is   error
+		want string
+	}{
+		{"vcpus below", Spec{VCPUs: 4, MaxVCPUs: 2, MemoryBytes: g}, ErrBadSpec, "--max-vcpus 2 is below the 4 vCPUs"},
+		{"memory below", Spec{VCPUs: 4, MemoryBytes: 2 * g, MaxMemoryBytes: g}, ErrBadSpec, "--max-memory 1G is below the 2G"},
+		{"beyond qemu", Spec{VCPUs: 4, MaxVCPUs: 4097, MemoryBytes: g}, ErrBadSpec, "QEMU takes at most 4096 vCPUs"},
+		{"vcpus do not fit", Spec{VCPUs: 4, MaxVCPUs: 24, MemoryBytes: g}, ErrDoesNotFit, "plan vm with hotplug room (24 vCPUs, 1G at most)"},
+		{"memory does not fit", Spec{VCPUs: 4, MemoryBytes: g, MaxMemoryBytes: 64 * g}, ErrDoesNotFit, "plan vm with hotplug room (4 vCPUs, 64G at most)"},
+		{"odd block", Spec{VCPUs: 4, MemoryBytes: g, MaxMemoryBytes: g + memobj.MiB}, ErrBadSpec, "must be a multiple of 2M"},
+		{"bind-only", Spec{VCPUs: 4, MaxVCPUs: 8, MemoryBytes: g, BindOnly: true}, ErrBadSpec, "drop --bind-only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Make(intel2p(), tc.spec, nil)
+			if !errors.Is(err, tc.is) || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Errorf("err = %v, want %v saying %q", err, tc.is, tc.want)
+			}
+		})
+	}
+}
+
+// Without hotplug room nothing of it is rendered: the -numa cpu stay per
+// socket, -m has no maxmem, and there is no virtio-mem.
+func TestHotplugArgsOnlyWithRoom(t *testing.T) {
+	p, err := Make(intel2p(), Spec{VCPUs: 4, MemoryBytes: 36 * memobj.GiB}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := p.Args(RenderOptions{QEMU: qemu72})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(args, " ")
+	for _, bad := range []string{"maxmem", "virtio-mem", "core-id", "maxcpus"} {
+		if strings.Contains(line, bad) {
+			t.Errorf("args %q: %s without hotplug room", line, bad)
+		}
+	}
+}
+
+// The rendered room on the real QEMU, planned for two host nodes and
+// rendered for node 0 (this machine's only node): query-hotpluggable-cpus
+// puts every absent slot on its planned guest node, query-memory-devices
+// has one empty virtio-mem per guest node on its node, whose backend is
+// bound as planned.
+func TestHotplugInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	p, err := Make(intel2p(), Spec{VCPUs: 2, MaxVCPUs: 12, MemoryBytes: 256 * memobj.MiB, MaxMemoryBytes: 512 * memobj.MiB, Policy: memobj.PolicyPreferred}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.GuestNodes) != 2 || len(p.HotplugMemory) != 2 {
+		t.Fatalf("guest nodes %+v, hotplug memory %+v: want two of each", p.GuestNodes, p.HotplugMemory)
+	}
+	for i := range p.GuestNodes {
+		p.GuestNodes[i].HostNodes = []int{0}
+		p.HotplugMemory[i].HostNodes = []int{0}
+	}
+	args, err := p.Args(RenderOptions{QEMU: probeQEMU(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := qemutest.Start(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slots []struct {
+		QOMPath string `json:"qom-path"`
+		Props   struct {
+			NodeID   *int `json:"node-id"`
+			SocketID int  `json:"socket-id"`
+			CoreID   int  `json:"core-id"`
+			ThreadID int  `json:"thread-id"`
+		} `json:"props"`
+	}
+	if err := vm.Execute("query-hotpluggable-cpus", nil, &slots); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, v := range p.HotplugVCPUs {
+		want[fmt.Sprintf("%d/%d/%d", v.Socket, v.Core, v.Thread)] = v.GuestNode
+	}
+	got := map[string]int{}
+	for _, s := range slots {
+		if s.QOMPath != "" {
+			continue // present
+		}
+		n := -1
+		if s.Props.NodeID != nil {
+			n = *s.Props.NodeID
+		}
+		got[fmt.Sprintf("%d/%d/%d", s.Props.SocketID, s.Props.CoreID, s.Props.ThreadID)] = n
+	}
+	if len(want) != 10 || !maps.Equal(got, want) {
+		t.Errorf("absent slots' nodes (socket/core/thread: node) %v, planned %v", got, want)
+	}
+	var devs []struct {
+		Type string `json:"type"`
+		Data struct {
+			ID            string `json:"id"`
+			Memdev        string `json:"memdev"`
+			Node          int    `json:"node"`
+			Size          uint64 `json:"size"`
+			RequestedSize uint64 `json:"requested-size"`
+			MaxSize       uint64 `json:"max-size"`
+		} `json:"data"`
+	}
+	if err := vm.Execute("query-memory-devices", nil, &devs); err != nil {
+		t.Fatal(err)
+	}
+	memdevs, err := vm.Memdevs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := map[string]qemutest.Memdev{}
+	for _, m := range memdevs {
+		backend["/objects/"+m.ID] = m
+	}
+	if len(devs) != len(p.HotplugMemory) {
+		t.Fatalf("query-memory-devices %+v, want one per guest node", devs)
+	}
+	for i, m := range p.HotplugMemory {
+		d := devs[i]
+		dev, memdev := HotplugIDs(m.GuestNode)
+		b := backend[d.Data.Memdev]
+		if d.Type != "virtio-mem" || d.Data.ID != dev || d.Data.Node != m.GuestNode || d.Data.Size != 0 || d.Data.RequestedSize != 0 || d.Data.MaxSize != m.Bytes {
+			t.Errorf("memory device %d: %+v, want an empty virtio-mem %s of %d bytes on guest node %d", i, d, dev, m.Bytes, m.GuestNode)
+		}
+		if d.Data.Memdev != "/objects/"+memdev || !slices.Equal(b.HostNodes, []int{0}) || b.Policy != "preferred" || b.Size != m.Bytes {
+			t.Errorf("memory device %d's backend %s: %+v, want %s on host node 0, preferred, %d bytes", i, d.Data.Memdev, b, memdev, m.Bytes)
+		}
+	}
+}
+
+// A one-node guest has no -numa: its virtio-mem is on node 0 and QEMU
+// takes it, with the absent vCPU slots of its one node.
+func TestHotplugOneNodeInQEMU(t *testing.T) {
+	qemutest.Require(t)
+	p, err := Make(intel2p(), Spec{VCPUs: 1, MaxVCPUs: 2, MemoryBytes: 128 * memobj.MiB, MaxMemoryBytes: 256 * memobj.MiB}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.GuestNodes) != 1 || len(p.HotplugMemory) != 1 || len(p.HotplugVCPUs) != 1 {
+		t.Fatalf("plan %+v: want one guest node, one absent vCPU, one virtio-mem", p)
+	}
+	p.GuestNodes[0].HostNodes, p.HotplugMemory[0].HostNodes = []int{0}, []int{0}
+	args, err := p.Args(RenderOptions{QEMU: probeQEMU(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := qemutest.Start(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []struct {
+		Type string `json:"type"`
+		Data struct {
+			Node    int    `json:"node"`
+			MaxSize uint64 `json:"max-size"`
+		} `json:"data"`
+	}
+	if err := vm.Execute("query-memory-devices", nil, &devs); err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 1 || devs[0].Type != "virtio-mem" || devs[0].Data.Node != 0 || devs[0].Data.MaxSize != 128*memobj.MiB {
+		t.Errorf("query-memory-devices %+v, want one virtio-mem of 128 MiB on node 0", devs)
+	}
+}
