@@ -131,6 +131,24 @@ func summarize(p *plan.Plan) Entry {
 			e.DedicatedCPUs = e.DedicatedCPUs.Union(v.HostCPUs)
 		}
 	}
+	// The hotplug room is promised too: the growth was planned on these
+	// nodes, and a VM placed later must not take it.
+	for _, m := range p.HotplugMemory {
+		spread(m.Bytes, m.HostNodes)
+	}
+	for _, v := range p.HotplugVCPUs {
+		home := p.HostNodes
+		if v.GuestNode >= 0 && v.GuestNode < len(p.GuestNodes) && len(p.GuestNodes[v.GuestNode].HostNodes) > 0 {
+			home = p.GuestNodes[v.GuestNode].HostNodes
+		}
+		if len(home) > 0 {
+			e.VCPUs[home[v.ID%len(home)]]++
+		}
+		e.VCPUCPUs = e.VCPUCPUs.Union(v.HostCPUs)
+		if p.Spec.Dedicated {
+			e.DedicatedCPUs = e.DedicatedCPUs.Union(v.HostCPUs)
+		}
+	}
 	return e
 }
 

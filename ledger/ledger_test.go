@@ -95,6 +95,19 @@ func TestSummarize(t *testing.T) {
 		VCPUs:     []plan.VCPU{{ID: 0, HostCPUs: cpuset.New(1)}},
 		BindOnly:  true,
 	}
+	// Hotplug room (issue 15): the growth is promised where it was planned,
+	// so a VM placed later cannot take it.
+	grow := &plan.Plan{
+		Spec:      plan.Spec{VCPUs: 1, MemoryBytes: 1 << 30, Dedicated: true, MaxVCPUs: 2, MaxMemoryBytes: 3 << 30},
+		HostNodes: []int{0, 1},
+		GuestNodes: []plan.GuestNode{
+			{ID: 0, HostNodes: []int{0}, VCPUs: []int{0}, MemoryBytes: 512 << 20},
+			{ID: 1, HostNodes: []int{1}, VCPUs: []int{1}, MemoryBytes: 512 << 20},
+		},
+		VCPUs:         []plan.VCPU{{ID: 0, GuestNode: 0, HostCPUs: cpuset.New(2)}},
+		HotplugVCPUs:  []plan.VCPU{{ID: 1, GuestNode: 1, HostCPUs: cpuset.New(9)}},
+		HotplugMemory: []plan.HotplugMemory{{GuestNode: 0, HostNodes: []int{0}, Bytes: 1 << 30}, {GuestNode: 1, HostNodes: []int{1}, Bytes: 1 << 30}},
+	}
 	tests := []struct {
 		name      string
 		p         *plan.Plan
@@ -106,6 +119,7 @@ func TestSummarize(t *testing.T) {
 	}{
 		{"two guest nodes, shared", two, map[int]uint64{1: 1 << 30, 3: 2 << 30}, map[int]int{1: 2, 3: 2}, "", [][]int{{1}, {1}, {3}, {3}}, 2 << 20},
 		{"interleaved over two host nodes, dedicated", inter, map[int]uint64{0: 2, 1: 1}, map[int]int{0: 1, 1: 1}, "0,8", [][]int{{0, 1}, {0, 1}}, 0},
+		{"hotplug room promised", grow, map[int]uint64{0: 1536 << 20, 1: 1536 << 20}, map[int]int{0: 1, 1: 1}, "2,9", [][]int{{0}}, 0},
 		{"bind-only without guest nodes", bindOnly, map[int]uint64{0: 5, 2: 5}, map[int]int{0: 1}, "", [][]int{{0, 2}}, 0},
 	}
 	for _, tt := range tests {

@@ -61,7 +61,7 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 	if err := splitGrowth(p, maxM, growth, unit); err != nil {
 		return nil, err
 	}
-	r := fmt.Sprintf("Hotplug room: qnuma fitted the VM at its most (%d vCPUs, %s) on host nodes %s (the sentences above are about that size), so the growth has room there now, and starts it with %d vCPUs and %s; the ledger promises only the present size, so VMs placed later may take that room.",
+	r := fmt.Sprintf("Hotplug room: qnuma fitted the VM at its most (%d vCPUs, %s) on host nodes %s (the sentences above are about that size), so the growth has room there now, and starts it with %d vCPUs and %s; the ledger promises the growth too, so VMs placed later leave it free.",
 		maxV, sizeString(maxM), idList(p.HostNodes), spec.VCPUs, sizeString(spec.MemoryBytes))
 	if len(p.HotplugVCPUs) > 0 {
 		r += " Absent vCPUs:"
