@@ -58,15 +58,21 @@ func ParseVersion(out string) (Version, error) {
 
 // ProbeVersion runs `binary -version` and parses what it prints.
 func ProbeVersion(ctx context.Context, binary string) (Version, error) {
+	v, _, err := probe(ctx, binary)
+	return v, err
+}
+
+// probe is ProbeVersion that also returns the output, for the cache.
+func probe(ctx context.Context, binary string) (Version, string, error) {
 	out, err := versionOutput(ctx, binary)
 	if err != nil {
-		return Version{}, err
+		return Version{}, "", err
 	}
 	v, err := ParseVersion(out)
 	if err != nil {
-		return Version{}, fmt.Errorf("probe qemu version of %s: %w", binary, err)
+		return Version{}, "", fmt.Errorf("probe qemu version of %s: %w", binary, err)
 	}
-	return v, nil
+	return v, out, nil
 }
 
 // probeTimeout bounds `qemu -version`: a qemu that hangs there (a wrapper

@@ -67,13 +67,9 @@ func (c VersionCache) Probe(ctx context.Context, binary string) (Version, error)
 			}
 		}
 	}
-	out, err := versionOutput(ctx, binary)
+	v, out, err := probe(ctx, binary)
 	if err != nil {
 		return Version{}, err
-	}
-	v, err := ParseVersion(out)
-	if err != nil {
-		return Version{}, fmt.Errorf("probe qemu version of %s: %w", binary, err)
 	}
 	c.store(file, cachedVersion{Binary: id, Output: out})
 	return v, nil
