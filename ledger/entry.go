@@ -49,6 +49,47 @@ type Entry struct {
 	// HugepageBytes is the page size backing guest RAM (0: none).
 	HugepageBytes uint64
 	Created       time.Time
+
+	// GuestNodes is the guest's NUMA layout: the host nodes behind each
+	// guest node, its vCPUs, memory and backend (qnuma move keeps it).
+	GuestNodes []GuestNode
+	// Dedicated: each vCPU has host CPUs of its own (--cpus-dedicated).
+	Dedicated bool
+	// NotMovable says why the VM cannot be moved live ("" when it can).
+	NotMovable string
+	// Cgroup is the VM's own cpuset cgroup directory ("" when it has none).
+	Cgroup string
+	// Moves are the VM's live moves, oldest first (qnuma stat's NMIG).
+	Moves []Move
+	// Locked: the user placed or pinned the VM by hand, and qnuma balance
+	// leaves it where it is.
+	Locked bool
+}
+
+// GuestNode is one guest NUMA node of a VM in the ledger.
+type GuestNode struct {
+	ID          int    `json:"id"`
+	HostNodes   []int  `json:"host_nodes"`
+	VCPUs       []int  `json:"vcpus,omitempty"`
+	MemoryBytes uint64 `json:"memory_bytes"`
+	// Backend is the id of its memory backend ("" for none).
+	Backend string `json:"backend,omitempty"`
+	// Policy is the backend's policy (bind, preferred, interleave).
+	Policy string `json:"policy,omitempty"`
+}
+
+// Move is one live move of a VM.
+type Move struct {
+	At time.Time `json:"at"`
+	// From and To are the host nodes of each guest node before and after.
+	From [][]int `json:"from"`
+	To   [][]int `json:"to"`
+	// Bytes of guest RAM and of qemu's own memory moved.
+	Bytes uint64 `json:"bytes"`
+	// Took is how long the move took.
+	Took time.Duration `json:"took_ns"`
+	// By is what moved it ("qnuma move", "qnuma balance").
+	By string `json:"by,omitempty"`
 }
 
 // Placed is the entry as the planner takes it.
@@ -136,6 +177,15 @@ func summarize(p *plan.Plan) Entry {
 	for _, m := range p.HotplugMemory {
 		spread(m.Bytes, m.HostNodes)
 	}
+	bindings := p.Bindings()
+	for i, g := range p.GuestNodes {
+		gn := GuestNode{ID: g.ID, HostNodes: append([]int(nil), g.HostNodes...), VCPUs: append([]int(nil), g.VCPUs...), MemoryBytes: g.MemoryBytes}
+		if i < len(bindings) {
+			gn.Backend, gn.Policy = bindings[i].Backend, bindings[i].Policy
+		}
+		e.GuestNodes = append(e.GuestNodes, gn)
+	}
+	e.Dedicated = p.Spec.Dedicated
 	for _, v := range p.HotplugVCPUs {
 		home := p.HostNodes
 		if v.GuestNode >= 0 && v.GuestNode < len(p.GuestNodes) && len(p.GuestNodes[v.GuestNode].HostNodes) > 0 {
@@ -167,6 +217,12 @@ type entryJSON struct {
 	VCPUHomeNodes [][]int        `json:"vcpu_home_nodes,omitempty"`
 	HugepageBytes uint64         `json:"hugepage_bytes,omitempty"`
 	Created       time.Time      `json:"created"`
+	GuestNodes    []GuestNode    `json:"guest_nodes,omitempty"`
+	Dedicated     bool           `json:"dedicated,omitempty"`
+	NotMovable    string         `json:"not_movable,omitempty"`
+	Cgroup        string         `json:"cgroup,omitempty"`
+	Moves         []Move         `json:"moves,omitempty"`
+	Locked        bool           `json:"locked,omitempty"`
 }
 
 // MarshalJSON writes the entry in the ledger's file format.
@@ -177,6 +233,8 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 		DedicatedCPUs: e.DedicatedCPUs.String(), VCPUCPUs: e.VCPUCPUs.String(),
 		EmulatorCPUs: e.EmulatorCPUs.String(), VCPUHomeNodes: e.VCPUHomeNodes,
 		HugepageBytes: e.HugepageBytes, Created: e.Created,
+		GuestNodes: e.GuestNodes, Dedicated: e.Dedicated, NotMovable: e.NotMovable,
+		Cgroup: e.Cgroup, Moves: e.Moves, Locked: e.Locked,
 	})
 }
 
@@ -207,6 +265,8 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 		MemoryBytes: w.MemoryBytes, VCPUs: w.VCPUs, DedicatedCPUs: sets[0],
 		VCPUCPUs: sets[1], EmulatorCPUs: sets[2],
 		VCPUHomeNodes: w.VCPUHomeNodes, HugepageBytes: w.HugepageBytes, Created: w.Created,
+		GuestNodes: w.GuestNodes, Dedicated: w.Dedicated, NotMovable: w.NotMovable,
+		Cgroup: w.Cgroup, Moves: w.Moves, Locked: w.Locked,
 	}
 	return nil
 }
@@ -226,6 +286,10 @@ func clip(s string) string {
 const (
 	maxEntryNodeBytes = 1 << 50
 	maxEntryVCPUs     = 4096
+	// A guest has at most as many nodes as QEMU allows (MAX_NODES, 128);
+	// the move history keeps the latest maxEntryMoves.
+	maxEntryGuestNodes = 128
+	maxEntryMoves      = 64
 )
 
 func (w entryJSON) checkCounts() error {
@@ -259,6 +323,19 @@ func (w entryJSON) checkCounts() error {
 	}
 	if w.HugepageBytes > maxEntryNodeBytes {
 		return fmt.Errorf("hugepage_bytes %d out of range", w.HugepageBytes)
+	}
+	if len(w.GuestNodes) > maxEntryGuestNodes || len(w.Moves) > maxEntryMoves {
+		return fmt.Errorf("%d guest nodes and %d moves, more than %d and %d", len(w.GuestNodes), len(w.Moves), maxEntryGuestNodes, maxEntryMoves)
+	}
+	for _, g := range w.GuestNodes {
+		if g.ID < 0 || g.ID >= cpulist.MaxID || g.MemoryBytes > maxEntryNodeBytes || len(g.VCPUs) > maxEntryVCPUs || len(g.HostNodes) > cpulist.MaxID {
+			return fmt.Errorf("guest node %d out of range", g.ID)
+		}
+		for _, n := range g.HostNodes {
+			if n < 0 || n >= cpulist.MaxID {
+				return fmt.Errorf("guest node %d: host node %d out of range", g.ID, n)
+			}
+		}
 	}
 	return nil
 }

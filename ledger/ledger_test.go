@@ -140,6 +140,18 @@ func TestSummarize(t *testing.T) {
 			if e.HugepageBytes != tt.huge {
 				t.Errorf("hugepage bytes = %d, want %d", e.HugepageBytes, tt.huge)
 			}
+			if len(e.GuestNodes) != len(tt.p.GuestNodes) {
+				t.Fatalf("guest nodes = %+v, want %d", e.GuestNodes, len(tt.p.GuestNodes))
+			}
+			for i, g := range tt.p.GuestNodes {
+				got := e.GuestNodes[i]
+				if got.ID != g.ID || !reflect.DeepEqual(got.HostNodes, g.HostNodes) || got.MemoryBytes != g.MemoryBytes || got.Backend == "" {
+					t.Errorf("guest node %d = %+v, want the plan's %+v with its backend", i, got, g)
+				}
+			}
+			if e.Dedicated != tt.p.Spec.Dedicated {
+				t.Errorf("dedicated = %v, want %v", e.Dedicated, tt.p.Spec.Dedicated)
+			}
 		})
 	}
 }
@@ -162,6 +174,21 @@ func TestEntryJSON(t *testing.T) {
 	if !reflect.DeepEqual(back.Placed(), e.Placed()) || back.Owner != e.Owner || back.QEMU != e.QEMU || !back.Created.Equal(e.Created) {
 		t.Errorf("round trip: got %+v, want %+v", back, e)
 	}
+	// The layout, the movability and the move history survive too.
+	e.GuestNodes = []GuestNode{{ID: 0, HostNodes: []int{1}, VCPUs: []int{0}, MemoryBytes: 1 << 30, Backend: "qnuma-ram0", Policy: "bind"}}
+	e.NotMovable, e.Cgroup, e.Locked = "hugepages", "/sys/fs/cgroup/qnuma/web", true
+	e.Moves = []Move{{At: e.Created, From: [][]int{{0}}, To: [][]int{{1}}, Bytes: 1 << 20, Took: time.Second, By: "qnuma move"}}
+	if b, err = e.MarshalJSON(); err != nil {
+		t.Fatal(err)
+	}
+	back = Entry{}
+	if err := back.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.GuestNodes, e.GuestNodes) || back.NotMovable != e.NotMovable || back.Cgroup != e.Cgroup || !back.Locked ||
+		len(back.Moves) != 1 || !reflect.DeepEqual(back.Moves[0].To, e.Moves[0].To) || back.Moves[0].Took != time.Second {
+		t.Errorf("round trip of layout and moves: got %+v, want %+v", back, e)
+	}
 	bad := []struct{ name, json string }{
 		{"not json", `{"version":1,`},
 		{"other version", `{"version":2,"name":"a"}`},
@@ -176,6 +203,8 @@ func TestEntryJSON(t *testing.T) {
 		{"negative vcpus", `{"version":1,"name":"a","vcpus":{"0":-5}}`},
 		{"too many vcpus", `{"version":1,"name":"a","vcpus":{"0":4096,"1":1}}`},
 		{"huge host node", `{"version":1,"name":"a","host_nodes":[2147483647]}`},
+		{"guest node on a huge host node", `{"version":1,"name":"a","guest_nodes":[{"id":0,"host_nodes":[2147483647]}]}`},
+		{"negative guest node", `{"version":1,"name":"a","guest_nodes":[{"id":-1,"host_nodes":[0]}]}`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,5 +92,12 @@ func clone(e Entry) Entry {
 	for i, h := range e.VCPUHomeNodes {
 		c.VCPUHomeNodes[i] = append([]int(nil), h...)
 	}
+	c.GuestNodes = make([]GuestNode, len(e.GuestNodes))
+	for i, g := range e.GuestNodes {
+		g.HostNodes = append([]int(nil), g.HostNodes...)
+		g.VCPUs = append([]int(nil), g.VCPUs...)
+		c.GuestNodes[i] = g
+	}
+	c.Moves = append([]Move(nil), e.Moves...)
 	return c
 }
