@@ -14,7 +14,9 @@ import (
 type RenderOptions struct {
 	// QEMU is the version of the binary that will run (qemuversion.ProbeVersion).
 	QEMU qemuversion.Version
-	// Backend for guest RAM; "" means ram, or memfd with hugepages.
+	// Backend for guest RAM; "" means memfd (ram on a QEMU older than
+	// 2.12): a memfd's memory policy can be changed while the VM runs, so
+	// qnuma move can move it (qemucmd.Cmdline.NotMovable).
 	Backend memobj.BackendType
 	// MemPath is the directory (a hugetlbfs mount for hugepages) file
 	// backends create their files in.
@@ -184,7 +186,7 @@ func (p *Plan) backend(opts RenderOptions) (qemucmd.Backend, error) {
 	typ, policy := opts.Backend, p.BackendPolicy()
 	if typ == "" {
 		typ = memobj.BackendRAM
-		if hp > 0 {
+		if hp > 0 || opts.QEMU.HasMemfd() {
 			typ = memobj.BackendMemfd
 		}
 	}

@@ -130,7 +130,7 @@ func TestInterleaveSpreadsOverEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"qnuma-ram0", "qnuma-ram1"} {
-		want := "memory-backend-ram,id=" + id + ",size=4G,host-nodes=0-1,policy=interleave"
+		want := "memory-backend-memfd,id=" + id + ",size=4G,host-nodes=0-1,policy=interleave"
 		if !slices.Contains(args, want) {
 			t.Errorf("args %q: want %q", args, want)
 		}
@@ -172,7 +172,7 @@ func TestPreferredOverSeveralNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range []string{"0", "1"} {
-		want := "memory-backend-ram,id=qnuma-ram" + string(rune('0'+i)) + ",size=4G,host-nodes=" + n + ",policy=preferred"
+		want := "memory-backend-memfd,id=qnuma-ram" + string(rune('0'+i)) + ",size=4G,host-nodes=" + n + ",policy=preferred"
 		if !slices.Contains(args, want) {
 			t.Errorf("args %q: want %q", args, want)
 		}

@@ -419,6 +419,10 @@ func (pr *Prepared) planDomain(placed []plan.Placed) error {
 		binary, args = pr.User.Binary, pr.User.Args
 	}
 	pr.Argv = slices.Concat([]string{binary}, args, pr.Rendered)
+	pr.NotMovable = notMovable(pr.Argv, true)
+	if pr.NotMovable != "" && pr.dom.dom.MemoryBacking.Source == "" {
+		pr.NotMovable += " (the domain gives no <memoryBacking><source type='memfd'/>, so its RAM is libvirt's default, anonymous memory)"
+	}
 	return nil
 }
 

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/qemucmd"
 )
 
@@ -49,6 +51,9 @@ func (c *PlanCmd) write(ctx context.Context, w io.Writer) error {
 		if _, err := fmt.Fprintf(w, "I/O threads %s: CPUs %s (with the emulator threads)\n", strings.Join(ids, ", "), pr.Plan.EmulatorCPUs); err != nil {
 			return err
 		}
+	}
+	if _, err := fmt.Fprintln(w, moveLine(pr, c.Root)); err != nil {
+		return err
 	}
 	head := fmt.Sprintf("\nQEMU command line (QEMU %s):\n", pr.QEMU)
 	if pr.User == nil {
@@ -106,6 +111,9 @@ type planJSON struct {
 	Reasons          []string            `json:"reasons"`
 	BindOnly         bool                `json:"bind_only"`
 	Dedicated        bool                `json:"cpus_dedicated"`
+	// Movable: qnuma move can move the running VM; NotMovable says why not.
+	Movable    bool   `json:"movable"`
+	NotMovable string `json:"not_movable,omitempty"`
 }
 
 type guestNodeJSON struct {
@@ -193,6 +201,8 @@ func planJSONOf(pr *Prepared) planJSON {
 		Distances:        p.Distances,
 		Reasons:          p.Reasons,
 		BindOnly:         p.BindOnly,
+		Movable:          pr.NotMovable == "",
+		NotMovable:       pr.NotMovable,
 		Dedicated:        p.Spec.Dedicated,
 		HotplugVCPUs:     []vcpuJSON{},
 	}
@@ -318,4 +328,30 @@ func userIOThreads(pr *Prepared) []string {
 		}
 	}
 	return ids
+}
+
+// moveLine says whether qnuma move could move the VM, and what that costs.
+func moveLine(pr *Prepared, root string) string {
+	if pr.NotMovable != "" {
+		return "Live move: no, " + pr.NotMovable + "."
+	}
+	line := "Live move: yes, guest RAM is in memfd backends, whose memory policy qnuma move can change while the VM runs; their transparent huge pages follow /sys/kernel/mm/transparent_hugepage/shmem_enabled"
+	if v := thpMode(root, "shmem_enabled"); v != "" {
+		line += fmt.Sprintf(" (here: %s)", v)
+	}
+	return line + ", not .../enabled (--memory-backend ram: anonymous memory, which cannot be moved)."
+}
+
+// thpMode is the selected mode of a transparent_hugepage setting under
+// root ("" when unknown).
+func thpMode(root, file string) string {
+	b, err := procfs.Read(root, filepath.Join("sys/kernel/mm/transparent_hugepage", file), procfs.Small)
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if i, j := strings.IndexByte(s, '['), strings.IndexByte(s, ']'); i >= 0 && j > i {
+		return s[i+1 : j]
+	}
+	return strings.TrimSpace(s)
 }

@@ -43,8 +43,8 @@ func TestPlanHotplugFromUserLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "qemu-system-x86_64 -nographic -smp 2,sockets=1,cores=4,threads=1,maxcpus=4 -m 1G,slots=1,maxmem=2G " +
-		"-object memory-backend-ram,id=qnuma-ram0,size=1G,host-nodes=0,policy=bind -machine memory-backend=qnuma-ram0 " +
-		"-object memory-backend-ram,id=qnuma-hotmem0,size=1G,host-nodes=0,policy=bind -device virtio-mem-pci,id=qnuma-vmem0,memdev=qnuma-hotmem0,node=0,requested-size=0B\n"
+		"-object memory-backend-memfd,id=qnuma-ram0,size=1G,host-nodes=0,policy=bind -machine memory-backend=qnuma-ram0 " +
+		"-object memory-backend-memfd,id=qnuma-hotmem0,size=1G,host-nodes=0,policy=bind -device virtio-mem-pci,id=qnuma-vmem0,memdev=qnuma-hotmem0,node=0,requested-size=0B\n"
 	if !strings.HasSuffix(out, want) {
 		t.Errorf("qnuma plan ends\n%s\nwant it to end\n%s", out[max(0, len(out)-len(want)):], want)
 	}

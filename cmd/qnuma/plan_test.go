@@ -91,7 +91,7 @@ func TestPlanJSON(t *testing.T) {
 			hostNodes: []int{0}, guestVCPU: [][]int{{0, 1}}, guestMem: []uint64{2 << 30},
 			hostCPUs: []string{"0-7,16-23", "0-7,16-23"}, policy: "bind",
 			argv: []string{"-smp", "2,sockets=1,cores=2,threads=1", "-m", "2G",
-				"-object", "memory-backend-ram,id=qnuma-ram0,size=2G,host-nodes=0,policy=bind",
+				"-object", "memory-backend-memfd,id=qnuma-ram0,size=2G,host-nodes=0,policy=bind",
 				"-machine", "memory-backend=qnuma-ram0"}},
 		{name: "spec from the user's -smp and -m",
 			args:      []string{"--cpus-dedicated", "--prefer-ht", "--", "qemu-system-x86_64", "-smp", "4", "-m", "1G", "-nographic"},
@@ -105,7 +105,7 @@ func TestPlanJSON(t *testing.T) {
 		{name: "host nodes given",
 			args:      []string{"--vcpus", "2", "--memory", "1G", "--host-nodes", "1"},
 			hostNodes: []int{1}, policy: "bind",
-			argvHas: [][]string{{"-object", "memory-backend-ram,id=qnuma-ram0,size=1G,host-nodes=1,policy=bind"}}},
+			argvHas: [][]string{{"-object", "memory-backend-memfd,id=qnuma-ram0,size=1G,host-nodes=1,policy=bind"}}},
 		// A node without memdev is refused, as QEMU refuses it ("total
 		// memory for NUMA nodes should equal RAM size"); a cell bound by
 		// its own backend is kept as written.
@@ -489,14 +489,15 @@ func TestPlanRefusesWhatQnumaCannotSupervise(t *testing.T) {
 		{[]string{"-smp", "1", "-m", "64M", "-readconfig", "vm.cfg"}, "-readconfig"},
 		{[]string{"-smp", "1", "-m", "64M", "-kernel"}, "-kernel needs a value"},
 	} {
-		args := append([]string{"plan", "--qemu-version", "7.2", "--", "qemu-system-x86_64"}, tc.args...)
+		args := append([]string{"plan", "--qemu-version", "7.2", "--state-dir", t.TempDir(), "--", "qemu-system-x86_64"}, tc.args...)
 		code, stdout, stderr := runCaptured(t, args...)
 		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
 			t.Errorf("qnuma %q: exit %d, stdout %q, stderr %q; want 2 naming %q", args, code, stdout, stderr, tc.want)
 		}
 	}
 	// The control: the same line without them plans.
-	if code, _, stderr := runCaptured(t, "plan", "--qemu-version", "7.2", "--", "qemu-system-x86_64", "-smp", "1", "-m", "64M"); code != 0 {
+	// Its own ledger: VMs on this host must not decide it.
+	if code, _, stderr := runCaptured(t, "plan", "--qemu-version", "7.2", "--state-dir", t.TempDir(), "--", "qemu-system-x86_64", "-smp", "1", "-m", "64M"); code != 0 {
 		t.Errorf("control plan: exit %d: %s", code, stderr)
 	}
 }

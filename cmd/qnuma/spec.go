@@ -15,6 +15,7 @@ import (
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qemucmd"
 	"github.com/qnuma/qnuma/qemuversion"
 	"github.com/qnuma/qnuma/topology"
 )
@@ -45,9 +46,10 @@ type SpecFlags struct {
 	Overcommit      bool `name:"overcommit" help:"Let shared vCPUs outnumber the chosen nodes' CPUs (they take turns); by default a node holds at most one vCPU per core, and a VM with more vCPUs than the host's cores is refused."`
 	CPUsDedicated   bool `name:"cpus-dedicated" help:"Give each vCPU its own host core (its own thread with --prefer-ht, sibling threads as guest thread pairs), never shared with another VM qnuma places. Default: vCPUs float over their node's CPUs."`
 
-	Hugepages  string `name:"hugepages" placeholder:"SIZE" help:"Back guest RAM with hugepages of SIZE (2M, 1G); nodes are sized by their free hugepages of that size."`
-	Prealloc   bool   `name:"prealloc" help:"Allocate all guest RAM before the guest starts, by threads on the RAM's own node (QEMU 7.2+)."`
-	NearDevice string `name:"near-device" placeholder:"PCI_ADDR" help:"Prefer the node of this PCI device (0000:3b:00.0), as sysfs reports it; a device without a node gives no preference."`
+	Hugepages     string `name:"hugepages" placeholder:"SIZE" help:"Back guest RAM with hugepages of SIZE (2M, 1G); nodes are sized by their free hugepages of that size."`
+	MemoryBackend string `name:"memory-backend" default:"memfd" enum:"memfd,ram" help:"What holds guest RAM. memfd (the default): a memfd per guest node (memory-backend-memfd), which qnuma move can re-bind and move to other nodes while the VM runs; its transparent huge pages follow /sys/kernel/mm/transparent_hugepage/shmem_enabled. ram: anonymous memory (memory-backend-ram), fixed on its nodes until the VM stops, with transparent huge pages as .../enabled says."`
+	Prealloc      bool   `name:"prealloc" help:"Allocate all guest RAM before the guest starts, by threads on the RAM's own node (QEMU 7.2+)."`
+	NearDevice    string `name:"near-device" placeholder:"PCI_ADDR" help:"Prefer the node of this PCI device (0000:3b:00.0), as sysfs reports it; a device without a node gives no preference."`
 
 	AllowMemoryOnlyNodes bool `name:"allow-memory-only-nodes" help:"Let nodes without CPUs (CXL or GPU memory) hold part of a wide VM's memory. They never get vCPUs."`
 	BindOnly             bool `name:"bind-only" help:"Your QEMU command line keeps its own -smp, -m, -numa and memory backends: qnuma adds none and only binds memory and pins threads."`
@@ -78,8 +80,12 @@ type Prepared struct {
 	// Argv is the command to exec: the user's command line merged with
 	// Rendered; just Rendered when the user gave none.
 	Argv []string
+	// NotMovable says why qnuma move could not move the VM ("": it can).
+	NotMovable string
 	// note is a sentence for the plan's reasons (--near-device's node).
 	note string
+	// backend is --memory-backend.
+	backend string
 	// dom is --domain-xml's spec (domxml.go); nil without it.
 	dom *domainPlan
 }
@@ -150,6 +156,10 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 		return nil, err
 	}
 	pr.Spec = spec
+	pr.backend = f.MemoryBackend
+	if spec.HugepageBytes > 0 && f.MemoryBackend == "ram" {
+		return nil, badInput("--memory-backend ram cannot hold hugepages: leave --memory-backend at memfd with --hugepages")
+	}
 	if pr.QEMU, err = f.qemuVersion(ctx, pr.User); err != nil {
 		return nil, err
 	}
@@ -170,14 +180,37 @@ func (pr *Prepared) PlanFor(placed []plan.Placed) error {
 	if pr.note != "" {
 		pr.Plan.Reasons = append(pr.Plan.Reasons, pr.note)
 	}
-	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU}); err != nil {
+	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU, Backend: pr.backendType()}); err != nil {
 		return err
 	}
 	pr.Argv = pr.Rendered
 	if pr.User != nil {
 		pr.Argv = pr.User.Final(pr.Rendered)
 	}
+	pr.NotMovable = notMovable(pr.Argv, pr.User != nil)
 	return nil
+}
+
+// backendType is --memory-backend for rendering: memfd is the renderer's
+// default, which falls back to ram on a QEMU without memfd (before 2.12).
+func (pr *Prepared) backendType() memobj.BackendType {
+	if pr.backend == "ram" {
+		return memobj.BackendRAM
+	}
+	return ""
+}
+
+// notMovable is why the VM started with argv could not be moved live ("":
+// it can). argv has the binary first when withBinary.
+func notMovable(argv []string, withBinary bool) string {
+	if !withBinary {
+		argv = append([]string{defaultQEMU}, argv...)
+	}
+	c, err := qemucmd.ParseAccepted(argv)
+	if err != nil {
+		return "its command line could not be read: " + err.Error()
+	}
+	return c.NotMovable()
 }
 
 // spec reads the flags into a plan.Spec and says which of --vcpus and
