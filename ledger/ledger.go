@@ -252,13 +252,19 @@ func freeName(live []Entry) string {
 }
 
 // SetQEMU records the VM's qemu process, so that the entry outlives qnuma
-// while qemu runs.
-func (r *Reservation) SetQEMU(pid int) error {
+// while qemu runs, with what more the caller learnt by then (also, under
+// the same lock; they must leave the entry's identity alone).
+func (r *Reservation) SetQEMU(pid int, also ...func(*Entry)) error {
 	q, err := ProcOf(pid)
 	if err != nil {
 		return fmt.Errorf("record qemu of vm %s: %w", r.Entry.Name, err)
 	}
-	return r.update("record qemu", func(e *Entry) { e.QEMU = q })
+	return r.update("record qemu", func(e *Entry) {
+		e.QEMU = q
+		for _, f := range also {
+			f(e)
+		}
+	})
 }
 
 // Release removes the VM's entry. Releasing twice, or an entry already

@@ -91,8 +91,9 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (moved aside; its room is no longer held)\n", q)
 	}
 	cfg.Argv, cfg.Plan, cfg.Name = pr.Argv, pr.Plan, r.Entry.Name
+	notMovable := pr.NotMovable
 	cfg.Hooks.OnStarted = func(pid int, _ string) {
-		if err := r.SetQEMU(pid); err != nil {
+		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable = notMovable }); err != nil {
 			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
 		}
 	}
