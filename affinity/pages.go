@@ -30,6 +30,9 @@ type Pages interface {
 	// (move_pages(2)), filling status[i] with the node each page is on
 	// after it, or a negative errno (-ENOENT: not present, -EBUSY, ...).
 	MovePages(pid int, addrs []uintptr, nodes []int, status []int) error
+	// PageNodes fills status[i] with the node the page at addrs[i] of
+	// process pid is on, or a negative errno (-ENOENT: not present).
+	PageNodes(pid int, addrs []uintptr, status []int) error
 	// MigratePages moves every page of pid on a node of from to the node
 	// of to at the same position (migrate_pages(2)) and returns how many
 	// pages could not be moved.
@@ -49,16 +52,35 @@ func (Real) MovePages(pid int, addrs []uintptr, nodes []int, status []int) error
 	if len(nodes) != len(addrs) || len(status) != len(addrs) {
 		return fmt.Errorf("move_pages pid %d: %d addresses, %d nodes, %d status slots", pid, len(addrs), len(nodes), len(status))
 	}
-	n32 := make([]int32, len(nodes))
-	s32 := make([]int32, len(nodes))
-	for i, n := range nodes {
-		n32[i] = int32(n)
+	return movePages(pid, addrs, nodes, status)
+}
+
+// PageNodes calls move_pages(2) without nodes, which only reports.
+func (Real) PageNodes(pid int, addrs []uintptr, status []int) error {
+	if len(status) != len(addrs) {
+		return fmt.Errorf("move_pages pid %d: %d addresses, %d status slots", pid, len(addrs), len(status))
+	}
+	return movePages(pid, addrs, nil, status)
+}
+
+func movePages(pid int, addrs []uintptr, nodes []int, status []int) error {
+	var n32 []int32
+	s32 := make([]int32, len(addrs))
+	if nodes != nil {
+		n32 = make([]int32, len(nodes))
+		for i, n := range nodes {
+			n32[i] = int32(n)
+		}
 	}
 	for off := 0; off < len(addrs); off += movePagesBatch {
 		end := min(off+movePagesBatch, len(addrs))
+		var np uintptr
+		if n32 != nil {
+			np = uintptr(unsafe.Pointer(&n32[off]))
+		}
 		err := retryEINTR(func() error {
 			_, _, e := unix.Syscall6(unix.SYS_MOVE_PAGES, uintptr(pid), uintptr(end-off),
-				uintptr(unsafe.Pointer(&addrs[off])), uintptr(unsafe.Pointer(&n32[off])), uintptr(unsafe.Pointer(&s32[off])), uintptr(unix.MPOL_MF_MOVE))
+				uintptr(unsafe.Pointer(&addrs[off])), np, uintptr(unsafe.Pointer(&s32[off])), uintptr(unix.MPOL_MF_MOVE))
 			if e != 0 {
 				return e
 			}
@@ -69,6 +91,7 @@ func (Real) MovePages(pid int, addrs []uintptr, nodes []int, status []int) error
 		}
 	}
 	runtime.KeepAlive(addrs)
+	runtime.KeepAlive(n32)
 	for i := range s32 {
 		status[i] = int(s32[i])
 	}

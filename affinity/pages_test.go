@@ -3,6 +3,7 @@ package affinity
 import (
 	"errors"
 	"os"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -43,6 +44,10 @@ func TestPagesOnSelf(t *testing.T) {
 		if s != want {
 			t.Errorf("page %d status %d, want %d", i, s, want)
 		}
+	}
+	query := make([]int, 16)
+	if err := (Real{}).PageNodes(os.Getpid(), addrs, query); err != nil || !slices.Equal(query, status) {
+		t.Errorf("PageNodes = %v, %v; want %v", query, err, status)
 	}
 	if err := (Real{}).MovePages(os.Getpid(), addrs, nodes[:3], status); err == nil {
 		t.Error("MovePages with fewer nodes than addresses: nil error")

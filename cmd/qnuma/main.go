@@ -36,6 +36,7 @@ type CLI struct {
 	Doctor   DoctorCmd   `cmd:"" help:"Check what on this host hurts NUMA placement."`
 	Libvirt  LibvirtCmd  `cmd:"" help:"qnuma's placement for libvirt domains: print or rewrite their placement XML."`
 	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
+	Move     MoveCmd     `cmd:"" help:"Move a running VM to other host NUMA nodes: its memory, vCPUs and other threads, guest layout kept."`
 }
 
 // runOnly is CLI with `qnuma run` alone, which is all `qnuma run` needs:

@@ -591,7 +591,7 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 	}
 	err = applyPins(sys, check, pins)
 	if err == nil && req.Emulator != nil {
-		err = c.pinNewThreads(sys, check, t.PID, threads, &pins, *req.Emulator)
+		err = pinNewThreads(sys, check, t.PID, threads, &pins, *req.Emulator)
 	}
 	if err != nil {
 		if restore != nil {
@@ -607,7 +607,7 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 // pinNewThreads pins the threads qemu started while its emulator threads
 // were being pinned, a few rounds until none is new; a failure puts back
 // every pin.
-func (c *PinCmd) pinNewThreads(sys affinity.Sys, check func(int) error, pid int, threads []numastat.Thread, pins *[]threadPin, emu cpuset.CPUSet) error {
+func pinNewThreads(sys affinity.Sys, check func(int) error, pid int, threads []numastat.Thread, pins *[]threadPin, emu cpuset.CPUSet) error {
 	known := map[int]bool{}
 	for _, th := range threads {
 		known[th.TID] = true
