@@ -197,7 +197,7 @@ func movePart(ctx context.Context, sys affinity.Pages, job Job, p Part) (PartRes
 					pr.Absent++
 				case to.Contains(n):
 				default:
-					idx := (uint64(addrs[i])-r.Start+r.Offset)/page
+					idx := (uint64(addrs[i]) - r.Start + r.Offset) / page
 					mv = append(mv, addrs[i])
 					nodes = append(nodes, p.To[idx%uint64(len(p.To))])
 					from[len(mv)-1] = n
