@@ -411,3 +411,48 @@ func TestBalanceDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestBalanceServiceUnit: contrib/qnuma-balance.service runs a balance
+// command line qnuma accepts, and systemd (where it is installed) reads
+// the unit without a complaint.
+func TestBalanceServiceUnit(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join("..", "..", "contrib", "qnuma-balance.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var argv []string
+	for _, line := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			argv = strings.Fields(v)
+		}
+	}
+	if len(argv) < 2 || filepath.Base(argv[0]) != "qnuma" || argv[1] != "balance" {
+		t.Fatalf("ExecStart %q, want qnuma balance", argv)
+	}
+	c := parseBalance(t, argv[2:]...)
+	if _, err := c.config(&balancetest.Mover{}); err != nil || c.Once || c.DryRun {
+		t.Errorf("ExecStart %q: %v, once %v, dry run %v: want a long-running balance that moves", argv, err, c.Once, c.DryRun)
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("no systemd-analyze to check the unit with")
+	}
+	verify := func(text string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "qnuma-balance.service")
+		// The real binary need not be installed: any executable will do.
+		text = strings.Replace(text, "ExecStart="+argv[0], "ExecStart=/bin/true", 1)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exec.Command(analyze, "verify", path).CombinedOutput()
+		return string(out)
+	}
+	if out := verify(string(unit)); out != "" {
+		t.Errorf("systemd-analyze verify:\n%s", out)
+	}
+	// Negative control: a unit systemd cannot read is reported.
+	if out := verify(strings.Replace(string(unit), "Type=exec", "Type=bogus", 1)); !strings.Contains(out, "bogus") {
+		t.Errorf("systemd-analyze verify of a bad unit said %q", out)
+	}
+}
