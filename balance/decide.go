@@ -205,8 +205,9 @@ type Move struct {
 	From, To map[int][]int
 	// Kind is KindNodeUse or KindLocality; Why says it in words.
 	Kind, Why string
-	// Bytes of guest RAM expected to move, and the budget for it.
-	Bytes          uint64
+	// Bytes of guest RAM expected to move, in Pages of its page size (4
+	// KiB or its hugepages), and the budget for them.
+	Bytes, Pages   uint64
 	PagesPerSecond int
 	// LocalityBefore is the VM's locality now, in percent.
 	LocalityBefore float64
@@ -433,7 +434,7 @@ func Decide(s Sample, h History, cfg Config) Decision {
 		}
 		d.Move = &Move{
 			VM: v.Entry.Name, QEMU: v.Entry.QEMU, From: d.VMs[c.vm].Layout, To: c.to,
-			Kind: c.kind, Why: why, Bytes: c.bytes, PagesPerSecond: cfg.PagesPerSecond,
+			Kind: c.kind, Why: why, Bytes: c.bytes, Pages: c.bytes / pageBytes(v.Entry), PagesPerSecond: cfg.PagesPerSecond,
 			LocalityBefore: v.LocalPercent, Gain: round1(c.gain),
 		}
 		notes[c.vm] = append(notes[c.vm], "moved: "+why)
@@ -629,6 +630,14 @@ func vcpuShare(e ledger.Entry, home []int, n int) float64 {
 		}
 	}
 	return float64(on) / float64(len(e.VCPUHomeNodes))
+}
+
+// pageBytes is the size of the pages backing e's guest RAM.
+func pageBytes(e ledger.Entry) uint64 {
+	if e.HugepageBytes > 0 {
+		return e.HugepageBytes
+	}
+	return 4096
 }
 
 // pct is b as a percentage of total.

@@ -80,7 +80,7 @@ func TestDecideNodeShort(t *testing.T) {
 		t.Fatalf("no move: %s", d.Why)
 	}
 	m := d.Move
-	if m.VM != "a" || FormatLayout(m.From) != "0:0" || FormatLayout(m.To) != "0:1" || m.Kind != KindNodeUse || m.Bytes != 2*gib {
+	if m.VM != "a" || FormatLayout(m.From) != "0:0" || FormatLayout(m.To) != "0:1" || m.Kind != KindNodeUse || m.Bytes != 2*gib || m.Pages != 2*gib/4096 {
 		t.Errorf("move %+v, want a from 0:0 to 0:1 for node use, 2 GiB", *m)
 	}
 	if m.PagesPerSecond != DefaultPagesPerSecond || m.Request().By != By || m.Request().QEMU != s.VMs[0].Entry.QEMU {
