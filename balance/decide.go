@@ -1,8 +1,8 @@
 package balance
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -66,97 +66,6 @@ func DefaultConfig() Config {
 		NodeUse: DefaultNodeUse, Locality: DefaultLocality, MinInterval: DefaultMinInterval,
 		MinGain: DefaultMinGain, PagesPerSecond: DefaultPagesPerSecond,
 	}
-}
-
-// History is what earlier rounds saw and did: the hysteresis that keeps a
-// VM from being moved back and forth. The zero value is an empty history.
-type History struct {
-	last map[string]tried
-	// prev is the previous sample Observe was given.
-	prev *observed
-}
-
-type tried struct {
-	at   time.Time
-	qemu ledger.Proc
-}
-
-type observed struct {
-	use   map[int]float64         // node id → Node.Use
-	local map[ledger.Proc]float64 // each sampled VM's LocalPercent, by its qemu
-}
-
-// Record notes a move of vm (whose qemu is qemu) made or tried at at: it
-// is not moved again for Config.MinInterval, whether the move worked or
-// not.
-func (h *History) Record(vm string, qemu ledger.Proc, at time.Time) {
-	if h.last == nil {
-		h.last = map[string]tried{}
-	}
-	h.last[vm] = tried{at, qemu}
-}
-
-// Observe keeps what s saw for the next Decide: a node counts as over the
-// use target only when it was in two samples in a row (and as room only
-// when it was under in both), a VM's locality as low only when it was in
-// both, so that a load that comes and goes between two samples moves
-// nothing.
-func (h *History) Observe(s Sample) {
-	o := &observed{use: map[int]float64{}, local: map[ledger.Proc]float64{}}
-	for _, n := range s.Nodes {
-		o.use[n.ID] = n.Use()
-	}
-	for _, v := range s.VMs {
-		if v.NotSampled == "" {
-			o.local[v.Entry.QEMU] = v.LocalPercent
-		}
-	}
-	h.prev = o
-}
-
-// wasOver says whether node id was over limit at the previous sample
-// (true when there is none to say otherwise).
-func (h History) wasOver(id int, limit float64) bool {
-	if h.prev == nil {
-		return true
-	}
-	u, ok := h.prev.use[id]
-	return !ok || u > limit
-}
-
-// wasUnder says whether node id was at or under limit at the previous
-// sample (true when there is none).
-func (h History) wasUnder(id int, limit float64) bool {
-	if h.prev == nil {
-		return true
-	}
-	u, ok := h.prev.use[id]
-	return !ok || u <= limit
-}
-
-// wasLow says whether the VM of qemu had under limit locality at the
-// previous sample (true when there is none).
-func (h History) wasLow(qemu ledger.Proc, limit float64) bool {
-	if h.prev == nil {
-		return true
-	}
-	l, ok := h.prev.local[qemu]
-	return !ok || l < limit
-}
-
-// lastMove is when e was last moved or tried, by this history or (for
-// moves before it, by qnuma move or another balance) the ledger.
-func (h History) lastMove(e ledger.Entry) (time.Time, bool) {
-	var at time.Time
-	if t, ok := h.last[e.Name]; ok && t.qemu == e.QEMU {
-		at = t.at
-	}
-	for _, m := range e.Moves {
-		if m.At.After(at) {
-			at = m.At
-		}
-	}
-	return at, !at.IsZero()
 }
 
 // Decision is one round's outcome: at most one move.
@@ -226,81 +135,6 @@ func (m Move) Request() MoveRequest {
 	return MoveRequest{VM: m.VM, QEMU: m.QEMU, To: m.To, PagesPerSecond: m.PagesPerSecond, By: By}
 }
 
-// Layout is a VM's guest nodes and the host nodes behind each, from its
-// ledger entry; a VM without guest nodes is one guest node 0 on all its
-// host nodes.
-func Layout(e ledger.Entry) map[int][]int {
-	out := map[int][]int{}
-	if len(e.GuestNodes) == 0 {
-		out[0] = slices.Clone(e.HostNodes)
-		return out
-	}
-	for _, g := range e.GuestNodes {
-		out[g.ID] = slices.Clone(g.HostNodes)
-	}
-	return out
-}
-
-// homeNodes is every host node in a layout, ascending.
-func homeNodes(layout map[int][]int) []int {
-	var out []int
-	for _, hs := range layout {
-		for _, h := range hs {
-			if !slices.Contains(out, h) {
-				out = append(out, h)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// replaceNode is layout with host node from replaced by to everywhere.
-func replaceNode(layout map[int][]int, from, to int) map[int][]int {
-	out := map[int][]int{}
-	for g, hs := range layout {
-		n := make([]int, len(hs))
-		for i, h := range hs {
-			if h == from {
-				h = to
-			}
-			n[i] = h
-		}
-		out[g] = n
-	}
-	return out
-}
-
-// FormatLayout writes a layout as "0:1 1:2,3" (guest node:host nodes).
-func FormatLayout(layout map[int][]int) string {
-	gs := make([]int, 0, len(layout))
-	for g := range layout {
-		gs = append(gs, g)
-	}
-	slices.Sort(gs)
-	parts := make([]string, len(gs))
-	for i, g := range gs {
-		hs := make([]string, len(layout[g]))
-		for j, h := range layout[g] {
-			hs[j] = fmt.Sprint(h)
-		}
-		parts[i] = fmt.Sprintf("%d:%s", g, strings.Join(hs, ","))
-	}
-	return strings.Join(parts, " ")
-}
-
-// candidate is a move Decide considers.
-type candidate struct {
-	vm    int // index into the sample's VMs
-	to    map[int][]int
-	kind  string
-	why   string
-	gain  float64
-	bytes uint64
-	// after is the use of the node it goes to after the move.
-	after float64
-}
-
 // Decide chooses at most one move for a sample, as numad does (one move
 // per round) with ESXi's rules (leave alone what the user placed by hand;
 // move only for a gain worth it). It is pure but for cfg.Fits.
@@ -322,87 +156,114 @@ type candidate struct {
 // Node use moves come first, the largest gain first, then fewer bytes;
 // the first that cfg.Fits accepts is the move.
 func Decide(s Sample, h History, cfg Config) Decision {
-	d := Decision{At: s.At}
-	var over, passing []Node
-	for _, n := range s.Nodes {
-		ns := NodeState{ID: n.ID, TotalBytes: n.TotalBytes, FreeBytes: n.FreeBytes, MemPercent: round1(n.MemPercent()), CPUPercent: round1(n.CPUPercent), Over: n.Use() > cfg.NodeUse}
-		ns.Sustained = ns.Over && h.wasOver(n.ID, cfg.NodeUse)
-		d.Nodes = append(d.Nodes, ns)
+	r := &decider{s: s, h: h, cfg: cfg, d: Decision{At: s.At}}
+	r.nodes()
+	r.vms()
+	r.choose(r.candidates())
+	r.explain()
+	return r.d
+}
+
+// decider is one Decide under way.
+type decider struct {
+	s   Sample
+	h   History
+	cfg Config
+	d   Decision
+	// over: the nodes over the use target now and at the previous sample,
+	// fullest first; passing: over it now only; room: under it in both.
+	over, passing, room []Node
+	// Per VM of the sample: what was found (its verdict, in order),
+	// whether it may move, and whether its locality is low now only.
+	notes    [][]string
+	eligible []bool
+	lowNow   []bool
+	// lowLocal counts the VMs under the locality target in both samples.
+	lowLocal int
+}
+
+func (r *decider) note(i int, format string, a ...any) {
+	r.notes[i] = append(r.notes[i], fmt.Sprintf(format, a...))
+}
+
+// nodes sorts the nodes into over, passing and room.
+func (r *decider) nodes() {
+	for _, n := range r.s.Nodes {
+		ns := NodeState{ID: n.ID, TotalBytes: n.TotalBytes, FreeBytes: n.FreeBytes, MemPercent: round1(n.MemPercent()), CPUPercent: round1(n.CPUPercent), Over: n.Use() > r.cfg.NodeUse}
+		ns.Sustained = ns.Over && r.h.wasOver(n.ID, r.cfg.NodeUse)
+		r.d.Nodes = append(r.d.Nodes, ns)
 		switch {
 		case ns.Sustained:
-			over = append(over, n)
+			r.over = append(r.over, n)
 		case ns.Over:
-			passing = append(passing, n)
+			r.passing = append(r.passing, n)
+		case r.h.wasUnder(n.ID, r.cfg.NodeUse):
+			r.room = append(r.room, n)
 		}
 	}
-	// Targets: the nodes under the target now and at the previous sample.
-	var room []Node
-	for _, n := range s.Nodes {
-		if n.Use() <= cfg.NodeUse && h.wasUnder(n.ID, cfg.NodeUse) {
-			room = append(room, n)
-		}
-	}
-	sort.SliceStable(over, func(i, j int) bool { return over[i].Use() > over[j].Use() })
+	sort.SliceStable(r.over, func(i, j int) bool { return r.over[i].Use() > r.over[j].Use() })
+}
 
-	notes := make([][]string, len(s.VMs))
-	eligible := make([]bool, len(s.VMs))
-	// lowLocal counts the VMs under the locality target now and at the
-	// previous sample; lowNow marks those under it now only.
-	lowLocal, lowNow := 0, make([]bool, len(s.VMs))
-	for i, v := range s.VMs {
+// vms notes each VM's state and whether it may move.
+func (r *decider) vms() {
+	n := len(r.s.VMs)
+	r.notes, r.eligible, r.lowNow = make([][]string, n), make([]bool, n), make([]bool, n)
+	for i, v := range r.s.VMs {
 		e := v.Entry
 		layout := Layout(e)
-		d.VMs = append(d.VMs, VMState{Name: e.Name, PID: e.QEMU.PID, HomeNodes: homeNodes(layout), Layout: layout, RAM: v.RAM, LocalPercent: round1(v.LocalPercent), VCPUUse: round2(v.VCPUUse)})
-		low := v.NotSampled == "" && v.RAMBytes() > 0 && v.LocalPercent < cfg.Locality
-		lowNow[i] = low && !h.wasLow(e.QEMU, cfg.Locality)
-		if low && !lowNow[i] {
-			lowLocal++
+		r.d.VMs = append(r.d.VMs, VMState{Name: e.Name, PID: e.QEMU.PID, HomeNodes: homeNodes(layout), Layout: layout, RAM: v.RAM, LocalPercent: round1(v.LocalPercent), VCPUUse: round2(v.VCPUUse)})
+		low := v.NotSampled == "" && v.RAMBytes() > 0 && v.LocalPercent < r.cfg.Locality
+		r.lowNow[i] = low && !r.h.wasLow(e.QEMU, r.cfg.Locality)
+		if low && !r.lowNow[i] {
+			r.lowLocal++
 		}
-		switch last, moved := h.lastMove(e); {
+		switch last, moved := r.h.lastMove(e); {
 		case v.NotSampled != "":
-			notes[i] = append(notes[i], "not sampled: "+v.NotSampled)
+			r.note(i, "not sampled: %s", v.NotSampled)
 		case e.Locked:
-			notes[i] = append(notes[i], "locked by the user (qnuma pin --lock): left where it is")
+			r.note(i, "locked by the user (qnuma pin --lock): left where it is")
 		case e.NotMovable != "":
-			notes[i] = append(notes[i], "cannot be moved live: "+e.NotMovable)
-		case len(homeNodes(layout)) == 0:
-			notes[i] = append(notes[i], "the ledger has no host nodes for it")
-		case moved && s.At.Sub(last) < cfg.MinInterval:
-			notes[i] = append(notes[i], fmt.Sprintf("moved %s ago: not again before %s (--min-interval)", s.At.Sub(last).Round(time.Second), cfg.MinInterval))
+			r.note(i, "cannot be moved live: %s", e.NotMovable)
+		case len(r.d.VMs[i].HomeNodes) == 0:
+			r.note(i, "the ledger has no host nodes for it")
+		case moved && r.s.At.Sub(last) < r.cfg.MinInterval:
+			r.note(i, "moved %s ago: not again before %s (--min-interval)", r.s.At.Sub(last).Round(time.Second), r.cfg.MinInterval)
 		default:
-			eligible[i] = true
+			r.eligible[i] = true
 		}
 	}
+}
 
+// candidates are the moves worth asking the planner about, best first:
+// node use moves before locality moves, then the largest gain, fewer
+// bytes, the emptier target.
+func (r *decider) candidates() []candidate {
 	var cands []candidate
-	for _, n := range over {
-		for i, v := range s.VMs {
-			if eligible[i] && slices.Contains(d.VMs[i].HomeNodes, n.ID) {
-				c, why := nodeUseMoves(v, d.VMs[i].Layout, n, room, cfg)
-				for k := range c {
-					c[k].vm = i
-				}
-				cands = append(cands, c...)
-				if len(c) == 0 {
-					notes[i] = append(notes[i], why)
-				}
+	add := func(i int, c []candidate, why string) {
+		for k := range c {
+			c[k].vm = i
+		}
+		cands = append(cands, c...)
+		if len(c) == 0 {
+			r.note(i, "%s", why)
+		}
+	}
+	for _, n := range r.over {
+		for i, v := range r.s.VMs {
+			if r.eligible[i] && slices.Contains(r.d.VMs[i].HomeNodes, n.ID) {
+				c, why := nodeUseMoves(v, r.d.VMs[i].Layout, n, r.room, r.cfg)
+				add(i, c, why)
 			}
 		}
 	}
-	for i, v := range s.VMs {
-		if lowNow[i] && eligible[i] {
-			notes[i] = append(notes[i], fmt.Sprintf("%.1f%% of its memory on its home nodes, under %.0f%%, but not at the previous sample: waiting a round to see it last", v.LocalPercent, cfg.Locality))
-			continue
-		}
-		if eligible[i] && v.RAMBytes() > 0 && v.LocalPercent < cfg.Locality {
-			c, why := localityMoves(v, d.VMs[i].Layout, roomNodes(room), cfg)
-			for k := range c {
-				c[k].vm = i
-			}
-			cands = append(cands, c...)
-			if len(c) == 0 {
-				notes[i] = append(notes[i], why)
-			}
+	for i, v := range r.s.VMs {
+		switch {
+		case !r.eligible[i] || v.RAMBytes() == 0 || v.LocalPercent >= r.cfg.Locality:
+		case r.lowNow[i]:
+			r.note(i, "%.1f%% of its memory on its home nodes, under %.0f%%, but not at the previous sample: waiting a round to see it last", v.LocalPercent, r.cfg.Locality)
+		default:
+			c, why := localityMoves(v, r.d.VMs[i].Layout, roomNodes(r.room), r.cfg)
+			add(i, c, why)
 		}
 	}
 	sort.SliceStable(cands, func(a, b int) bool {
@@ -419,242 +280,88 @@ func Decide(s Sample, h History, cfg Config) Decision {
 		if x.after != y.after {
 			return x.after < y.after
 		}
-		if s.VMs[x.vm].Entry.Name != s.VMs[y.vm].Entry.Name {
-			return s.VMs[x.vm].Entry.Name < s.VMs[y.vm].Entry.Name
+		if nx, ny := r.s.VMs[x.vm].Entry.Name, r.s.VMs[y.vm].Entry.Name; nx != ny {
+			return nx < ny
 		}
 		return FormatLayout(x.to) < FormatLayout(y.to)
 	})
-	chosen := -1
+	return cands
+}
+
+// choose asks the planner about each candidate in turn; the first it
+// accepts is the move.
+func (r *decider) choose(cands []candidate) {
 	for k, c := range cands {
-		v := s.VMs[c.vm]
-		why := c.why
-		if err := cfg.Fits(v.Entry, c.to); err != nil {
-			notes[c.vm] = append(notes[c.vm], fmt.Sprintf("%s: the planner refuses %s: %v", why, FormatLayout(c.to), err))
+		v := r.s.VMs[c.vm]
+		err := errNoPlanner
+		if r.cfg.Fits != nil {
+			err = r.cfg.Fits(v.Entry, c.to)
+		}
+		if err != nil {
+			r.note(c.vm, "%s: the planner refuses %s: %v", c.why, FormatLayout(c.to), err)
 			continue
 		}
-		d.Move = &Move{
-			VM: v.Entry.Name, QEMU: v.Entry.QEMU, From: d.VMs[c.vm].Layout, To: c.to,
-			Kind: c.kind, Why: why, Bytes: c.bytes, Pages: c.bytes / pageBytes(v.Entry), PagesPerSecond: cfg.PagesPerSecond,
+		r.d.Move = &Move{
+			VM: v.Entry.Name, QEMU: v.Entry.QEMU, From: r.d.VMs[c.vm].Layout, To: c.to,
+			Kind: c.kind, Why: c.why, Bytes: c.bytes, Pages: c.bytes / pageBytes(v.Entry), PagesPerSecond: r.cfg.PagesPerSecond,
 			LocalityBefore: v.LocalPercent, Gain: round1(c.gain),
 		}
-		notes[c.vm] = append(notes[c.vm], "moved: "+why)
-		chosen = k
-		break
-	}
-	if chosen >= 0 {
-		// The candidates after the chosen one were not asked about.
-		waits := map[int]bool{}
-		for _, c := range cands[chosen+1:] {
-			if name := s.VMs[c.vm].Entry.Name; name != d.Move.VM && !waits[c.vm] {
-				waits[c.vm] = true
-				notes[c.vm] = append(notes[c.vm], fmt.Sprintf("could move (%s), but one move per round: %s moves now", c.why, d.Move.VM))
+		r.note(c.vm, "moved: %s", c.why)
+		// The candidates after it were not asked about: one move per round.
+		waits := map[int]bool{c.vm: true}
+		for _, o := range cands[k+1:] {
+			if !waits[o.vm] {
+				waits[o.vm] = true
+				r.note(o.vm, "could move (%s), but one move per round: %s moves now", o.why, v.Entry.Name)
 			}
 		}
+		return
 	}
+}
 
-	for i := range d.VMs {
-		if len(notes[i]) == 0 {
-			notes[i] = []string{fmt.Sprintf("fine: %.1f%% of its memory on its home nodes", s.VMs[i].LocalPercent)}
+// errNoPlanner refuses every move when Config.Fits is not set.
+var errNoPlanner = errors.New("no planner given (Config.Fits)")
+
+// explain writes each VM's verdict and the decision's why.
+func (r *decider) explain() {
+	for i := range r.d.VMs {
+		if len(r.notes[i]) == 0 {
+			r.note(i, "fine: %.1f%% of its memory on its home nodes", r.s.VMs[i].LocalPercent)
 		}
-		d.VMs[i].Verdict = strings.Join(notes[i], "; ")
+		r.d.VMs[i].Verdict = strings.Join(r.notes[i], "; ")
 	}
+	cfg := r.cfg
 	switch {
-	case d.Move != nil:
-		d.Why = fmt.Sprintf("vm %s: %s", d.Move.VM, d.Move.Why)
-	case len(over) == 0 && lowLocal == 0:
-		d.Why = fmt.Sprintf("nothing to do: no node is over %.0f%% use and every VM has at least %.0f%% of its memory on its home nodes", cfg.NodeUse, cfg.Locality)
+	case r.d.Move != nil:
+		r.d.Why = fmt.Sprintf("vm %s: %s", r.d.Move.VM, r.d.Move.Why)
+	case len(r.over) == 0 && r.lowLocal == 0:
 		var passed []string
-		for _, n := range passing {
+		for _, n := range r.passing {
 			passed = append(passed, fmt.Sprintf("node %d is at %.1f%% use", n.ID, n.Use()))
 		}
-		for i, low := range lowNow {
+		for i, low := range r.lowNow {
 			if low {
-				passed = append(passed, fmt.Sprintf("vm %s has %.1f%% of its memory on its home nodes", d.VMs[i].Name, s.VMs[i].LocalPercent))
+				passed = append(passed, fmt.Sprintf("vm %s has %.1f%% of its memory on its home nodes", r.d.VMs[i].Name, r.s.VMs[i].LocalPercent))
 			}
 		}
+		r.d.Why = fmt.Sprintf("nothing to do: no node is over %.0f%% use and every VM has at least %.0f%% of its memory on its home nodes", cfg.NodeUse, cfg.Locality)
 		if len(passed) > 0 {
-			d.Why = fmt.Sprintf("nothing to do yet: %s, but not at the previous sample: waiting a round to see it last", strings.Join(passed, ", "))
+			r.d.Why = fmt.Sprintf("nothing to do yet: %s, but not at the previous sample: waiting a round to see it last", strings.Join(passed, ", "))
 		}
 	default:
-		var problems []string
-		for _, n := range over {
+		var problems, why []string
+		for _, n := range r.over {
 			problems = append(problems, fmt.Sprintf("node %d is over %.0f%% use (memory %.1f%%, cpu %.1f%%)", n.ID, cfg.NodeUse, n.MemPercent(), n.CPUPercent))
 		}
-		if lowLocal > 0 {
-			problems = append(problems, fmt.Sprintf("%d VM(s) under %.0f%% locality", lowLocal, cfg.Locality))
+		if r.lowLocal > 0 {
+			problems = append(problems, fmt.Sprintf("%d VM(s) under %.0f%% locality", r.lowLocal, cfg.Locality))
 		}
-		var why []string
-		for _, vs := range d.VMs {
+		for _, vs := range r.d.VMs {
 			why = append(why, vs.Name+": "+vs.Verdict)
 		}
-		d.Why = "no move: " + strings.Join(problems, ", ") + ", and no VM can help: " + strings.Join(why, "; ")
+		r.d.Why = "no move: " + strings.Join(problems, ", ") + ", and no VM can help: " + strings.Join(why, "; ")
 		if len(why) == 0 {
-			d.Why = "no move: " + strings.Join(problems, ", ") + ", and no VM in the ledger"
+			r.d.Why = "no move: " + strings.Join(problems, ", ") + ", and no VM in the ledger"
 		}
 	}
-	return d
 }
-
-// nodeUseMoves are the moves of v off node n (over the use target) to
-// each node of room (under it) that stays under it; why says why there
-// are none.
-func nodeUseMoves(v VM, layout map[int][]int, n Node, room []Node, cfg Config) ([]candidate, string) {
-	home := homeNodes(layout)
-	// The pages that go: those on n, or, when n is its only home, all
-	// those not on the target already.
-	share := vcpuShare(v.Entry, home, n.ID)
-	var out []candidate
-	var refused []string
-	for _, m := range room {
-		if m.ID == n.ID || slices.Contains(home, m.ID) {
-			continue
-		}
-		if m.CPUs == 0 || m.TotalBytes == 0 {
-			continue // vCPUs and guest RAM both need a home there
-		}
-		bytes := v.RAM[n.ID]
-		if len(home) == 1 {
-			bytes = v.RAMBytes() - v.RAM[m.ID]
-		}
-		nAfter := max(n.MemPercent()-pct(v.RAM[n.ID], n.TotalBytes), n.CPUPercent-cpuPct(v.VCPUUse*share, n.CPUs))
-		mAfter := max(m.MemPercent()+pct(bytes, m.TotalBytes), m.CPUPercent+cpuPct(v.VCPUUse*share, m.CPUs))
-		if mAfter > cfg.NodeUse {
-			refused = append(refused, fmt.Sprintf("node %d would be at %.1f%% use", m.ID, mAfter))
-			continue
-		}
-		gain := (n.Use() - m.Use()) - math.Abs(nAfter-mAfter)
-		if gain < cfg.MinGain {
-			refused = append(refused, fmt.Sprintf("to node %d gains %.1f points, under %.1f (--min-gain)", m.ID, gain, cfg.MinGain))
-			continue
-		}
-		out = append(out, candidate{
-			to: replaceNode(layout, n.ID, m.ID), kind: KindNodeUse, gain: gain, bytes: bytes, after: mAfter,
-			why: fmt.Sprintf("node %d is at %.1f%% use (memory %.1f%%, cpu %.1f%%), over %.0f%%; node %d has room: %.1f%% and %.1f%% after the move",
-				n.ID, n.Use(), n.MemPercent(), n.CPUPercent, cfg.NodeUse, m.ID, nAfter, mAfter),
-		})
-	}
-	if len(out) > 0 {
-		return out, ""
-	}
-	if len(refused) == 0 {
-		return nil, fmt.Sprintf("node %d is over %.0f%% use, and no other node with CPUs and memory is under it (now and at the previous sample)", n.ID, cfg.NodeUse)
-	}
-	return nil, fmt.Sprintf("node %d is over %.0f%% use, but no move off it helps: %s", n.ID, cfg.NodeUse, strings.Join(refused, ", "))
-}
-
-// localityMoves are the moves that restore v's locality: its memory back
-// to its home nodes, or, for a VM on one host node, the VM to the node
-// holding most of its memory; nodes are those with room.
-func localityMoves(v VM, layout map[int][]int, nodes map[int]Node, cfg Config) ([]candidate, string) {
-	home := homeNodes(layout)
-	gain := 100 - v.LocalPercent
-	if gain < cfg.MinGain {
-		return nil, fmt.Sprintf("%.1f%% of its memory on its home nodes, under %.0f%%, but moving it gains %.1f points, under %.1f (--min-gain)", v.LocalPercent, cfg.Locality, gain, cfg.MinGain)
-	}
-	var out []candidate
-	var refused []string
-	// Home: the pages elsewhere come back, spread over the home nodes.
-	var away uint64
-	for n, b := range v.RAM {
-		if !slices.Contains(home, n) {
-			away += b
-		}
-	}
-	ok := true
-	for _, h := range home {
-		n, known := nodes[h]
-		if !known {
-			ok = false
-			refused = append(refused, fmt.Sprintf("home node %d is over %.0f%% use (now or at the previous sample)", h, cfg.NodeUse))
-			break
-		}
-		if after := n.MemPercent() + pct(away/uint64(len(home)), n.TotalBytes); after > cfg.NodeUse {
-			ok = false
-			refused = append(refused, fmt.Sprintf("home node %d would be at %.1f%% memory use", h, after))
-		}
-	}
-	if ok {
-		out = append(out, candidate{
-			to: replaceNode(layout, -1, -1) /* a copy: the same nodes */, kind: KindLocality, gain: gain, bytes: away,
-			why: fmt.Sprintf("%.1f%% of its memory is on its home nodes, under %.0f%%: its memory moves home", v.LocalPercent, cfg.Locality),
-		})
-	}
-	// Follow the memory: the node other than its home with most of it.
-	if len(home) == 1 {
-		best, most := -1, uint64(0)
-		for n, b := range v.RAM {
-			if n != home[0] && (b > most || b == most && best >= 0 && n < best) {
-				best, most = n, b
-			}
-		}
-		if m, known := nodes[best]; known && m.CPUs > 0 && m.TotalBytes > 0 {
-			bytes := v.RAMBytes() - most
-			after := max(m.MemPercent()+pct(bytes, m.TotalBytes), m.CPUPercent+cpuPct(v.VCPUUse, m.CPUs))
-			if after > cfg.NodeUse {
-				refused = append(refused, fmt.Sprintf("node %d, which holds most of it, would be at %.1f%% use", best, after))
-			} else {
-				out = append(out, candidate{
-					to: replaceNode(layout, home[0], best), kind: KindLocality, gain: gain, bytes: bytes, after: after,
-					why: fmt.Sprintf("%.1f%% of its memory is on its home node %d, under %.0f%%: it moves to node %d, which holds most of it", v.LocalPercent, home[0], cfg.Locality, best),
-				})
-			}
-		}
-	}
-	if len(out) > 0 {
-		return out, ""
-	}
-	return nil, fmt.Sprintf("%.1f%% of its memory on its home nodes, under %.0f%%, and no move restores it: %s", v.LocalPercent, cfg.Locality, strings.Join(refused, ", "))
-}
-
-// roomNodes indexes nodes by id.
-func roomNodes(nodes []Node) map[int]Node {
-	out := map[int]Node{}
-	for _, n := range nodes {
-		out[n.ID] = n
-	}
-	return out
-}
-
-// vcpuShare is the share of e's vCPUs that live on host node n.
-func vcpuShare(e ledger.Entry, home []int, n int) float64 {
-	if len(e.VCPUHomeNodes) == 0 {
-		if len(home) == 0 {
-			return 0
-		}
-		return 1 / float64(len(home))
-	}
-	on := 0
-	for _, hs := range e.VCPUHomeNodes {
-		if slices.Contains(hs, n) {
-			on++
-		}
-	}
-	return float64(on) / float64(len(e.VCPUHomeNodes))
-}
-
-// pageBytes is the size of the pages backing e's guest RAM.
-func pageBytes(e ledger.Entry) uint64 {
-	if e.HugepageBytes > 0 {
-		return e.HugepageBytes
-	}
-	return 4096
-}
-
-// pct is b as a percentage of total.
-func pct(b, total uint64) float64 {
-	if total == 0 {
-		return 0
-	}
-	return 100 * float64(b) / float64(total)
-}
-
-// cpuPct is cpus (CPUs' worth of time) as a percentage of n CPUs.
-func cpuPct(cpus float64, n int) float64 {
-	if n == 0 {
-		return 0
-	}
-	return 100 * cpus / float64(n)
-}
-
-func round1(f float64) float64 { return math.Round(f*10) / 10 }
-func round2(f float64) float64 { return math.Round(f*100) / 100 }

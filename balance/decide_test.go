@@ -259,6 +259,9 @@ func TestDecideAsksThePlanner(t *testing.T) {
 	if v := verdict(d, "a"); !strings.Contains(v, "the planner refuses 0:1") || !strings.Contains(v, "hugepages are taken") {
 		t.Errorf("verdict %q", v)
 	}
+	if d := Decide(s, History{}, DefaultConfig()); d.Move != nil || !strings.Contains(d.Why, "no planner given") {
+		t.Errorf("without Fits: move %v, why %q", d.Move, d.Why)
+	}
 	d = Decide(s, History{}, cfgWith(func(ledger.Entry, map[int][]int) error { return errors.New("no room") }))
 	if d.Move != nil || !strings.Contains(d.Why, "the planner refuses 0:2: no room") {
 		t.Errorf("move %v, why %q", d.Move, d.Why)

@@ -33,7 +33,10 @@ type MoveRequest struct {
 	VM   string
 	QEMU ledger.Proc
 	// To maps each guest node id to its new host nodes (key 0 for a VM
-	// without guest nodes); guest nodes not in To stay where they are.
+	// without guest nodes). Every guest node of the VM is in To; those
+	// whose host nodes do not change keep them, and their pages that
+	// strayed to other nodes come home (a locality move sends To equal
+	// to the VM's layout now).
 	To map[int][]int
 	// PagesPerSecond bounds the migration rate (0: as fast as the kernel
 	// moves them).

@@ -75,10 +75,6 @@ func (v VM) RAMBytes() uint64 {
 	return t
 }
 
-// userHZ is the unit of /proc's clock ticks: USER_HZ, 100 on every Linux
-// architecture qnuma runs on (the kernel converts from HZ).
-const userHZ = 100
-
 // Sampler takes samples of a root ("/" in production), keeping what it
 // needs to measure use between two of them.
 type Sampler struct {

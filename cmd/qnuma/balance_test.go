@@ -130,7 +130,7 @@ func TestBalanceOnceMovesOne(t *testing.T) {
 	}
 	// Negative control: a host with room moves nothing, and says why.
 	m = &balancetest.Mover{}
-	out, err = runBalance(t, balancetest.Machine(2, 4, 16, 8, 12).Write(t), m, "--once", "--state-dir", state)
+	_, err = runBalance(t, balancetest.Machine(2, 4, 16, 8, 12).Write(t), m, "--once", "--state-dir", state)
 	if err == nil || !strings.Contains(err.Error(), "read cpu times") {
 		t.Fatalf("host without /proc/stat: %v", err)
 	}
