@@ -190,7 +190,7 @@ func (r *decider) note(i int, format string, a ...any) {
 func (r *decider) nodes() {
 	for _, n := range r.s.Nodes {
 		ns := NodeState{ID: n.ID, TotalBytes: n.TotalBytes, FreeBytes: n.FreeBytes, MemPercent: round1(n.MemPercent()), CPUPercent: round1(n.CPUPercent), Over: n.Use() > r.cfg.NodeUse}
-		ns.Sustained = ns.Over && r.h.wasOver(n.ID, r.cfg.NodeUse)
+		ns.Sustained = r.h.overInBoth(n, r.cfg.NodeUse)
 		r.d.Nodes = append(r.d.Nodes, ns)
 		switch {
 		case ns.Sustained:

@@ -456,6 +456,27 @@ func TestDecideWaitsForASecondSample(t *testing.T) {
 	if d := Decide(s, h, cfgWith(fitsAll)); d.Move != nil {
 		t.Errorf("moved to a node over the target at the previous sample: %+v", *d.Move)
 	}
+	// CPU use the previous sample did not measure (a Sampler's first) is
+	// no evidence against: busy CPUs in the first measured sample count,
+	// so qnuma balance --once acts on them.
+	a := vm("a", map[int][]int{0: {0}}, map[int]uint64{0: gib})
+	a.VCPUUse = 4
+	busy := Sample{At: t0, CPUKnown: true, Nodes: []Node{node(0, 16, 30, 95), node(1, 16, 30, 10)}, VMs: []VM{a}}
+	var hc History
+	hc.Observe(Sample{Nodes: []Node{node(0, 16, 30, 0), node(1, 16, 30, 0)}, VMs: busy.VMs})
+	if d := Decide(busy, hc, cfgWith(fitsAll)); d.Move == nil {
+		t.Errorf("busy after an unmeasured sample: no move: %s", d.Why)
+	}
+	hc.Observe(Sample{CPUKnown: true, Nodes: []Node{node(0, 16, 30, 20), node(1, 16, 30, 10)}, VMs: busy.VMs})
+	if d := Decide(busy, hc, cfgWith(fitsAll)); d.Move != nil {
+		t.Errorf("busy now, measured idle before: moved %+v", *d.Move)
+	}
+	// Nor does memory over now count for CPU over before.
+	hc.Observe(Sample{CPUKnown: true, Nodes: []Node{node(0, 16, 95, 10), node(1, 16, 30, 10)}, VMs: busy.VMs})
+	if d := Decide(busy, hc, cfgWith(fitsAll)); d.Move != nil {
+		t.Errorf("cpu over now, memory over before: moved %+v", *d.Move)
+	}
+
 	// Locality too.
 	low := Sample{At: t0, Nodes: []Node{node(0, 16, 50, 0), node(1, 16, 50, 0)}, VMs: []VM{vm("a", map[int][]int{0: {0}}, map[int]uint64{0: gib, 1: gib})}}
 	var hl History

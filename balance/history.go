@@ -20,8 +20,10 @@ type tried struct {
 }
 
 type observed struct {
-	use   map[int]float64         // node id → Node.Use
-	local map[ledger.Proc]float64 // each sampled VM's LocalPercent, by its qemu
+	mem, cpu map[int]float64 // node id → MemPercent, CPUPercent
+	// cpuKnown: the sample measured CPU use (a Sampler's first does not).
+	cpuKnown bool
+	local    map[ledger.Proc]float64 // each sampled VM's LocalPercent, by its qemu
 }
 
 // Record notes a move of vm (whose qemu is qemu) made or tried at at: it
@@ -35,14 +37,15 @@ func (h *History) Record(vm string, qemu ledger.Proc, at time.Time) {
 }
 
 // Observe keeps what s saw for the next Decide: a node counts as over the
-// use target only when it was in two samples in a row (and as room only
-// when it was under in both), a VM's locality as low only when it was in
-// both, so that a load that comes and goes between two samples moves
-// nothing.
+// use target only when it was in two samples in a row, by the same
+// measure (memory or CPU; CPU use not measured counts as no evidence
+// against), and as room only when it was under in both; a VM's locality
+// counts as low only when it was in both. So a load that comes and goes
+// between two samples moves nothing.
 func (h *History) Observe(s Sample) {
-	o := &observed{use: map[int]float64{}, local: map[ledger.Proc]float64{}}
+	o := &observed{mem: map[int]float64{}, cpu: map[int]float64{}, cpuKnown: s.CPUKnown, local: map[ledger.Proc]float64{}}
 	for _, n := range s.Nodes {
-		o.use[n.ID] = n.Use()
+		o.mem[n.ID], o.cpu[n.ID] = n.MemPercent(), n.CPUPercent
 	}
 	for _, v := range s.VMs {
 		if v.NotSampled == "" {
@@ -52,24 +55,29 @@ func (h *History) Observe(s Sample) {
 	h.prev = o
 }
 
-// wasOver says whether node id was over limit at the previous sample
-// (true when there is none to say otherwise).
-func (h History) wasOver(id int, limit float64) bool {
-	if h.prev == nil {
+// overInBoth says whether n is over limit now and was at the previous
+// sample by the same measure (true for what the previous did not see).
+func (h History) overInBoth(n Node, limit float64) bool {
+	p := h.prev
+	if p == nil {
+		return n.Use() > limit
+	}
+	mem, seen := p.mem[n.ID]
+	if n.MemPercent() > limit && (!seen || mem > limit) {
 		return true
 	}
-	u, ok := h.prev.use[id]
-	return !ok || u > limit
+	cpu, seen := p.cpu[n.ID]
+	return n.CPUPercent > limit && (!seen || !p.cpuKnown || cpu > limit)
 }
 
 // wasUnder says whether node id was at or under limit at the previous
 // sample (true when there is none).
 func (h History) wasUnder(id int, limit float64) bool {
-	if h.prev == nil {
+	p := h.prev
+	if p == nil {
 		return true
 	}
-	u, ok := h.prev.use[id]
-	return !ok || u <= limit
+	return p.mem[id] <= limit && (!p.cpuKnown || p.cpu[id] <= limit)
 }
 
 // wasLow says whether the VM of qemu had under limit locality at the
