@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -186,6 +187,9 @@ type balancer struct {
 	sampler *balance.Sampler
 	history balance.History
 	out     io.Writer
+	// corrupt are the ledger's unreadable entries at the last sample, and
+	// reported those last said in text.
+	corrupt, reported []string
 }
 
 // sample lists the ledger and samples the host and its VMs.
@@ -196,6 +200,10 @@ func (b *balancer) sample(ctx context.Context) (balance.Sample, error) {
 	}
 	if err != nil {
 		return balance.Sample{}, err
+	}
+	b.corrupt = b.corrupt[:0]
+	for _, c := range st.Corrupt {
+		b.corrupt = append(b.corrupt, c.Error())
 	}
 	s, err := b.sampler.Sample(st.Entries, time.Now())
 	if err != nil {
@@ -215,7 +223,7 @@ func (b *balancer) round(ctx context.Context, n int) (moved bool, err error) {
 	}
 	d := balance.Decide(s, b.history, b.cfg)
 	b.history.Observe(s)
-	r := roundReport{Round: n, At: d.At, DryRun: b.cmd.DryRun, Nodes: d.Nodes, VMs: d.VMs, Why: d.Why}
+	r := roundReport{Round: n, At: d.At, DryRun: b.cmd.DryRun, Nodes: d.Nodes, VMs: d.VMs, Why: d.Why, Corrupt: slices.Clone(b.corrupt)}
 	if r.Nodes == nil {
 		r.Nodes = []balance.NodeState{}
 	}
@@ -253,6 +261,9 @@ type roundReport struct {
 	Move   *moveReport         `json:"move"`
 	// Why the move, or why none.
 	Why string `json:"why"`
+	// Corrupt are ledger entries that could not be read: VMs balance
+	// cannot see, and leaves alone.
+	Corrupt []string `json:"corrupt_entries,omitempty"`
 }
 
 // moveReport is the move chosen, and what came of it.
@@ -301,6 +312,14 @@ func (m moveReport) MarshalJSON() ([]byte, error) {
 func (b *balancer) print(r roundReport) error {
 	if b.cmd.JSON {
 		return json.NewEncoder(b.out).Encode(r)
+	}
+	if !slices.Equal(r.Corrupt, b.reported) {
+		for _, c := range r.Corrupt {
+			if _, err := fmt.Fprintf(b.out, "%s: left alone\n", c); err != nil {
+				return err
+			}
+		}
+		b.reported = r.Corrupt
 	}
 	var err error
 	switch m := r.Move; {

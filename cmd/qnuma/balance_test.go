@@ -188,7 +188,8 @@ type balanceRound struct {
 		} `json:"result"`
 		Error string `json:"error"`
 	} `json:"move"`
-	Why string `json:"why"`
+	Why     string   `json:"why"`
+	Corrupt []string `json:"corrupt_entries"`
 }
 
 func decodeRounds(t *testing.T, out string) []balanceRound {
@@ -454,5 +455,22 @@ func TestBalanceServiceUnit(t *testing.T) {
 	// Negative control: a unit systemd cannot read is reported.
 	if out := verify(strings.Replace(string(unit), "Type=exec", "Type=bogus", 1)); !strings.Contains(out, "bogus") {
 		t.Errorf("systemd-analyze verify of a bad unit said %q", out)
+	}
+}
+
+// TestBalanceCorruptEntry: an entry balance cannot read is reported, once
+// in text and in every JSON round, and the other VMs are balanced.
+func TestBalanceCorruptEntry(t *testing.T) {
+	state, root := balanceHost(t)
+	if err := os.WriteFile(filepath.Join(state, "z.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runBalance(t, root, &balancetest.Mover{}, "--once", "--dry-run", "--state-dir", state)
+	if err != nil || !strings.HasPrefix(out, "corrupt ledger entry "+filepath.Join(state, "z.json")) || !strings.Contains(out, ": left alone\nwould move a:") {
+		t.Errorf("%v, output %q", err, out)
+	}
+	out, err = runBalance(t, root, &balancetest.Mover{}, "--once", "--dry-run", "--json", "--state-dir", state)
+	if r := decodeRounds(t, out); err != nil || len(r) != 1 || len(r[0].Corrupt) != 1 || r[0].Move == nil {
+		t.Errorf("%v, output %q", err, out)
 	}
 }
