@@ -37,6 +37,7 @@ type CLI struct {
 	Libvirt  LibvirtCmd  `cmd:"" help:"qnuma's placement for libvirt domains: print or rewrite their placement XML."`
 	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
 	Move     MoveCmd     `cmd:"" help:"Move a running VM to other host NUMA nodes: its memory, vCPUs and other threads, guest layout kept."`
+	Balance  BalanceCmd  `cmd:"" help:"Keep running VMs on nodes with room, as numad and ESXi do: at most one live move per round."`
 }
 
 // runOnly is CLI with `qnuma run` alone, which is all `qnuma run` needs:

@@ -34,6 +34,8 @@ type PinCmd struct {
 	CPUs     pinFlags `name:"cpus" placeholder:"LIST" help:"Host CPUs for the --vcpu or --iothread before it (e.g. 2,4-5)."`
 	Emulator string   `name:"emulator" placeholder:"LIST" help:"Host CPUs for the emulator threads: every thread that is no vCPU (and no I/O thread given with --iothread)."`
 	QMP      string   `name:"qmp" placeholder:"PATH" help:"A QMP socket of the VM's qemu, to find its vCPU and I/O threads by asking it (query-cpus-fast, query-iothreads) rather than by their names: for a qemu started without debug-threads=on."`
+	Lock     bool     `help:"Lock the VM where it is: qnuma balance leaves it alone, as ESXi leaves VMs with manual affinity. Pinning a ledger VM's threads locks it too; --lock alone changes no pin."`
+	Unlock   bool     `help:"Let qnuma balance move the VM again; with pins, pin it without locking it."`
 	JSON     bool     `help:"Print JSON."`
 	StateDir string   `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
 }
@@ -46,6 +48,11 @@ qnuma use, and none may be a CPU another VM in the ledger holds as dedicated
 refusal changes nothing (exit 2). The VM's ledger entry records the new CPUs.
 A pin the kernel refuses puts back the pins already changed (exit 1).
 
+A VM pinned by hand is locked: qnuma balance leaves it where it is (ESXi's rule
+for VMs with manual affinity) until qnuma pin VM --unlock; --lock alone locks a
+VM without changing its pins, --unlock with pins pins it and leaves it to
+balance.
+
 vCPU and I/O threads are found by their names, which QEMU gives them with
 -name NAME,debug-threads=on (qnuma run always asks for it); for a qemu started
 without it, give its QMP socket with --qmp PATH and qnuma asks qemu instead.
@@ -56,7 +63,9 @@ Examples:
   qnuma pin web --emulator 0-1                       qemu's other threads
   qnuma pin web --iothread io0 --cpus 4
   qnuma pin 12345 --vcpu 0 --cpus 2 --json           a qemu by pid
-  qnuma pin 12345 --qmp /run/vm.qmp --vcpu 0 --cpus 2  without debug-threads`
+  qnuma pin 12345 --qmp /run/vm.qmp --vcpu 0 --cpus 2  without debug-threads
+  qnuma pin web --lock                               qnuma balance leaves web alone
+  qnuma pin web --unlock                             and may move it again`
 }
 
 // pinSeq numbers the --vcpu, --iothread and --cpus values in the order
@@ -162,7 +171,7 @@ func parsePinRequest(vcpu, iothread, cpus pinFlags, emulator string) (pinRequest
 		req.Emulator = &set
 	}
 	if len(req.VCPUs) == 0 && len(req.IOThreads) == 0 && req.Emulator == nil {
-		return req, badInput("nothing to pin: give --vcpu N --cpus LIST, --iothread ID --cpus LIST or --emulator LIST")
+		return req, badInput("nothing to pin: give --vcpu N --cpus LIST, --iothread ID --cpus LIST or --emulator LIST (or --lock or --unlock alone)")
 	}
 	return req, nil
 }
@@ -479,10 +488,13 @@ func clipLine(s string) string {
 
 // pinJSON is `qnuma pin --json`.
 type pinJSON struct {
-	VM       string          `json:"vm,omitempty"` // the ledger name; "" for a qemu not in it
-	PID      int             `json:"pid"`
-	Recorded bool            `json:"recorded"`
-	Threads  []pinThreadJSON `json:"threads"`
+	VM       string `json:"vm,omitempty"` // the ledger name; "" for a qemu not in it
+	PID      int    `json:"pid"`
+	Recorded bool   `json:"recorded"`
+	// Locked: qnuma balance leaves the VM alone (absent for a qemu not in
+	// the ledger).
+	Locked  *bool           `json:"locked,omitempty"`
+	Threads []pinThreadJSON `json:"threads"`
 }
 
 type pinThreadJSON struct {
@@ -500,6 +512,12 @@ func (c *PinCmd) Run() error {
 }
 
 func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity.Sys) error {
+	if c.Lock && c.Unlock {
+		return badInput("--lock and --unlock: give one of them")
+	}
+	if (c.Lock || c.Unlock) && len(c.VCPU) == 0 && len(c.IOThread) == 0 && len(c.CPUs) == 0 && c.Emulator == "" {
+		return c.setLock(ctx, stdout)
+	}
 	req, err := parsePinRequest(c.VCPU, c.IOThread, c.CPUs, c.Emulator)
 	if err != nil {
 		return err
@@ -542,14 +560,15 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 	}
 	vcpus, others := pinnedSets(threads, pins)
 	var restore func() error
+	var locked *bool
 	if t.Entry != nil {
 		old := *t.Entry
-		record := func(vcpus, others, dedicated cpuset.CPUSet) error {
+		record := func(vcpus, others, dedicated cpuset.CPUSet, lock bool) error {
 			_, err := l.Update(ctx, old.Name, func(e *ledger.Entry) error {
 				if e.QEMU != old.QEMU {
 					return fmt.Errorf("its qemu is now pid %d, not %d", e.QEMU.PID, old.QEMU.PID)
 				}
-				e.VCPUCPUs, e.EmulatorCPUs, e.DedicatedCPUs = vcpus, others, dedicated
+				e.VCPUCPUs, e.EmulatorCPUs, e.DedicatedCPUs, e.Locked = vcpus, others, dedicated, lock
 				return nil
 			})
 			return err
@@ -558,7 +577,10 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 		if dedicated.Size() > 0 {
 			dedicated = vcpus
 		}
-		if err := record(vcpus, others, dedicated); err != nil {
+		// Pinned by hand: locked, unless asked not to.
+		lock := !c.Unlock
+		locked = &lock
+		if err := record(vcpus, others, dedicated, lock); err != nil {
 			if errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrNoVM) {
 				return badInput("%w; nothing changed", err)
 			}
@@ -567,8 +589,11 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 			}
 			return err
 		}
-		restore = func() error { return record(old.VCPUCPUs, old.EmulatorCPUs, old.DedicatedCPUs) }
+		restore = func() error { return record(old.VCPUCPUs, old.EmulatorCPUs, old.DedicatedCPUs, old.Locked) }
 	} else {
+		if c.Lock {
+			return badInput("pid %d is not in the ledger %s: --lock is a mark in the ledger, which has no entry for it; nothing changed", t.PID, l.Dir())
+		}
 		e := ledger.Entry{DedicatedCPUs: cpuset.New(), VCPUCPUs: vcpus, EmulatorCPUs: others}
 		for _, o := range st.Entries {
 			if err := ledger.Clash(e, o); err != nil {
@@ -601,7 +626,69 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 		}
 		return err
 	}
-	return writePins(stdout, c.JSON, t, pins)
+	return writePins(stdout, c.JSON, t, pins, locked)
+}
+
+// setLock locks or unlocks a ledger VM (--lock or --unlock alone): a mark
+// in its entry that qnuma balance honours; no thread changes.
+func (c *PinCmd) setLock(ctx context.Context, w io.Writer) error {
+	l, err := openLedger(c.StateDir)
+	if err != nil {
+		return err
+	}
+	st, err := l.List(ctx)
+	if errors.Is(err, ledger.ErrUnsafeDir) {
+		return badInput("%w", err)
+	}
+	if err != nil {
+		return err
+	}
+	var e *ledger.Entry
+	pid, perr := strconv.Atoi(c.VM)
+	if perr != nil {
+		if err := ledger.ValidateName(c.VM); err != nil {
+			return badInput("%w", err)
+		}
+	}
+	for i := range st.Entries {
+		if (perr == nil && st.Entries[i].QEMU.PID == pid) || (perr != nil && st.Entries[i].Name == c.VM) {
+			e = &st.Entries[i]
+		}
+	}
+	if e == nil {
+		return badInput("no vm %s in the ledger %s (see qnuma ps): only a VM in the ledger can be locked or unlocked", c.VM, l.Dir())
+	}
+	_, err = l.Update(ctx, e.Name, func(n *ledger.Entry) error {
+		if n.QEMU != e.QEMU {
+			return fmt.Errorf("its qemu is now pid %d, not %d", n.QEMU.PID, e.QEMU.PID)
+		}
+		n.Locked = c.Lock
+		return nil
+	})
+	switch {
+	case errors.Is(err, ledger.ErrNoVM):
+		return badInput("%w; nothing changed", err)
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, ledger.ErrUnsafeDir):
+		return badInput("%w; nothing changed: vm %s is in another user's ledger, only its owner may lock it", err, e.Name)
+	case err != nil:
+		return err
+	}
+	if c.JSON {
+		lock := c.Lock
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(pinJSON{VM: e.Name, PID: e.QEMU.PID, Recorded: true, Locked: &lock, Threads: []pinThreadJSON{}})
+	}
+	_, err = fmt.Fprintln(w, lockLine(e.Name, c.Lock))
+	return err
+}
+
+// lockLine says what a lock means.
+func lockLine(vm string, locked bool) string {
+	if locked {
+		return fmt.Sprintf("vm %s locked: qnuma balance leaves it where it is (qnuma pin %s --unlock lets it move the VM again)", vm, vm)
+	}
+	return fmt.Sprintf("vm %s unlocked: qnuma balance may move it", vm)
 }
 
 // pinNewThreads pins the threads qemu started while its emulator threads
@@ -629,7 +716,7 @@ func pinNewThreads(sys affinity.Sys, check func(int) error, pid int, threads []n
 	return nil
 }
 
-func writePins(w io.Writer, asJSON bool, t pinTarget, all []threadPin) error {
+func writePins(w io.Writer, asJSON bool, t pinTarget, all []threadPin, locked *bool) error {
 	var pins []threadPin
 	for _, p := range all {
 		if !p.gone {
@@ -637,7 +724,7 @@ func writePins(w io.Writer, asJSON bool, t pinTarget, all []threadPin) error {
 		}
 	}
 	if asJSON {
-		out := pinJSON{PID: t.PID, Recorded: t.Entry != nil, Threads: []pinThreadJSON{}}
+		out := pinJSON{PID: t.PID, Recorded: t.Entry != nil, Locked: locked, Threads: []pinThreadJSON{}}
 		if t.Entry != nil {
 			out.VM = t.Entry.Name
 		}
@@ -659,6 +746,11 @@ func writePins(w io.Writer, asJSON bool, t pinTarget, all []threadPin) error {
 			change = p.New.String() + " (unchanged)"
 		}
 		if _, err := fmt.Fprintf(w, "%-12s tid %-7d %-16s %s\n", p.what(), p.TID, p.Comm, change); err != nil {
+			return err
+		}
+	}
+	if locked != nil && t.Entry != nil && *locked != t.Entry.Locked {
+		if _, err := fmt.Fprintln(w, lockLine(t.Entry.Name, *locked)); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -343,6 +344,10 @@ func TestPinLive(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "vcpu 1") || !strings.Contains(out, "0-1 -> 0") {
 		t.Fatalf("qnuma pin s --vcpu 1 --cpus 0: exit %d\n%s", code, out)
 	}
+	// Pinned by hand: locked, so qnuma balance leaves it alone.
+	if !lockedInLedger(t, state, "s") || !strings.Contains(out, "vm s locked") {
+		t.Errorf("pinned vm s not locked in the ledger:\n%s", out)
+	}
 	for tid, cpus := range threadCPUs(t, pn.qemuPID) {
 		want := before[tid]
 		if tid == pn.vcpuTID[1] {
@@ -458,8 +463,11 @@ func TestPinLive(t *testing.T) {
 	if err := os.Remove(planted); err != nil {
 		t.Fatal(err)
 	}
-	if code, out = pin("s", "--vcpu", "1", "--cpus", "1"); code != 0 {
+	if code, out = pin("s", "--vcpu", "1", "--cpus", "1", "--unlock"); code != 0 {
 		t.Errorf("pin onto cpu 1 once vm d is gone: exit %d\n%s", code, out)
+	}
+	if lockedInLedger(t, state, "s") || !strings.Contains(out, "vm s unlocked") {
+		t.Errorf("pin --unlock left vm s locked:\n%s", out)
 	}
 	if got := cpusAllowed(t, pn.qemuPID, pn.vcpuTID[1]); got != "1" {
 		t.Errorf("vcpu 1 on %s, want 1", got)
@@ -666,6 +674,81 @@ func TestParseTgid(t *testing.T) {
 		got, err := parseTgid([]byte(in))
 		if (err != nil) != (want < 0) || (want > 0 && got != want) {
 			t.Errorf("parseTgid(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
+
+// lockedInLedger reads whether vm name's entry is locked.
+func lockedInLedger(t *testing.T, state, name string) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e ledger.Entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e.Locked
+}
+
+// TestPinLock: --lock and --unlock alone mark a ledger VM for qnuma
+// balance and touch no thread; what is not in the ledger is refused.
+func TestPinLock(t *testing.T) {
+	state := t.TempDir()
+	plantEntry(t, state, "w", ledger.Proc{PID: 1, StartTime: 1}, "")
+	pinLock := func(args ...string) (string, error) {
+		t.Helper()
+		var cli CLI
+		p, err := kong.New(&cli, kong.Name("qnuma"), kong.Exit(func(int) { t.Fatal("kong exited") }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Parse(append([]string{"pin", "--state-dir", state}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		sys := &affinitytest.Fake{}
+		err = cli.Pin.run(context.Background(), &out, &out, sys)
+		if len(sys.Calls()) != 0 {
+			t.Errorf("qnuma pin %q made syscalls: %v", args, sys.Calls())
+		}
+		return out.String(), err
+	}
+	if lockedInLedger(t, state, "w") {
+		t.Fatal("a new entry is locked")
+	}
+	for _, tt := range []struct {
+		args   []string
+		locked bool
+		out    string
+	}{
+		{[]string{"w", "--lock"}, true, "vm w locked: qnuma balance leaves it where it is"},
+		{[]string{"w", "--lock"}, true, "vm w locked"},
+		{[]string{"w", "--unlock"}, false, "vm w unlocked: qnuma balance may move it"},
+		{[]string{"1", "--lock", "--json"}, true, `"locked": true`}, // by its qemu's pid
+		{[]string{"w", "--unlock", "--json"}, false, `"locked": false`},
+	} {
+		out, err := pinLock(tt.args...)
+		if err != nil || !strings.Contains(out, tt.out) || lockedInLedger(t, state, "w") != tt.locked {
+			t.Errorf("qnuma pin %q: %v, output %q, locked %v; want %q, locked %v", tt.args, err, out, lockedInLedger(t, state, "w"), tt.out, tt.locked)
+		}
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"w", "--lock", "--unlock"}, "--lock and --unlock: give one"},
+		{[]string{"nosuch", "--lock"}, "no vm nosuch in the ledger"},
+		{[]string{"2147483646", "--unlock"}, "no vm 2147483646 in the ledger"},
+		{[]string{"bad/name", "--lock"}, "bad/name"},
+	} {
+		_, err := pinLock(tt.args...)
+		if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("qnuma pin %q: %v, want bad input saying %q", tt.args, err, tt.want)
+		}
+		if lockedInLedger(t, state, "w") {
+			t.Errorf("qnuma pin %q locked vm w", tt.args)
 		}
 	}
 }
