@@ -13,9 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/balance"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/topology"
 )
 
 // BalanceCmd is `qnuma balance`: numad's and ESXi's rebalancing of the
@@ -70,24 +72,78 @@ Examples:
   qnuma balance                            as a service (contrib/qnuma-balance.service)`
 }
 
-// balanceMover does the moves qnuma balance decides: qnuma move's.
-var balanceMover balance.Mover = missingMover{}
+// moveMover is qnuma move's work for qnuma balance: Fits plans the move
+// (plan.Move against the ledger), Move makes it.
+type moveMover struct {
+	stateDir string
+	stderr   io.Writer
+}
 
-// errNoMover is what balance says until qnuma move is built in.
-var errNoMover = errors.New("qnuma move is missing from this build: qnuma balance cannot ask the planner or move a VM")
+func (m moveMover) Fits(vm ledger.Entry, to map[int][]int) error {
+	host, err := topology.Read("/")
+	if err != nil {
+		return err
+	}
+	l, st, err := listLedger(context.Background(), m.stateDir)
+	if err != nil {
+		return err
+	}
+	_, err = planMove(l, st.Entries, host, vm, to)
+	return err
+}
 
-// missingMover stands in for qnuma move until it lands.
-type missingMover struct{}
-
-func (missingMover) Fits(ledger.Entry, map[int][]int) error { return errNoMover }
-func (missingMover) Move(context.Context, balance.MoveRequest) (balance.MoveResult, error) {
-	return balance.MoveResult{}, errNoMover
+func (m moveMover) Move(ctx context.Context, req balance.MoveRequest) (balance.MoveResult, error) {
+	host, err := topology.Read("/")
+	if err != nil {
+		return balance.MoveResult{}, err
+	}
+	l, st, err := listLedger(ctx, m.stateDir)
+	if err != nil {
+		return balance.MoveResult{}, err
+	}
+	t, err := findPinTarget(req.VM, st.Entries)
+	if err != nil {
+		return balance.MoveResult{}, err
+	}
+	if t.Entry.QEMU != req.QEMU {
+		return balance.MoveResult{}, fmt.Errorf("vm %s: %w (its qemu is now pid %d, not %d)", req.VM, ledger.ErrNoVM, t.Entry.QEMU.PID, req.QEMU.PID)
+	}
+	if err := checkMovable(*t.Entry); err != nil {
+		return balance.MoveResult{}, err
+	}
+	lm, err := planLiveMove(l, st.Entries, host, t, req.To)
+	if err != nil {
+		return balance.MoveResult{}, err
+	}
+	rate := uint64(req.PagesPerSecond) * uint64(os.Getpagesize())
+	res, err := lm.run(ctx, affinity.Real{}, affinity.Real{}, rate, req.By, m.stderr)
+	if err != nil {
+		return balance.MoveResult{}, err
+	}
+	out := balance.MoveResult{PagesPerNode: map[int]uint64{}, Took: res.Took}
+	for i, pr := range res.Parts {
+		var n uint64
+		for _, c := range pr.Moved {
+			n += c
+		}
+		out.Pages += n
+		if to := lm.parts[i].To; len(to) > 0 {
+			out.PagesPerNode[to[0]] += n
+		}
+	}
+	if lm.before != nil {
+		out.LocalityBefore = lm.before.LocalPercent
+	}
+	if lm.after != nil {
+		out.LocalityAfter = lm.after.LocalPercent
+	}
+	return out, nil
 }
 
 func (c *BalanceCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return c.run(ctx, os.Stdout, balanceMover)
+	return c.run(ctx, os.Stdout, moveMover{stateDir: c.StateDir, stderr: os.Stderr})
 }
 
 // Bounds of the flags: under 100 ms a round's sampling (numa_maps of every

@@ -273,16 +273,6 @@ func TestBalanceMoveRefused(t *testing.T) {
 	}
 }
 
-// TestBalanceWithoutMove: until qnuma move is built in, balance says so
-// and moves nothing.
-func TestBalanceWithoutMove(t *testing.T) {
-	state, root := balanceHost(t)
-	out, err := runBalance(t, root, missingMover{}, "--once", "--state-dir", state)
-	if err != nil || !strings.Contains(out, "qnuma move is missing") {
-		t.Errorf("%v, output %q", err, out)
-	}
-}
-
 // TestBalanceStopsAfterTheRound: a stop asked during a move lets the move
 // and its round finish, then balance ends without error.
 func TestBalanceStopsAfterTheRound(t *testing.T) {

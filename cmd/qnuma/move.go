@@ -107,14 +107,7 @@ func (c *MoveCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinit
 			return badInput("--rate %q: want a size per second such as 256M", c.Rate)
 		}
 	}
-	l, err := openLedger(c.StateDir)
-	if err != nil {
-		return err
-	}
-	st, err := l.List(ctx)
-	if errors.Is(err, ledger.ErrUnsafeDir) {
-		return badInput("%w", err)
-	}
+	l, st, err := listLedger(ctx, c.StateDir)
 	if err != nil {
 		return err
 	}
@@ -125,25 +118,53 @@ func (c *MoveCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinit
 	if t.Entry == nil {
 		return badInput("qemu pid %d is not in the ledger: qnuma moves only VMs it placed (it needs their guest layout)", t.PID)
 	}
-	e := *t.Entry
+	if err := checkMovable(*t.Entry); err != nil {
+		return err
+	}
+	to, err := c.targets(*t.Entry, host)
+	if err != nil {
+		return err
+	}
+	m, err := planLiveMove(l, st.Entries, host, t, to)
+	if err != nil {
+		return err
+	}
+	res, err := m.run(ctx, sys, pages, rate, "qnuma move", stderr)
+	if err != nil {
+		return err
+	}
+	return writeMove(stdout, c.JSON, m.e, t.PID, m.p, res, m.pins, m.rest, m.before, m.after)
+}
+
+// listLedger opens the ledger and lists its live VMs.
+func listLedger(ctx context.Context, stateDir string) (*ledger.Ledger, *ledger.State, error) {
+	l, err := openLedger(stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := l.List(ctx)
+	if errors.Is(err, ledger.ErrUnsafeDir) {
+		return nil, nil, badInput("%w", err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, st, nil
+}
+
+// checkMovable refuses a VM that cannot be moved live, with the reason.
+func checkMovable(e ledger.Entry) error {
 	if e.NotMovable != "" {
 		return badInput("vm %s cannot be moved: %s; nothing changed", e.Name, e.NotMovable)
 	}
 	if len(e.GuestNodes) == 0 {
 		return badInput("vm %s has no guest layout in the ledger (placed by an older qnuma): restart it to make it movable; nothing changed", e.Name)
 	}
-	to, err := c.targets(e, host)
-	if err != nil {
-		return err
-	}
+	return nil
+}
 
-	// Plan the move against every other VM, counting what each holds.
-	var others []ledger.Entry
-	for _, o := range st.Entries {
-		if o.Name != e.Name {
-			others = append(others, o)
-		}
-	}
+// running is the VM of entry e as plan.Move takes it.
+func running(l *ledger.Ledger, e ledger.Entry) plan.Running {
 	self := l.Placed([]ledger.Entry{e})[0]
 	r := plan.Running{Name: e.Name, VCPUs: e.TotalVCPUs(), Dedicated: e.Dedicated, HugepageBytes: e.HugepageBytes, Self: self}
 	for _, g := range e.GuestNodes {
@@ -152,33 +173,70 @@ func (c *MoveCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinit
 			r.Policy = memobj.Policy(g.Policy)
 		}
 	}
-	p, err := plan.Move(host, r, plan.MoveSpec{To: to}, l.Placed(others))
-	if err != nil {
-		return badInput("move vm %s: %w; nothing changed", e.Name, err)
-	}
+	return r
+}
 
-	// Find each guest node's memfd in qemu before touching anything.
+// planMove plans e's move against every other live VM of entries.
+func planMove(l *ledger.Ledger, entries []ledger.Entry, host *topology.Host, e ledger.Entry, to map[int][]int) (*plan.Plan, error) {
+	var others []ledger.Entry
+	for _, o := range entries {
+		if o.Name != e.Name {
+			others = append(others, o)
+		}
+	}
+	p, err := plan.Move(host, running(l, e), plan.MoveSpec{To: to}, l.Placed(others))
+	if err != nil {
+		return nil, badInput("move vm %s: %w; nothing changed", e.Name, err)
+	}
+	return p, nil
+}
+
+// liveMove is one running VM's move, planned and checked, nothing changed
+// yet.
+type liveMove struct {
+	l       *ledger.Ledger
+	e       ledger.Entry
+	t       pinTarget
+	p       *plan.Plan
+	parts   []relocate.Part
+	rest    []relocate.Backend
+	threads []numastat.Thread
+	pins    []threadPin
+	emu     cpuset.CPUSet
+	host    *topology.Host
+
+	before, after *numastat.Sample
+}
+
+// planLiveMove plans the move of t's VM (in the ledger) to to, finds each
+// guest node's memfd in its qemu and the threads to re-pin. Every guest
+// node named in to has its policy set and its pages brought to its nodes,
+// those that do not change too (pages that strayed come home).
+func planLiveMove(l *ledger.Ledger, entries []ledger.Entry, host *topology.Host, t pinTarget, to map[int][]int) (*liveMove, error) {
+	e := *t.Entry
+	p, err := planMove(l, entries, host, e, to)
+	if err != nil {
+		return nil, err
+	}
 	found, err := relocate.Find("/", t.PID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var gns []relocate.GuestNode
 	moveTo := map[int][]int{}
 	for i, g := range e.GuestNodes {
 		gns = append(gns, relocate.GuestNode{ID: g.ID, MemoryBytes: g.MemoryBytes, HostNodes: g.HostNodes, Policy: g.Policy})
-		if r.Moves(p, i) {
+		if _, named := to[g.ID]; named {
 			moveTo[g.ID] = p.GuestNodes[i].HostNodes
 		}
 	}
 	parts, rest, err := relocate.Match(gns, found, moveTo)
 	if err != nil {
-		return badInput("move vm %s: %w; nothing changed", e.Name, err)
+		return nil, badInput("move vm %s: %w; nothing changed", e.Name, err)
 	}
-	before, _ := numastat.Take("/", host, t.PID, numastat.Home{Nodes: p.HostNodes, VCPUs: homes(p)})
-
 	threads, err := numastat.ReadThreads("/", t.PID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req := pinRequest{VCPUs: map[int]cpuset.CPUSet{}}
 	for _, v := range p.VCPUs {
@@ -188,12 +246,17 @@ func (c *MoveCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinit
 	req.Emulator = &emu
 	pins, err := planPins(threads, nil, req)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return &liveMove{l: l, e: e, t: t, p: p, parts: parts, rest: rest, threads: threads, pins: pins, emu: emu, host: host}, nil
+}
 
-	// Record the new home first (the ledger checks no other VM holds its
-	// CPUs), then pin, then move the memory; each failure undoes the
-	// steps before it.
+// run makes the move: it records the new home first (the ledger checks no
+// other VM holds its CPUs), pins, then moves the memory; each failure
+// undoes the steps before it. by names the mover in the move history.
+func (m *liveMove) run(ctx context.Context, sys affinity.Sys, pages affinity.Pages, rate uint64, by string, stderr io.Writer) (*relocate.Result, error) {
+	e, t, p, l := m.e, m.t, m.p, m.l
+	m.before, _ = numastat.Take("/", m.host, t.PID, numastat.Home{Nodes: p.HostNodes, VCPUs: homes(p)})
 	old := e
 	next := entryAfterMove(e, p)
 	record := func(want ledger.Entry) error {
@@ -201,23 +264,19 @@ func (c *MoveCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinit
 			if cur.QEMU != old.QEMU {
 				return fmt.Errorf("its qemu is now pid %d, not %d", cur.QEMU.PID, old.QEMU.PID)
 			}
-			keep := cur.Moves
 			*cur = want
-			if len(want.Moves) < len(keep) {
-				cur.Moves = keep
-			}
 			return nil
 		})
 		return err
 	}
 	if err := record(next); err != nil {
 		if errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrNoVM) {
-			return badInput("%w; nothing changed", err)
+			return nil, badInput("%w; nothing changed", err)
 		}
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, ledger.ErrUnsafeDir) {
-			return badInput("%w; nothing changed: vm %s is in another user's ledger, only its owner may move it", err, old.Name)
+			return nil, badInput("%w; nothing changed: vm %s is in another user's ledger, only its owner may move it", err, old.Name)
 		}
-		return err
+		return nil, err
 	}
 	check := threadCheck(t)
 	undoLedger := func(err error) error {
@@ -226,30 +285,30 @@ func (c *MoveCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinit
 		}
 		return err
 	}
-	if err := applyPins(sys, check, pins); err != nil {
-		return undoLedger(err)
+	if err := applyPins(sys, check, m.pins); err != nil {
+		return nil, undoLedger(err)
 	}
-	if err := pinNewThreads(sys, check, t.PID, threads, &pins, emu); err != nil {
-		return undoLedger(err)
+	if err := pinNewThreads(sys, check, t.PID, m.threads, &m.pins, m.emu); err != nil {
+		return nil, undoLedger(err)
 	}
-	job := relocate.Job{PID: t.PID, Parts: parts, BytesPerSecond: rate,
+	job := relocate.Job{PID: t.PID, Parts: m.parts, BytesPerSecond: rate,
 		Alive: func() error { return check(t.PID) }}
 	oldNodes, newNodes := cpuset.New(e.HostNodes...), cpuset.New(p.HostNodes...)
 	job.QEMUFrom, job.QEMUTo = oldNodes.Difference(newNodes), newNodes
 	res, err := relocate.Run(ctx, pages, job)
 	if err != nil {
-		return undoLedger(putBack(sys, check, pins, err))
+		return nil, undoLedger(putBack(sys, check, m.pins, err))
 	}
 	// The move history, with what it moved.
-	next.Moves = append(next.Moves, ledger.Move{At: time.Now().UTC(), From: layoutOf(e.GuestNodes), To: layoutOf(next.GuestNodes), Bytes: res.MovedBytes(), Took: res.Took, By: "qnuma move"})
+	next.Moves = append(next.Moves, ledger.Move{At: time.Now().UTC(), From: layoutOf(e.GuestNodes), To: layoutOf(next.GuestNodes), Bytes: res.MovedBytes(), Took: res.Took, By: by})
 	if n := len(next.Moves); n > maxMoves {
 		next.Moves = next.Moves[n-maxMoves:]
 	}
 	if err := record(next); err != nil {
 		fmt.Fprintf(stderr, "qnuma: warning: vm %s moved, but its move history was not recorded: %v\n", e.Name, err)
 	}
-	after, _ := numastat.Take("/", host, t.PID, numastat.Home{Nodes: p.HostNodes, VCPUs: homes(p)})
-	return writeMove(stdout, c.JSON, e, t.PID, p, res, pins, rest, before, after)
+	m.after, _ = numastat.Take("/", m.host, t.PID, numastat.Home{Nodes: p.HostNodes, VCPUs: homes(p)})
+	return res, nil
 }
 
 // maxMoves is how much move history an entry keeps (the ledger refuses
@@ -366,7 +425,7 @@ func threadCheck(t pinTarget) func(tid int) error {
 
 func writeMove(w io.Writer, asJSON bool, e ledger.Entry, pid int, p *plan.Plan, res *relocate.Result, pins []threadPin, rest []relocate.Backend, before, after *numastat.Sample) error {
 	out := moveJSON{VM: e.Name, PID: pid, HostNodes: p.HostNodes, BytesMoved: res.MovedBytes(), Seconds: res.Took.Seconds(),
-		QEMUOwnLeft: res.QEMUPagesLeft, Threads: []pinThreadJSON{}, GuestNodes: []moveGuestJSON{}, NothingMoved: len(res.Parts) == 0}
+		QEMUOwnLeft: res.QEMUPagesLeft, Threads: []pinThreadJSON{}, GuestNodes: []moveGuestJSON{}, NothingMoved: res.MovedBytes() == 0 && slices.Equal(e.HostNodes, p.HostNodes)}
 	if e.Cgroup == "" {
 		out.QEMUPolicy = "qemu's own later allocations (not guest RAM) follow the memory policy it started under, on nodes " + cpuset.New(e.HostNodes...).String() + ": qnuma cannot change another process's policy without a cgroup"
 	}
