@@ -256,7 +256,8 @@ func planLiveMove(l *ledger.Ledger, entries []ledger.Entry, host *topology.Host,
 // undoes the steps before it. by names the mover in the move history.
 func (m *liveMove) run(ctx context.Context, sys affinity.Sys, pages affinity.Pages, rate uint64, by string, stderr io.Writer) (*relocate.Result, error) {
 	e, t, p, l := m.e, m.t, m.p, m.l
-	m.before, _ = numastat.Take("/", m.host, t.PID, numastat.Home{Nodes: p.HostNodes, VCPUs: homes(p)})
+	// Locality against the home of the moment: the old one before.
+	m.before, _ = numastat.Take("/", m.host, t.PID, numastat.Home{Nodes: e.HostNodes, VCPUs: e.VCPUHomeNodes})
 	old := e
 	next := entryAfterMove(e, p)
 	record := func(want ledger.Entry) error {
