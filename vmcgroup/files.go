@@ -111,8 +111,11 @@ func openDirAt(dir *os.File, name string) (*os.File, error) {
 }
 
 func dirErr(path string, err error) error {
+	// With O_DIRECTORY a symlink fails as ENOTDIR, not ELOOP: Lstat tells
+	// which it was, for the message only.
+	fi, lerr := os.Lstat(path)
 	switch {
-	case errors.Is(err, unix.ELOOP):
+	case errors.Is(err, unix.ELOOP), lerr == nil && fi.Mode()&fs.ModeSymlink != 0:
 		return fmt.Errorf("%w: %s is a symlink (never followed)", ErrUnsafe, path)
 	case errors.Is(err, unix.ENOTDIR):
 		return fmt.Errorf("%w: %s is not a directory", ErrUnsafe, path)
