@@ -1,0 +1,107 @@
+package vm
+
+import (
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Package vmcgroup on cgroup v2 in the test host (hostinit mounts cgroup2
+// at /sys/fs/cgroup; no systemd runs there, so the group is a plain
+// directory and the process is born inside it with CLONE_INTO_CGROUP).
+// vmcgroup/internal/cgtool runs each step of vmcgroup from the script, so
+// that the script checks /proc in between.
+
+var (
+	cgtoolOnce sync.Once
+	cgtoolErr  error
+)
+
+// requireCgtool builds cgtool next to the qnuma the scenarios share, so it
+// is on the test host's PATH too.
+func requireCgtool(t *testing.T) {
+	t.Helper()
+	Require(t)
+	bin := requireQnuma(t)
+	cgtoolOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			cgtoolErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(bin.HostPath, "cgtool"), "./vmcgroup/internal/cgtool")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			cgtoolErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if cgtoolErr != nil {
+		t.Fatalf("build cgtool for the test host: %v", cgtoolErr)
+	}
+}
+
+// A process that allocated 64 MiB on node 0 inside its group: SetMems({1})
+// moves its pages to node 1, and the 32 MiB it allocates after the move
+// land there too. Remove is refused while it runs. Negative controls:
+// without SetMems the pages stay on node 0 (3 checks fail); migratepages
+// alone, in a group allowed both nodes, moves the pages that exist but not
+// the later allocation (2 checks fail: the 90 MiB and the allowed nodes).
+func TestScenarioCgroupSetMemsMovesPages(t *testing.T) {
+	requireCgtool(t)
+	script := `
+expect_mems_allowed() {
+	got=$(mems_allowed $1)
+	[ "$got" = "$2" ] || die "pid $1 may use nodes $got, want $2"
+	echo "pid $1 may use nodes $2"
+}
+expect_remove_refused() {
+	cgtool remove vm1 2>/tmp/rm.err && die "removed vm1 while pid $pid is in it"
+	grep -q 'cgroup in use' /tmp/rm.err || die "remove: $(cat /tmp/rm.err)"
+	echo "remove refused while pid $pid is in vm1"
+}
+cgtool create vm1 0-1 $MEMS || die "create"
+pid=$(cgtool run vm1 64) || die "run"
+echo "pid $pid in $(cat /proc/$pid/cgroup), nodes $(mems_allowed $pid)"
+[ "$(cat /proc/$pid/cgroup)" = 0::/qnuma/vm1 ] || die "pid $pid is not in /qnuma/vm1"
+check expect_mem_on $pid 0 60
+case $MOVE in
+cgroup) cgtool setmems vm1 1 || die "setmems" ;;
+migratepages) migratepages $pid 0 1 || die "migratepages" ;;
+esac
+check expect_mem_on $pid 1 60
+kill -USR1 $pid
+i=0
+until [ -e /tmp/more.$pid ]; do
+	i=$((i + 1))
+	[ $i -le 300 ] || die "pid $pid did not allocate more in 30 s"
+	sleep 0.1
+done
+echo "after 32 MiB more: node 0 $(mib_on_node $pid 0) MiB, node 1 $(mib_on_node $pid 1) MiB"
+check expect_mem_on $pid 1 90
+check expect_mems_allowed $pid 1
+cgtool of $pid || die "of"
+check expect_remove_refused
+kill $pid
+i=0
+until proc_gone $pid; do
+	i=$((i + 1))
+	[ $i -le 100 ] || die "pid $pid did not exit"
+	sleep 0.1
+done
+cgtool remove vm1 || die "remove"
+[ ! -e /sys/fs/cgroup/qnuma/vm1 ] || die "/sys/fs/cgroup/qnuma/vm1 is still there"
+checks_done
+`
+	runScenarios(t, []scenario{
+		{name: "SetMems moves pages and later allocations to node 1", topo: TwoNodes(),
+			script:     "MEMS=0 MOVE=cgroup\n" + script,
+			wantOutput: []string{"0::/qnuma/vm1, nodes 0", "vm1: moved to nodes 1 in", "may use nodes 1", "remove refused", "all checks passed"}},
+		{name: "negative: without SetMems the pages stay on node 0", topo: TwoNodes(),
+			script: "MEMS=0 MOVE=none\n" + script, wantExit: 1,
+			wantOutput: []string{"MiB on node 1, want >= 60", "MiB on node 1, want >= 90", "may use nodes 0, want 1", "3 check(s) failed"}},
+		{name: "negative: migratepages moves the pages, not later allocations", topo: TwoNodes(),
+			script: "MEMS=0-1 MOVE=migratepages\n" + script, wantExit: 1,
+			wantOutput: []string{"MiB on node 1, want >= 90", "may use nodes 0-1, want 1", "2 check(s) failed"}},
+	})
+}
