@@ -37,7 +37,14 @@
 // 2), so a caller that moves one guest node among several must pick the
 // new mems with that in mind; MPOL_F_STATIC_NODES policies are intersected
 // instead, PREFERRED ones are not remapped, shared (memfd/shmem) policies
-// are not rebound at all (the cpuset still limits them). Writing
+// are not rebound at all (the cpuset still limits them). The pages move
+// node by node from the old mems to the new, whatever their VMA's policy:
+// between disjoint sets of the same size each node's pages go to the node
+// in the same position (regions bound to 0 and 1, mems {0,1} to {2,3}: to
+// 2 and 3), but between overlapping sets the layout is lost (the same
+// regions, {0,1} to {1,2}, Linux 6.1: every page ends on node 2 while the
+// policies say 1 and 2; MPOL_F_STATIC_NODES keeps the policy, not the
+// pages). test/vm's TestScenarioCgroupRebindIsPositional shows both. Writing
 // cpuset.cpus resets every task's affinity to the new set: callers re-pin
 // vCPU, emulator and I/O threads after SetCPUs.
 //

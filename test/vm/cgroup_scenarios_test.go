@@ -105,3 +105,49 @@ checks_done
 			wantOutput: []string{"MiB on node 1, want >= 90", "may use nodes 0-1, want 1", "2 check(s) failed"}},
 	})
 }
+
+// What the kernel does to bound memory when cpuset.mems changes, for
+// `qnuma move` to design around (three regions, as a VM's guest nodes:
+// 48 MiB mbind'd to node 0, 24 MiB to node 1, 16 MiB to node 1 with
+// MPOL_F_STATIC_NODES). To disjoint nodes {2,3} each region goes to the
+// node in the same position (0 to 2, 1 to 3). To overlapping nodes {1,2}
+// the layout is lost: every page ends on node 2, while the policies say
+// 1, 2 and static 1 (the kernel rebinds the policies by position, then
+// migrates node by node, so pages moved 0 to 1 move on 1 to 2; the static
+// flag keeps the policy, not the pages). Negative control: after the
+// disjoint move no region is where it was.
+func TestScenarioCgroupRebindIsPositional(t *testing.T) {
+	requireCgtool(t)
+	script := `
+cgtool create vm1 0-3 0-1 || die "create"
+pid=$(cgtool run vm1 48@0 24@1 16@1/static) || die "run"
+check expect_ram_mapping_on $pid 48 0
+check expect_ram_mapping_on $pid 24 1
+check expect_ram_mapping_on $pid 16 1
+cgtool setmems vm1 $TO || die "setmems"
+grep bind /proc/$pid/numa_maps
+check expect_ram_mapping_on $pid 48 $WANT48
+check expect_ram_mapping_on $pid 24 $WANT24
+check expect_ram_mapping_on $pid 16 $WANT16
+kill $pid
+i=0
+until proc_gone $pid; do
+	i=$((i + 1))
+	[ $i -le 100 ] || die "pid $pid did not exit"
+	sleep 0.1
+done
+cgtool remove vm1 || die "remove"
+checks_done
+`
+	runScenarios(t, []scenario{
+		{name: "to disjoint nodes each region keeps its position", topo: FourNodesAsymmetric(),
+			script:     "TO=2-3 WANT48=2 WANT24=3 WANT16=3\n" + script,
+			wantOutput: []string{"bind:2 anon=12288", "bind:3 anon=6144", "all checks passed"}},
+		{name: "to overlapping nodes every page ends on node 2", topo: FourNodesAsymmetric(),
+			script:     "TO=1-2 WANT48=2 WANT24=2 WANT16=2\n" + script,
+			wantOutput: []string{"bind:1 anon=12288", "bind:2 anon=6144", "bind=static:1 anon=4096", "all checks passed"}},
+		{name: "negative: after the disjoint move no region is where it was", topo: FourNodesAsymmetric(),
+			script: "TO=2-3 WANT48=0 WANT24=1 WANT16=1\n" + script, wantExit: 1,
+			wantOutput: []string{"no mapping of 48 MiB all on node 0", "no mapping of 24 MiB all on node 1", "no mapping of 16 MiB all on node 1", "3 check(s) failed"}},
+	})
+}

@@ -3,8 +3,11 @@
 // a separate command, so that the script checks /proc itself in between.
 //
 //	cgtool create NAME CPUS MEMS   make the VM's cgroup
-//	cgtool run NAME MIB            start `cgtool hold MIB` inside it; print its pid
-//	cgtool hold MIB                touch MIB MiB; on SIGUSR1 touch MIB/2 more and make /tmp/more.PID
+//	cgtool run NAME SPEC...        start `cgtool hold SPEC...` inside it; print its pid
+//	cgtool hold SPEC...            touch a region per SPEC: MIB (default policy), MIB@NODE
+//	                               (mbind MPOL_BIND to NODE) or MIB@NODE/static (with
+//	                               MPOL_F_STATIC_NODES); on SIGUSR1 touch half the first
+//	                               SPEC's MiB more (default policy) and make /tmp/more.PID
 //	cgtool setmems NAME MEMS       move the group to MEMS; print how long it took
 //	cgtool setcpus NAME CPUS
 //	cgtool of PID                  print the qnuma group PID is in
@@ -19,8 +22,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/utils/cpuset"
@@ -70,14 +75,14 @@ func run(args []string) error {
 		}
 		fmt.Printf("%s: %s, dir %s\n", g.Name(), h, g.Dir())
 	case "run":
-		if err := need(2); err != nil {
-			return err
+		if len(args) < 3 {
+			return fmt.Errorf("run wants NAME SPEC...")
 		}
 		g, err := h.Open(ctx, args[1])
 		if err != nil {
 			return err
 		}
-		return start(ctx, g, args[2])
+		return start(ctx, g, args[2:])
 	case "setmems", "setcpus":
 		if err := need(2); err != nil {
 			return err
@@ -136,12 +141,12 @@ func sets(c, m string) (cpus, mems cpuset.CPUSet, err error) {
 
 // start runs `cgtool hold MIB` inside g (born there on v2, moved in
 // elsewhere) and prints its pid once it has touched its memory.
-func start(ctx context.Context, g *vmcgroup.Group, mib string) error {
+func start(ctx context.Context, g *vmcgroup.Group, specs []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "hold", mib)
+	cmd := exec.Command(self, append([]string{"hold"}, specs...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -169,24 +174,64 @@ func start(ctx context.Context, g *vmcgroup.Group, mib string) error {
 	return nil
 }
 
-// hold touches MIB MiB of anonymous memory, says "ready", and waits; on
-// SIGUSR1 it touches half as much again (memory allocated after a move)
-// and makes /tmp/more.PID when that is done.
-func hold(args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("hold wants MIB")
+// region is one SPEC of hold.
+type region struct {
+	mib    int
+	node   int // -1: default policy
+	static bool
+}
+
+func parseSpec(s string) (region, error) {
+	r := region{node: -1}
+	size, bind, bound := strings.Cut(s, "@")
+	var err error
+	if r.mib, err = strconv.Atoi(size); err != nil || r.mib <= 0 {
+		return r, fmt.Errorf("hold: bad size in %q", s)
 	}
-	mib, err := strconv.Atoi(args[0])
-	if err != nil || mib <= 0 {
-		return fmt.Errorf("hold: bad size %q", args[0])
+	if bound {
+		bind, r.static = strings.CutSuffix(bind, "/static")
+		if r.node, err = strconv.Atoi(bind); err != nil || r.node < 0 || r.node > 63 {
+			return r, fmt.Errorf("hold: bad node in %q", s)
+		}
+	}
+	return r, nil
+}
+
+// hold touches a region per SPEC, says "ready", and waits; on SIGUSR1 it
+// touches half the first region's size again (memory allocated after a
+// move) and makes /tmp/more.PID when that is done.
+func hold(specs []string) error {
+	if len(specs) == 0 {
+		return fmt.Errorf("hold wants SPEC...")
+	}
+	var rs []region
+	for _, s := range specs {
+		r, err := parseSpec(s)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r)
 	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	var held [][]byte
-	touch := func(n int) error {
-		b, err := unix.Mmap(-1, 0, n<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	touch := func(r region) error {
+		b, err := unix.Mmap(-1, 0, r.mib<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err != nil {
 			return err
+		}
+		if r.node >= 0 {
+			const mpolBind, mpolFStaticNodes = 2, 1 << 15
+			mode := uintptr(mpolBind)
+			if r.static {
+				mode |= mpolFStaticNodes
+			}
+			mask := uint64(1) << r.node
+			// maxnode counts bits and the kernel reads maxnode-1 of them.
+			if _, _, e := unix.Syscall6(unix.SYS_MBIND, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), mode,
+				uintptr(unsafe.Pointer(&mask)), 65, 0); e != 0 {
+				return fmt.Errorf("mbind %d MiB to node %d: %w", r.mib, r.node, e)
+			}
 		}
 		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
@@ -194,12 +239,14 @@ func hold(args []string) error {
 		held = append(held, b)
 		return nil
 	}
-	if err := touch(mib); err != nil {
-		return err
+	for _, r := range rs {
+		if err := touch(r); err != nil {
+			return err
+		}
 	}
 	fmt.Println("ready")
 	for range usr1 {
-		if err := touch(mib / 2); err != nil {
+		if err := touch(region{mib: max(rs[0].mib/2, 1), node: -1}); err != nil {
 			return err
 		}
 		if err := os.WriteFile(fmt.Sprintf("/tmp/more.%d", os.Getpid()), nil, 0o644); err != nil {
