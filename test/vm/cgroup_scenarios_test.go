@@ -43,7 +43,8 @@ func requireCgtool(t *testing.T) {
 
 // A process that allocated 64 MiB on node 0 inside its group: SetMems({1})
 // moves its pages to node 1, and the 32 MiB it allocates after the move
-// land there too. Remove is refused while it runs. Negative controls:
+// land there too. Remove is refused while it runs; a user (uid 65534) is
+// refused with the reason, nothing made. Negative controls:
 // without SetMems the pages stay on node 0 (3 checks fail); migratepages
 // alone, in a group allowed both nodes, moves the pages that exist but not
 // the later allocation (2 checks fail: the 90 MiB and the allowed nodes).
@@ -60,6 +61,15 @@ expect_remove_refused() {
 	grep -q 'cgroup in use' /tmp/rm.err || die "remove: $(cat /tmp/rm.err)"
 	echo "remove refused while pid $pid is in vm1"
 }
+expect_user_refused() {
+	cp "$(command -v cgtool)" /tmp/cgtool-user && chmod 755 /tmp/cgtool-user || die "copy cgtool"
+	/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups /tmp/cgtool-user create vm2 0 0 2>/tmp/user.err &&
+		die "uid 65534 made a cgroup"
+	grep -q 'not root (uid 65534)' /tmp/user.err || die "as uid 65534: $(cat /tmp/user.err)"
+	[ ! -e /sys/fs/cgroup/qnuma/vm2 ] || die "uid 65534 left /sys/fs/cgroup/qnuma/vm2"
+	echo "uid 65534 refused: $(cat /tmp/user.err)"
+}
+check expect_user_refused
 cgtool create vm1 0-1 $MEMS || die "create"
 pid=$(cgtool run vm1 64) || die "run"
 echo "pid $pid in $(cat /proc/$pid/cgroup), nodes $(mems_allowed $pid)"
@@ -96,7 +106,7 @@ checks_done
 	runScenarios(t, []scenario{
 		{name: "SetMems moves pages and later allocations to node 1", topo: TwoNodes(),
 			script:     "MEMS=0 MOVE=cgroup\n" + script,
-			wantOutput: []string{"0::/qnuma/vm1, nodes 0", "vm1: moved to nodes 1 in", "may use nodes 1", "remove refused", "all checks passed"}},
+			wantOutput: []string{"0::/qnuma/vm1, nodes 0", "vm1: moved to nodes 1 in", "may use nodes 1", "remove refused", "uid 65534 refused: ", "all checks passed"}},
 		{name: "negative: without SetMems the pages stay on node 0", topo: TwoNodes(),
 			script: "MEMS=0 MOVE=none\n" + script, wantExit: 1,
 			wantOutput: []string{"MiB on node 1, want >= 60", "MiB on node 1, want >= 90", "may use nodes 0, want 1", "3 check(s) failed"}},

@@ -76,7 +76,7 @@ func run(args []string) error {
 		fmt.Printf("%s: %s, dir %s\n", g.Name(), h, g.Dir())
 	case "run":
 		if len(args) < 3 {
-			return fmt.Errorf("run wants NAME SPEC...")
+			return fmt.Errorf("run wants NAME and one SPEC or more")
 		}
 		g, err := h.Open(ctx, args[1])
 		if err != nil {
@@ -202,7 +202,7 @@ func parseSpec(s string) (region, error) {
 // move) and makes /tmp/more.PID when that is done.
 func hold(specs []string) error {
 	if len(specs) == 0 {
-		return fmt.Errorf("hold wants SPEC...")
+		return fmt.Errorf("hold wants one SPEC or more")
 	}
 	var rs []region
 	for _, s := range specs {
