@@ -82,7 +82,11 @@ func writeAt(dir *os.File, name, value string) error {
 	}
 	if _, err := f.Write([]byte(value)); err != nil {
 		// The kernel's EINVAL, EBUSY or ENOSPC comes back from the write.
-		return fmt.Errorf("write %q to %s: %w", value, path, errors.Unwrap(err))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("write %q to %s: %w", value, path, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %q to %s: %w", value, path, err)

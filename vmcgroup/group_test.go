@@ -379,3 +379,42 @@ func TestSetRefuses(t *testing.T) {
 		t.Errorf("AddProc 0: %v", err)
 	}
 }
+
+// Open finds a group by name, checked as Create checks; a missing one is
+// fs.ErrNotExist, and nothing is made.
+func TestOpen(t *testing.T) {
+	root := copyTree(t, "v2")
+	h := fakeHost(t, root)
+	ctx := context.Background()
+	if _, err := h.Open(ctx, "vm1"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("no qnuma dir: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, h.Mount, Dir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open made %s: %v", Dir, err)
+	}
+	q, vm := kernelDirs(t, root, h, "vm1")
+	write(t, filepath.Join(vm, "cpuset.cpus"), "0-1\n")
+	write(t, filepath.Join(vm, "cpuset.mems"), "1\n")
+	g, err := h.Open(ctx, "vm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Dir() != vm || g.CPUs().String() != "0-1" || g.Mems().String() != "1" {
+		t.Errorf("got %s cpus %s mems %s", g.Dir(), g.CPUs(), g.Mems())
+	}
+	g.Close()
+	if _, err := h.Open(ctx, "vm2"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("vm2: %v", err)
+	}
+	if _, err := h.Open(ctx, "../vm1"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("../vm1: %v", err)
+	}
+	write(t, filepath.Join(vm, "cpuset.mems"), "0-4294967297\n")
+	if _, err := h.Open(ctx, "vm1"); err == nil {
+		t.Errorf("a huge cpuset.mems was read")
+	}
+	os.Chmod(q, 0o777)
+	if _, err := h.Open(ctx, "vm1"); !errors.Is(err, ErrUnsafe) {
+		t.Errorf("qnuma dir 0777: %v", err)
+	}
+}
