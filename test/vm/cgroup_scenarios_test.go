@@ -9,7 +9,8 @@ import (
 
 // Package vmcgroup on cgroup v2 in the test host (hostinit mounts cgroup2
 // at /sys/fs/cgroup; no systemd runs there, so the group is a plain
-// directory and the process is born inside it with CLONE_INTO_CGROUP).
+// directory and the process is born inside it with CLONE_INTO_CGROUP), and
+// on a v1 cpuset hierarchy mounted there (the process moved in by pid).
 // vmcgroup/internal/cgtool runs each step of vmcgroup from the script, so
 // that the script checks /proc in between.
 
@@ -66,14 +67,14 @@ expect_user_refused() {
 	/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups /tmp/cgtool-user create vm2 0 0 2>/tmp/user.err &&
 		die "uid 65534 made a cgroup"
 	grep -q 'not root (uid 65534)' /tmp/user.err || die "as uid 65534: $(cat /tmp/user.err)"
-	[ ! -e /sys/fs/cgroup/qnuma/vm2 ] || die "uid 65534 left /sys/fs/cgroup/qnuma/vm2"
+	[ ! -e $CG/qnuma/vm2 ] || die "uid 65534 left $CG/qnuma/vm2"
 	echo "uid 65534 refused: $(cat /tmp/user.err)"
 }
 check expect_user_refused
 cgtool create vm1 0-1 $MEMS || die "create"
 pid=$(cgtool run vm1 64) || die "run"
 echo "pid $pid in $(cat /proc/$pid/cgroup), nodes $(mems_allowed $pid)"
-[ "$(cat /proc/$pid/cgroup)" = 0::/qnuma/vm1 ] || die "pid $pid is not in /qnuma/vm1"
+grep -q ":/qnuma/vm1\$" /proc/$pid/cgroup || die "pid $pid is not in /qnuma/vm1"
 check expect_mem_on $pid 0 60
 case $MOVE in
 cgroup) cgtool setmems vm1 1 || die "setmems" ;;
@@ -100,19 +101,32 @@ until proc_gone $pid; do
 	sleep 0.1
 done
 cgtool remove vm1 || die "remove"
-[ ! -e /sys/fs/cgroup/qnuma/vm1 ] || die "/sys/fs/cgroup/qnuma/vm1 is still there"
+[ ! -e $CG/qnuma/vm1 ] || die "$CG/qnuma/vm1 is still there"
 checks_done
 `
+	// The cpuset controller, not yet used on cgroup v2, can be bound to a
+	// v1 hierarchy instead: v2 then lists it no more, as on a v1 hybrid host.
+	v1 := `CG=/tmp/cpuset
+mkdir -p $CG && mount -t cgroup -o cpuset cpuset $CG || die "mount a v1 cpuset hierarchy"
+grep -qw cpuset /sys/fs/cgroup/cgroup.controllers && die "cgroup v2 still has cpuset"
+`
+	v2 := "CG=/sys/fs/cgroup\n"
 	runScenarios(t, []scenario{
 		{name: "SetMems moves pages and later allocations to node 1", topo: TwoNodes(),
-			script:     "MEMS=0 MOVE=cgroup\n" + script,
+			script:     v2 + "MEMS=0 MOVE=cgroup\n" + script,
 			wantOutput: []string{"0::/qnuma/vm1, nodes 0", "vm1: moved to nodes 1 in", "may use nodes 1", "remove refused", "uid 65534 refused: ", "all checks passed"}},
 		{name: "negative: without SetMems the pages stay on node 0", topo: TwoNodes(),
-			script: "MEMS=0 MOVE=none\n" + script, wantExit: 1,
+			script: v2 + "MEMS=0 MOVE=none\n" + script, wantExit: 1,
 			wantOutput: []string{"MiB on node 1, want >= 60", "MiB on node 1, want >= 90", "may use nodes 0, want 1", "3 check(s) failed"}},
 		{name: "negative: migratepages moves the pages, not later allocations", topo: TwoNodes(),
-			script: "MEMS=0-1 MOVE=migratepages\n" + script, wantExit: 1,
+			script: v2 + "MEMS=0-1 MOVE=migratepages\n" + script, wantExit: 1,
 			wantOutput: []string{"MiB on node 1, want >= 90", "may use nodes 0-1, want 1", "2 check(s) failed"}},
+		{name: "v1 cpuset hierarchy: SetMems moves pages (memory_migrate)", topo: TwoNodes(),
+			script:     v1 + "MEMS=0 MOVE=cgroup\n" + script,
+			wantOutput: []string{":cpuset:/qnuma/vm1", "cgroup v1 cpuset at /tmp/cpuset", "vm1: moved to nodes 1 in", "may use nodes 1", "all checks passed"}},
+		{name: "negative: v1 without SetMems", topo: TwoNodes(),
+			script: v1 + "MEMS=0 MOVE=none\n" + script, wantExit: 1,
+			wantOutput: []string{":cpuset:/qnuma/vm1", "MiB on node 1, want >= 60", "3 check(s) failed"}},
 	})
 }
 
