@@ -57,6 +57,11 @@ type Config struct {
 	Plan *plan.Plan
 	// EmulatorCPUs overrides Plan.EmulatorCPUs when not empty.
 	EmulatorCPUs cpuset.CPUSet
+	// Cgroup, when not nil, is the VM's own cpuset cgroup: qemu starts in
+	// it (born there where the kernel can, else added at once) and the
+	// cgroup's cpuset.mems bounds qemu's own memory in place of the plan's
+	// process mempolicy, so that qnuma move can change it later.
+	Cgroup Cgroup
 	// Sys is the kernel; nil means affinity.Real.
 	Sys affinity.Sys
 	// ProcRoot is where /proc is read from; "" means "/".
@@ -87,6 +92,15 @@ type Config struct {
 	// nil discards them. Warnings are also in Result.Warnings.
 	Log   *slog.Logger
 	Hooks Hooks
+}
+
+// Cgroup is a cgroup qemu starts in (vmcgroup.Group).
+type Cgroup interface {
+	// CloneFD is the cgroup's directory fd to start a child in it
+	// (CLONE_INTO_CGROUP, cgroup v2); ok false where the kernel cannot.
+	CloneFD() (fd int, ok bool)
+	// AddProc moves a process into it.
+	AddProc(ctx context.Context, pid int) error
 }
 
 // Hooks let a caller (the VM ledger) follow the VM's life.

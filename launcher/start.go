@@ -62,6 +62,12 @@ func start(ctx context.Context, r *run) error {
 	// VM behind; it stays in qnuma's process group so the terminal's
 	// job control treats the two as one (a -nographic console reads stdin).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if g := r.cfg.Cgroup; g != nil {
+		if fd, ok := g.CloneFD(); ok {
+			// Born in the VM's cgroup: not one page allocated outside it.
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
+		}
+	}
 	r.cmd = cmd
 	if err := r.startLocked(); err != nil {
 		return err
@@ -220,6 +226,12 @@ func (r *run) startLocked() error {
 		return fmt.Errorf("mempolicy: %w", err)
 	}
 	nodes := r.cfg.Plan.Mempolicy.Nodes
+	if r.cfg.Cgroup != nil {
+		// The cgroup's cpuset.mems bounds qemu's own memory instead: a
+		// task policy could never be changed from outside, and the kernel
+		// would remap it by position when cpuset.mems changes.
+		mode = 0
+	}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -249,6 +261,16 @@ func (r *run) startLocked() error {
 		}
 		r.proc = r.cmd.Process
 		r.pid = r.proc.Pid
+		if g := r.cfg.Cgroup; g != nil {
+			if _, born := g.CloneFD(); !born {
+				if err := g.AddProc(context.Background(), r.pid); err != nil {
+					r.proc.Kill()
+					r.cmd.Wait()
+					started <- fmt.Errorf("put qemu (pid %d) in its cgroup: %w", r.pid, err)
+					return
+				}
+			}
+		}
 		started <- nil
 		// Wait returns at most drainWait after qemu's exit, whoever
 		// still holds its stderr.

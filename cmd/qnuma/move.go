@@ -24,6 +24,7 @@ import (
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/relocate"
 	"github.com/qnuma/qnuma/topology"
+	"github.com/qnuma/qnuma/vmcgroup"
 )
 
 // MoveCmd is `qnuma move`: a running VM to other host nodes.
@@ -296,9 +297,37 @@ func (m *liveMove) run(ctx context.Context, sys affinity.Sys, pages affinity.Pag
 		Alive: func() error { return check(t.PID) }}
 	oldNodes, newNodes := cpuset.New(e.HostNodes...), cpuset.New(p.HostNodes...)
 	job.QEMUFrom, job.QEMUTo = oldNodes.Difference(newNodes), newNodes
+	// The VM's cgroup, where it has one, first lets qemu's memory be on
+	// both the old and the new nodes (widening moves no page), and at the
+	// end keeps it to the new ones: the kernel then moves what is left of
+	// qemu's own memory and bounds its new allocations there.
+	var g *vmcgroup.Group
+	if e.Cgroup != "" {
+		var err error
+		if g, err = vmcgroup.Of("/", t.PID); err != nil || g.Dir() != e.Cgroup {
+			err = fmt.Errorf("vm %s's qemu is not in the cgroup the ledger records (%s): %v", e.Name, e.Cgroup, err)
+			return nil, undoLedger(putBack(sys, check, m.pins, err))
+		}
+		defer g.Close()
+		if !g.Mems().Equals(oldNodes) {
+			g = nil // it allows more than the VM's nodes (--policy preferred): nothing to change
+		} else if _, err := g.SetMems(ctx, oldNodes.Union(newNodes)); err != nil {
+			return nil, undoLedger(putBack(sys, check, m.pins, fmt.Errorf("widen the cpuset.mems of vm %s's cgroup: %w", e.Name, err)))
+		} else {
+			job.QEMUFrom = cpuset.New() // the cgroup moves qemu's own memory
+		}
+	}
 	res, err := relocate.Run(ctx, pages, job)
 	if err != nil {
+		if g != nil {
+			g.SetMems(context.Background(), oldNodes)
+		}
 		return nil, undoLedger(putBack(sys, check, m.pins, err))
+	}
+	if g != nil {
+		if _, err := g.SetMems(ctx, newNodes); err != nil {
+			fmt.Fprintf(stderr, "qnuma: warning: vm %s moved, but its cgroup still allows nodes %s for qemu's own memory: %v\n", e.Name, g.Mems(), err)
+		}
 	}
 	// The move history, with what it moved.
 	next.Moves = append(next.Moves, ledger.Move{At: time.Now().UTC(), From: layoutOf(e.GuestNodes), To: layoutOf(next.GuestNodes), Bytes: res.MovedBytes(), Took: res.Took, By: by})

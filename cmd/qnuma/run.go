@@ -18,7 +18,9 @@ import (
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/vmcgroup"
 )
 
 // RunCmd is `qnuma run`: plan, start qemu bound and paused, pin every
@@ -34,6 +36,7 @@ type RunCmd struct {
 	QMPTimeout   time.Duration `name:"qmp-timeout" default:"60s" placeholder:"DURATION" help:"How long qemu may take to answer on its QMP monitor, and then each QMP command. It answers after preallocating guest RAM, which takes seconds for large guests; a qemu that exits is noticed at once. 0 means the default, 60s."`
 	Verbose      bool          `name:"verbose" short:"v" help:"Show each launch step with its timing."`
 	prepared     *Prepared
+	cgroupDir    string // the VM's cgroup, once made
 
 	StateDir string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host: this VM is planned around them and recorded there until it exits (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma)."`
 }
@@ -50,7 +53,47 @@ func (c *RunCmd) Run() error {
 		return err
 	}
 	defer res.Release()
+	if g := c.vmCgroup(ctx, res.Entry.Name); g != nil {
+		cfg.Cgroup = g
+		defer func() {
+			if err := g.Remove(context.Background()); err != nil {
+				fmt.Fprintf(os.Stderr, "qnuma: warning: remove the cgroup of vm %s: %v\n", res.Entry.Name, err)
+			}
+			g.Close()
+		}()
+		c.cgroupDir = g.Dir() // recorded with qemu's pid (reserve's OnStarted)
+	}
 	return launchVM(cfg, c.Verbose)
+}
+
+// vmCgroup gives a VM that can be moved its own cpuset cgroup, where the
+// host has one for root (cgroup v2 with cpuset, a v1 cpuset hierarchy, or a
+// systemd scope): its cpuset.mems then bounds qemu's own memory, which qnuma
+// move can change later. nil where there is none (not root, no cpuset
+// controller): the VM runs under its process mempolicy, and qnuma move says
+// what it cannot guarantee. A cgroup that cannot be made is a warning, not
+// a failure.
+func (c *RunCmd) vmCgroup(ctx context.Context, name string) *vmcgroup.Group {
+	pr := c.prepared
+	if pr.NotMovable != "" || os.Geteuid() != 0 {
+		return nil
+	}
+	h, err := vmcgroup.Detect("/")
+	if err != nil || h.Kind == vmcgroup.None {
+		return nil
+	}
+	mems := cpuset.New(pr.Plan.HostNodes...)
+	if pr.Plan.Mempolicy.Mode == memobj.PolicyPreferred || pr.Plan.Mempolicy.Mode == memobj.PolicyPreferredMany {
+		mems = pr.Host.Allowed.Mems // preferred: other nodes when those are full
+	}
+	// The VM's name and qnuma's pid: two ledgers (--state-dir) may hold
+	// VMs of one name.
+	g, err := h.Create(ctx, fmt.Sprintf("%s-%d", name, os.Getpid()), pr.Host.Allowed.CPUs, mems)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "qnuma: warning: vm %s runs without a cgroup of its own (%v): qnuma move can still move its guest RAM, not bound qemu's own new allocations\n", name, err)
+		return nil
+	}
+	return g
 }
 
 // reserve plans the VM around the VMs in the ledger, under its lock, and
@@ -93,7 +136,7 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	cfg.Argv, cfg.Plan, cfg.Name = pr.Argv, pr.Plan, r.Entry.Name
 	notMovable := pr.NotMovable
 	cfg.Hooks.OnStarted = func(pid int, _ string) {
-		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable = notMovable }); err != nil {
+		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable, e.Cgroup = notMovable, c.cgroupDir }); err != nil {
 			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
 		}
 	}

@@ -102,6 +102,12 @@ a_moved() {
 	case "$(memfd_policy $a)" in *bind:1*) ;; *) die "vm a: memfd policy $(memfd_policy $a), want bind:1";; esac
 	threads_within $a $n1
 }
+# As root on cgroup v2 the VM has its own cgroup, whose cpuset.mems now
+# keeps qemu's own new allocations on node 1 too.
+a_cgroup() {
+	grep -q '^0::/qnuma/a-' /proc/$a/cgroup || die "vm a's qemu is in cgroup $(cat /proc/$a/cgroup), not its own under /qnuma"
+	[ "$(mems_allowed $a)" = 1 ] || die "vm a's qemu may allocate on nodes $(mems_allowed $a), want 1"
+}
 ps_stat_agree() {
 	qnuma ps --json >/tmp/ps.json || die "qnuma ps"
 	qnuma stat --json a >/tmp/stat.json || die "qnuma stat a"
@@ -124,6 +130,7 @@ refused() {
 	[ "$(memfd_pages_on $a 1)" = "$before" ] || die "the refused move changed vm a's pages"
 }
 check a_moved
+check a_cgroup
 check ps_stat_agree
 check b_faults_follow
 check c_moved
@@ -133,7 +140,7 @@ checks_done
 	runScenarios(t, []scenario{
 		{name: "moved to node 1: root, faults after, unprivileged, refusal", topo: TwoNodes(), script: "MOVE=yes\n" + script, timeout: 4 * time.Minute},
 		{name: "negative: not moved", topo: TwoNodes(), script: "MOVE=no\n" + script, wantExit: 1, timeout: 4 * time.Minute,
-			wantOutput: []string{"has no mapping of 192 MiB all on node 1", "qnuma ps: vm a not on host node 1", "want all on node 1", "has no mapping of 64 MiB all on node 1"}},
+			wantOutput: []string{"has no mapping of 192 MiB all on node 1", "qnuma ps: vm a not on host node 1", "may allocate on nodes 0, want 1", "want all on node 1", "has no mapping of 64 MiB all on node 1"}},
 	})
 }
 
