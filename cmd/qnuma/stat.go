@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -34,15 +35,20 @@ func (c *StatCmd) Run() error {
 
 // statTarget is one process to sample.
 type statTarget struct {
-	name string // "" for a pid not in the ledger
-	pid  int
-	home numastat.Home
+	name  string // "" for a pid not in the ledger
+	pid   int
+	home  numastat.Home
+	moves []ledger.Move
 }
 
 // statVM is one VM as `qnuma stat --json` prints it.
 type statVM struct {
 	Name string `json:"name,omitempty"`
 	*numastat.Sample
+	// NMIG is how many times the VM was moved (esxtop's NMIG), Moves its
+	// latest moves (from the ledger).
+	NMIG  int           `json:"nmig"`
+	Moves []ledger.Move `json:"moves"`
 }
 
 // The bounds of --watch: under a tenth of a second the samples (each a
@@ -95,7 +101,7 @@ func (c *StatCmd) run(ctx context.Context, w io.Writer) error {
 			}
 			s.Since(prev[tg.pid])
 			prev[tg.pid] = s
-			round = append(round, statVM{Name: tg.name, Sample: s})
+			round = append(round, statVM{Name: tg.name, Sample: s, NMIG: len(tg.moves), Moves: nonNilMoves(tg.moves)})
 		}
 		if err := c.print(w, round); err != nil {
 			return err
@@ -130,7 +136,7 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 		return nil, err
 	}
 	fromEntry := func(e ledger.Entry) statTarget {
-		return statTarget{name: e.Name, pid: e.QEMU.PID, home: numastat.Home{Nodes: e.HostNodes, VCPUs: e.VCPUHomeNodes}}
+		return statTarget{name: e.Name, pid: e.QEMU.PID, home: numastat.Home{Nodes: e.HostNodes, VCPUs: e.VCPUHomeNodes}, moves: e.Moves}
 	}
 	var out []statTarget
 	if len(c.Targets) == 0 {
@@ -216,7 +222,10 @@ func statText(w io.Writer, v statVM) error {
 	if s.LowLocal {
 		flag = fmt.Sprintf("  LOW (under %.0f%%)", numastat.LowLocal)
 	}
-	fmt.Fprintf(w, "\n  NLMEM %s  NRMEM %s  N%%L %.1f%s\n", mib(s.LocalBytes), mib(s.RemoteBytes), s.LocalPercent, flag)
+	fmt.Fprintf(w, "\n  NLMEM %s  NRMEM %s  N%%L %.1f%s  NMIG %d\n", mib(s.LocalBytes), mib(s.RemoteBytes), s.LocalPercent, flag, v.NMIG)
+	for _, m := range v.Moves {
+		fmt.Fprintf(w, "  moved %s by %s: %s -> %s, %s in %.2fs\n", m.At.Local().Format("2006-01-02 15:04:05"), m.By, layoutText(m.From), layoutText(m.To), mib(m.Bytes), m.Took.Seconds())
+	}
 	if len(s.VCPUs) == 0 {
 		fmt.Fprintf(w, "  no vcpu threads among %d threads (qemu names them with -name ...,debug-threads=on)\n", s.Threads)
 		return nil
@@ -245,3 +254,19 @@ func statText(w io.Writer, v statVM) error {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func nonNilMoves(m []ledger.Move) []ledger.Move {
+	if m == nil {
+		return []ledger.Move{}
+	}
+	return m
+}
+
+// layoutText writes each guest node's host nodes: "0:1 1:3".
+func layoutText(l [][]int) string {
+	var parts []string
+	for g, h := range l {
+		parts = append(parts, fmt.Sprintf("%d:%s", g, intList(h)))
+	}
+	return strings.Join(parts, " ")
+}

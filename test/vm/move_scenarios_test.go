@@ -114,6 +114,7 @@ ps_stat_agree() {
 	grep -A8 '"name": "a"' /tmp/ps.json | tr -d ' \n' | grep -q '"host_nodes":\[1\]' || die "qnuma ps: vm a not on host node 1: $(grep -A8 '"name": "a"' /tmp/ps.json | tr -d ' \n')"
 	[ "$(stat_home /tmp/stat.json)" = 1 ] || die "qnuma stat: vm a's home $(stat_home /tmp/stat.json), want 1"
 	[ "$(stat_field /tmp/stat.json local_percent)" = 100 ] || die "qnuma stat: vm a N%L $(stat_field /tmp/stat.json local_percent), want 100"
+	[ "$(stat_field /tmp/stat.json nmig)" = 1 ] || die "qnuma stat: vm a NMIG $(stat_field /tmp/stat.json nmig), want 1"
 }
 b_faults_follow() {
 	on0=$(memfd_pages_on $b 0) on1=$(memfd_pages_on $b 1)
