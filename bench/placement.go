@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/launcher"
 )
 
 // The launch log lines of `qnuma run -v` that the placement figure times.
@@ -17,7 +18,7 @@ const (
 	logStarted = "qnuma: started qemu "
 	logPinned  = "qnuma: pinned vcpu "
 	logLeft    = "qnuma: left paused"
-	logCont    = "qnuma: step cont:"
+	logCont    = "qnuma: step " + launcher.StepCont + ":"
 )
 
 func placementFigure(ctx context.Context, e *env, f *Figure) error {

@@ -76,11 +76,11 @@ func pidfdPID(procRoot string, fd int) (int, error) {
 
 // attachSteps pin a running (paused) qemu and let it run.
 var attachSteps = []step{
-	{name: "wait for qmp", fn: waitQMP},
-	{name: "query vcpus", fn: queryVCPUs, pin: true},
-	{name: "pin vcpus", fn: pinVCPUs, pin: true},
-	{name: "pin emulator and io threads", fn: pinEmulator, pin: true},
-	{name: "cont", fn: cont},
+	{name: StepWaitQMP, fn: waitQMP},
+	{name: StepQueryVCPUs, fn: queryVCPUs, pin: true},
+	{name: StepPinVCPUs, fn: pinVCPUs, pin: true},
+	{name: StepPinEmulator, fn: pinEmulator, pin: true},
+	{name: StepCont, fn: cont},
 }
 
 // Attach pins the threads of a qemu started paused by someone else (the

@@ -144,15 +144,27 @@ type step struct {
 	pin bool
 }
 
+// The launch's step names, as the log says them ("step cont: took=..."):
+// other code (the bench, tests) refers to these, not to log wording.
+const (
+	StepFindQEMU    = "find qemu"
+	StepStart       = "start"
+	StepWaitQMP     = "wait for qmp"
+	StepQueryVCPUs  = "query vcpus"
+	StepPinVCPUs    = "pin vcpus"
+	StepPinEmulator = "pin emulator and io threads"
+	StepCont        = "cont"
+)
+
 // steps is the launch, in order.
 var steps = []step{
-	{name: "find qemu", fn: findQEMU},
-	{name: "start", fn: start},
-	{name: "wait for qmp", fn: waitQMP},
-	{name: "query vcpus", fn: queryVCPUs, pin: true},
-	{name: "pin vcpus", fn: pinVCPUs, pin: true},
-	{name: "pin emulator and io threads", fn: pinEmulator, pin: true},
-	{name: "cont", fn: cont},
+	{name: StepFindQEMU, fn: findQEMU},
+	{name: StepStart, fn: start},
+	{name: StepWaitQMP, fn: waitQMP},
+	{name: StepQueryVCPUs, fn: queryVCPUs, pin: true},
+	{name: StepPinVCPUs, fn: pinVCPUs, pin: true},
+	{name: StepPinEmulator, fn: pinEmulator, pin: true},
+	{name: StepCont, fn: cont},
 }
 
 // Launch starts qemu as cfg says and supervises it until it exits. The
