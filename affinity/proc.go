@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/qnuma/qnuma/cpulist"
+	"github.com/qnuma/qnuma/procfs"
 	"k8s.io/utils/cpuset"
 )
 
@@ -46,7 +47,7 @@ type ThreadStatus struct {
 // ReadThreadStatus reads root/proc/PID/task/TID/status.
 func ReadThreadStatus(root string, pid, tid int) (ThreadStatus, error) {
 	p := filepath.Join(root, "proc", strconv.Itoa(pid), "task", strconv.Itoa(tid), "status")
-	b, err := os.ReadFile(p)
+	b, err := procfs.Read("/", p, procfs.Small)
 	if err != nil {
 		return ThreadStatus{}, fmt.Errorf("read status of thread %d of pid %d: %w", tid, pid, err)
 	}

@@ -2,11 +2,9 @@ package ledger
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/qnuma/qnuma/numastat"
+	"github.com/qnuma/qnuma/procfs"
 )
 
 // ResidentOf is a running qemu's guest RAM resident per host node, in
@@ -14,7 +12,7 @@ import (
 // command line's memory backends or -m), as qnuma stat finds them. It is
 // what Ledger.Resident is set to outside tests.
 func ResidentOf(pid int) (map[int]uint64, error) {
-	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	cmdline, err := procfs.Read("/", procfs.PID(pid, "cmdline"), procfs.Small)
 	if err != nil {
 		return nil, fmt.Errorf("resident memory of pid %d: %w", pid, err)
 	}

@@ -2,25 +2,29 @@ package numastat
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/qemucmd"
 )
+
+// mapsLimit bounds numa_maps and maps: a qemu has a few hundred mappings,
+// well under 1 MiB; a file past 64 MiB is no process's.
+const mapsLimit = 64 << 20
 
 // ReadMappings reads root/proc/PID/numa_maps and joins each mapping with
 // its range and permissions from root/proc/PID/maps.
 func ReadMappings(root string, pid int) ([]Mapping, error) {
 	dir := filepath.Join(root, "proc", strconv.Itoa(pid))
-	nm, err := os.ReadFile(filepath.Join(dir, "numa_maps"))
+	nm, err := procfs.Read(dir, "numa_maps", mapsLimit)
 	if err != nil {
 		return nil, fmt.Errorf("read mappings of pid %d: %w", pid, err)
 	}
-	mapsB, err := os.ReadFile(filepath.Join(dir, "maps"))
+	mapsB, err := procfs.Read(dir, "maps", mapsLimit)
 	if err != nil {
 		return nil, fmt.Errorf("read mappings of pid %d: %w", pid, err)
 	}

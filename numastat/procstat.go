@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/qnuma/qnuma/procfs"
 )
 
 // ProcStat is the part of /proc/PID/stat (or /proc/PID/task/TID/stat) that
@@ -80,7 +82,7 @@ func ReadTaskStat(root string, pid, tid int) (ProcStat, error) {
 }
 
 func readStat(path string) (ProcStat, error) {
-	b, err := os.ReadFile(path)
+	b, err := procfs.Read("/", path, procfs.Small)
 	if err != nil {
 		return ProcStat{}, err
 	}

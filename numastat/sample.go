@@ -3,12 +3,10 @@ package numastat
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 
+	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -78,7 +76,7 @@ type VCPU struct {
 // by the command line's memory backends or -m), and its vCPU threads. host
 // maps CPUs to nodes.
 func Take(root string, host *topology.Host, pid int, home Home) (*Sample, error) {
-	cmdline, err := os.ReadFile(filepath.Join(root, "proc", strconv.Itoa(pid), "cmdline"))
+	cmdline, err := procfs.Read(root, procfs.PID(pid, "cmdline"), procfs.Small)
 	if err != nil {
 		return nil, fmt.Errorf("sample pid %d: %w", pid, err)
 	}

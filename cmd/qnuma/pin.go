@@ -22,6 +22,7 @@ import (
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/numastat"
+	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/topology"
 )
@@ -454,7 +455,7 @@ func findPinTarget(vm string, entries []ledger.Entry) (pinTarget, error) {
 // readTgid is the process (thread group) that thread id belongs to:
 // /proc/ID works for any thread id, not only for processes.
 func readTgid(id int) (int, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(id), "status"))
+	b, err := procfs.Read("/", procfs.PID(id, "status"), procfs.Small)
 	if err != nil {
 		return 0, fmt.Errorf("read status of pid %d: %w", id, err)
 	}
