@@ -33,8 +33,8 @@ type Daemon struct {
 	// Socket is its read-write unix socket; URI reaches it
 	// (qemu:///system?socket=...).
 	Socket, URI string
-	cmd        *exec.Cmd
-	exited     chan struct{}
+	cmd         *exec.Cmd
+	exited      chan struct{}
 }
 
 // Require skips the test when a private libvirtd cannot run here (not
