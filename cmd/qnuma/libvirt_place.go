@@ -1,0 +1,665 @@
+package main
+
+// qnuma libvirt place (issue 14): a libvirt domain planned on its host and
+// placed through the daemon (libvirthost over go-libvirt): its persistent
+// definition rewritten (--config) and, while it runs, its threads pinned
+// and its memory nodeset set (--live). Everything is checked before
+// anything changes; a change libvirt refuses half-way puts back what was
+// already changed.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/domxml"
+	"github.com/qnuma/qnuma/libvirthost"
+	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/topology"
+)
+
+// LibvirtPlaceCmd is `qnuma libvirt place DOMAIN`.
+type LibvirtPlaceCmd struct {
+	Domain    string `arg:"" name:"domain" help:"The libvirt domain to place, by name (virsh list --all)."`
+	SpecFlags `embed:""`
+	Live      bool   `name:"live" help:"Place the running domain: pin every vCPU, the emulator and the I/O threads, and set its memory nodeset where libvirt allows it while it runs."`
+	Config    bool   `name:"config" help:"Rewrite the domain's persistent definition with the placement (numatune, cputune pins, cpu numa cells and topology), validated, and define it; the domain gets it at its next start."`
+	JSON      bool   `name:"json" help:"Print the plan as qnuma plan --json does, with the domain, the URI and what was applied."`
+	Connect   string `name:"connect" placeholder:"URI" help:"The libvirt daemon: qemu:///system (root's default), qemu:///session (a user's), qemu:///system?socket=PATH, or a remote one such as qemu+tcp://HOST/system or qemu+ssh://USER@HOST/system."`
+	StateDir  string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host, whose room they hold (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma). Read only; not read for a remote daemon."`
+
+	// dial connects to the daemon; nil is libvirthost.Dial (tests give a fake).
+	dial func(uri string) (libvirthost.Conn, error)
+	// validate checks a domain XML against libvirt's schema; nil is
+	// virt-xml-validate.
+	validate func(xml []byte) error
+}
+
+// Help is shown by `qnuma libvirt place --help`.
+func (c *LibvirtPlaceCmd) Help() string {
+	return `Plans the domain's vCPUs and memory (its <vcpu>, <memory>, <cpu><topology>
+and hugepages are the spec) on the daemon's host, around every other running
+domain's pins and nodesets and the VMs in qnuma's ledger, and applies it:
+
+  --config  the persistent definition gets <numatune> (memory, and a
+            <memnode> per guest cell), <cputune> (vcpupin, emulatorpin,
+            iothreadpin) and, for a VM wider than a node, <cpu><numa> cells
+            with a <cpu><topology> that matches; every other byte of the
+            XML is kept. It is validated (virt-xml-validate, then libvirt's
+            own schema check) and defined; the domain runs with it from its
+            next start.
+  --live    the running domain: every vCPU pinned, the emulator and I/O
+            threads pinned, and the memory nodeset set (virsh numatune
+            --live), which libvirt allows only
+              - once, on a domain without <numatune>,
+              - always, in mode restrictive (cgroups alone restrict),
+              - never to other nodes in mode strict, preferred or
+                interleave: QEMU binds its memory once, at start. Then
+                nothing is changed: place it with --config and restart it,
+                or define it with <numatune><memory mode='restrictive'>.
+            The guest's NUMA layout cannot change while it runs: a domain
+            without <cpu><numa> is planned on one host node.
+
+Without --live or --config nothing is changed: the plan and the changes are
+printed. A domain that does not exist, one that does not fit, or a change
+libvirt refuses exits 2 and changes nothing (what was applied before a
+refusal is put back).
+
+The host is read from sysfs for a local daemon, and from libvirt
+(capabilities, free memory and free hugepages per cell) for a remote one.
+
+Examples:
+  qnuma libvirt place vm1                       what would change
+  qnuma libvirt place vm1 --config              for its next start
+  qnuma libvirt place vm1 --live --config --cpus-dedicated
+  qnuma libvirt place vm1 --live --json --connect qemu+tcp://host7/system`
+}
+
+func (c *LibvirtPlaceCmd) Run() error {
+	return c.place(context.Background(), os.Stdout)
+}
+
+// checkFlags refuses spec flags that the domain itself says.
+func (c *LibvirtPlaceCmd) checkFlags(local bool) error {
+	f := &c.SpecFlags
+	for _, x := range []struct {
+		given      bool
+		flag, elem string
+	}{
+		{f.VCPUs != 0, "--vcpus", "<vcpu> (virsh setvcpus)"},
+		{f.Memory != "", "--memory", "<memory> (virsh setmaxmem)"},
+		{f.MaxVCPUs != 0, "--max-vcpus", "<vcpu> (its maximum; virsh setvcpus --maximum)"},
+		{f.MaxMemory != "", "--max-memory", "<maxMemory>"},
+		{f.DomainXML != "", "--domain-xml", "its own XML, read from libvirt"},
+		{f.BindOnly, "--bind-only", "its layout; libvirt writes its own QEMU command line"},
+		{len(f.QEMU) > 0, "a QEMU command line", "its devices; libvirt writes the command line"},
+		{f.Root != "/", "--root", "the host: the daemon's own (sysfs, or libvirt's capabilities when remote)"},
+		{f.NearDevice != "" && !local, "--near-device", "nothing qnuma can look up on a remote host"},
+	} {
+		if x.given {
+			return badInput("%s: the domain %q says %s: drop it", x.flag, c.Domain, x.elem)
+		}
+	}
+	return nil
+}
+
+func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
+	uri := c.Connect
+	if uri == "" {
+		uri = libvirthost.DefaultURI()
+	}
+	local := libvirthost.IsLocal(uri)
+	if err := c.checkFlags(local); err != nil {
+		return err
+	}
+	dial := c.dial
+	if dial == nil {
+		dial = func(u string) (libvirthost.Conn, error) { return libvirthost.Dial(u) }
+	}
+	conn, err := dial(uri)
+	if errors.Is(err, libvirthost.ErrBadURI) {
+		return badInput("--connect: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	st, err := conn.DomainState(c.Domain)
+	if errors.Is(err, libvirthost.ErrNoDomain) {
+		return badInput("domain %q: libvirt at %s has no such domain (virsh -c %s list --all); nothing changed", c.Domain, uri, uri)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Live && !st.Active() {
+		return badInput("--live: domain %q is %s, not running: start it, or place its definition with --config; nothing changed", c.Domain, st)
+	}
+	var liveXML, configXML string
+	if st.Active() {
+		if liveXML, err = conn.DomainXML(c.Domain, false); err != nil {
+			return err
+		}
+	}
+	if c.Config || !st.Active() {
+		if configXML, err = conn.DomainXML(c.Domain, true); err != nil {
+			return err
+		}
+	}
+	src := configXML
+	if c.Live || src == "" {
+		src = liveXML
+	}
+	d, err := domxml.Parse([]byte(src))
+	if err != nil {
+		return badInput("domain %q: %w", c.Domain, err)
+	}
+	if c.Live && c.Config {
+		if err := sameShape(c.Domain, liveXML, configXML); err != nil {
+			return err
+		}
+	}
+
+	f, err := c.specFlags(d, conn)
+	if err != nil {
+		return err
+	}
+	pr, err := f.Gather(ctx)
+	if err != nil {
+		return err
+	}
+	if !local {
+		if pr.Host, err = remoteHost(conn); err != nil {
+			return err
+		}
+	}
+	if t := d.Topology; t != nil {
+		topo, err := memobj.SMP{CPUs: d.VCPU.Current, MaxCPUs: d.VCPU.Max, Sockets: t.Sockets, Dies: t.Dies, Cores: t.Cores, Threads: t.Threads}.Resolve()
+		if err != nil {
+			return badInput("domain %q: <vcpu> and <cpu><topology>: %w", c.Domain, err)
+		}
+		pr.Spec.Topology = &topo
+	}
+	var placed []plan.Placed
+	if local {
+		pc := &PlanCmd{SpecFlags: f, StateDir: c.StateDir}
+		if placed, err = pc.placed(ctx); err != nil {
+			return err
+		}
+	}
+	others, note, err := otherDomains(conn, c.Domain, pr)
+	if err != nil {
+		return err
+	}
+	placed = append(placed, others...)
+	if err := pr.PlanFor(placed); err != nil {
+		return fmt.Errorf("domain %q: %w; nothing changed", c.Domain, err)
+	}
+	if note != "" {
+		pr.Plan.Reasons = append(pr.Plan.Reasons, note)
+	}
+
+	ch := &placeChanges{domain: c.Domain}
+	if c.Live || !c.Config {
+		if st.Active() {
+			if err := ch.checkLive(conn, d, pr); err != nil {
+				return err
+			}
+		}
+	}
+	if c.Config || !c.Live {
+		if configXML == "" {
+			configXML = liveXML
+		}
+		if err := ch.checkConfig(c, d, pr, configXML); err != nil {
+			return err
+		}
+	}
+	applied := placeAppliedJSON{Live: c.Live, Config: c.Config}
+	if c.Live || c.Config {
+		if err := ch.apply(conn); err != nil {
+			return err
+		}
+	}
+	applied.fill(ch)
+	return c.print(w, uri, st, pr, applied)
+}
+
+// sameShape refuses --live --config for a domain whose running vCPUs or
+// memory differ from its definition's: one plan cannot be both.
+func sameShape(name, liveXML, configXML string) error {
+	a, errA := domxml.Parse([]byte(liveXML))
+	b, errB := domxml.Parse([]byte(configXML))
+	if errA != nil || errB != nil {
+		return badInput("domain %q: %w", name, errors.Join(errA, errB))
+	}
+	if a.VCPU.Current != b.VCPU.Current || a.VCPU.Max != b.VCPU.Max || a.Memory != b.Memory {
+		return badInput("domain %q runs with %d vCPUs and %s, and its definition says %d and %s: place them one at a time (--live, then --config); nothing changed",
+			name, a.VCPU.Current, memobj.FormatSize(a.Memory), b.VCPU.Current, memobj.FormatSize(b.Memory))
+	}
+	return nil
+}
+
+// specFlags is the command's spec flags with what the domain says: its
+// vCPUs (and their maximum), memory, hugepages, preallocation and mode,
+// and the daemon's QEMU version.
+func (c *LibvirtPlaceCmd) specFlags(d *domxml.Domain, conn libvirthost.Conn) (SpecFlags, error) {
+	f := c.SpecFlags
+	f.VCPUs = d.VCPU.Current
+	if d.VCPU.Max > d.VCPU.Current {
+		f.MaxVCPUs = d.VCPU.Max
+	}
+	boot := d.Memory
+	if len(d.Cells) > 0 {
+		boot = 0
+		for _, cell := range d.Cells {
+			boot += cell.Memory
+		}
+	} else {
+		for _, m := range d.MemoryDevices {
+			boot -= min(boot, m.Size)
+		}
+	}
+	if boot == 0 || boot%1024 != 0 {
+		return f, badInput("domain %q: its boot memory is %d bytes: want a whole number of KiB, more than none", c.Domain, boot)
+	}
+	f.Memory = fmt.Sprintf("%dK", boot>>10)
+	if mb := d.MemoryBacking; mb.Hugepages && f.Hugepages == "" {
+		sizes := map[uint64]bool{}
+		for _, p := range mb.Pages {
+			sizes[p.Size] = true
+		}
+		if len(sizes) != 1 || sizes[0] {
+			return f, badInput("domain %q is backed by hugepages of the host's default size or of several sizes: give the one size with --hugepages SIZE (2M, 1G)", c.Domain)
+		}
+		for s := range sizes {
+			f.Hugepages = fmt.Sprintf("%dK", s>>10)
+		}
+	}
+	if d.MemoryBacking.Allocation == domxml.AllocImmediate {
+		f.Prealloc = true
+	}
+	if t := d.NUMATune; t != nil && t.Memory != nil && f.Policy == "bind" {
+		switch t.Memory.Mode {
+		case domxml.ModePreferred:
+			f.Policy = "preferred"
+		case domxml.ModeInterleave:
+			f.Policy = "interleave"
+		}
+	}
+	if c.Live && f.GuestNodes == "auto" {
+		// The guest's NUMA layout is fixed while it runs.
+		f.GuestNodes = fmt.Sprint(max(1, len(d.Cells)))
+	}
+	if f.QEMUVersion == "" {
+		major, minor, err := conn.HypervisorVersion()
+		if err != nil {
+			return f, err
+		}
+		f.QEMUVersion = fmt.Sprintf("%d.%d", major, minor)
+	}
+	return f, nil
+}
+
+// remoteHost is the daemon's host as libvirt describes it.
+func remoteHost(conn libvirthost.Conn) (*topology.Host, error) {
+	caps, err := conn.Capabilities()
+	if err != nil {
+		return nil, err
+	}
+	h, err := libvirthost.ParseCapabilities([]byte(caps))
+	if err != nil {
+		return nil, err
+	}
+	if err := libvirthost.FillFree(conn, h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// otherDomains is every other running domain as a VM placed on the host,
+// and a sentence naming them for the plan's reasons.
+func otherDomains(conn libvirthost.Conn, self string, pr *Prepared) ([]plan.Placed, string, error) {
+	names, err := conn.ActiveDomains()
+	if err != nil {
+		return nil, "", err
+	}
+	var out []plan.Placed
+	var said []string
+	for _, n := range names {
+		if n == self {
+			continue
+		}
+		x, err := conn.DomainXML(n, false)
+		if errors.Is(err, libvirthost.ErrNoDomain) {
+			continue // it stopped and went away since the list
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := libvirthost.ParsePins([]byte(x))
+		if err != nil {
+			return nil, "", fmt.Errorf("libvirt's running domain %q: %w", n, err)
+		}
+		pl := p.Placed(pr.Host)
+		out = append(out, pl)
+		what := "unpinned"
+		if !pl.CPUs.IsEmpty() {
+			what = "CPUs " + pl.CPUs.String()
+		}
+		if !p.Nodes.IsEmpty() {
+			what += ", memory on nodes " + p.Nodes.String()
+		}
+		said = append(said, fmt.Sprintf("%s (%s)", n, what))
+	}
+	if len(said) == 0 {
+		return out, "", nil
+	}
+	return out, fmt.Sprintf("libvirt's other running domains count as taken: %s.", strings.Join(said, "; ")), nil
+}
+
+// placeChanges is everything `place` would change, checked, with what it
+// replaces (to put back after a refusal).
+type placeChanges struct {
+	domain string
+	live   bool
+	vcpus  []cpuset.CPUSet
+	emu    cpuset.CPUSet
+	ios    []libvirthost.IOThread
+	// nodes is the new memory nodeset; nil leaves it as it is.
+	nodes     *cpuset.CPUSet
+	nodesNote string
+	// xml is the new persistent definition; "" defines nothing.
+	xml string
+
+	oldVCPUs []cpuset.CPUSet
+	oldEmu   cpuset.CPUSet
+	oldIOs   []libvirthost.IOThread
+	oldXML   string
+}
+
+// hostCPUs is the size of the daemon's cpumaps: one past the highest CPU.
+func hostCPUs(pr *Prepared) int {
+	l := pr.Host.OnlineCPUs.List()
+	return l[len(l)-1] + 1
+}
+
+// checkLive works out the live changes and checks what libvirt would
+// refuse; it changes nothing.
+func (ch *placeChanges) checkLive(conn libvirthost.Conn, d *domxml.Domain, pr *Prepared) error {
+	p := pr.Plan
+	name := ch.domain
+	if n := len(d.Cells); n > 1 {
+		for i, cell := range d.Cells {
+			if i >= len(p.GuestNodes) || !cpuset.New(p.GuestNodes[i].VCPUs...).Equals(cell.CPUs) {
+				return badInput("--live: domain %q runs with guest cell %d of vCPUs %s, and the plan puts other vCPUs in guest node %d: a running guest's NUMA layout cannot change; place it with --config and restart it; nothing changed", name, cell.ID, cell.CPUs, i)
+			}
+		}
+	}
+	hc := hostCPUs(pr)
+	var err error
+	if ch.oldVCPUs, err = conn.VCPUPins(name, len(p.VCPUs), hc); err != nil {
+		return err
+	}
+	if len(ch.oldVCPUs) < len(p.VCPUs) {
+		return fmt.Errorf("domain %q: libvirt reports %d vcpu pins for %d vcpus", name, len(ch.oldVCPUs), len(p.VCPUs))
+	}
+	if ch.oldEmu, err = conn.EmulatorPin(name, hc); err != nil {
+		return err
+	}
+	if ch.oldIOs, err = conn.IOThreads(name, hc); err != nil {
+		return err
+	}
+	numa, err := conn.NUMAParams(name)
+	if err != nil {
+		return err
+	}
+	for _, v := range p.VCPUs {
+		ch.vcpus = append(ch.vcpus, v.HostCPUs)
+	}
+	ch.emu = p.EmulatorCPUs
+	for _, io := range ch.oldIOs {
+		// The I/O threads run where the emulator does, as --config writes it.
+		ch.ios = append(ch.ios, libvirthost.IOThread{ID: io.ID, CPUs: p.EmulatorCPUs})
+	}
+	nodes := cpuset.New(p.HostNodes...)
+	wantMode := libvirthost.ModeStrict
+	switch p.Spec.Policy {
+	case memobj.PolicyPreferred:
+		wantMode = libvirthost.ModePreferred
+	case memobj.PolicyInterleave:
+		wantMode = libvirthost.ModeInterleave
+	}
+	switch {
+	case numa.Nodes.Equals(nodes):
+		ch.nodesNote = fmt.Sprintf("memory nodeset %s already (mode %s)", nodes, numa.Mode)
+	case numa.Mode == libvirthost.ModeRestrictive:
+		ch.nodes = &nodes
+		ch.nodesNote = fmt.Sprintf("mode restrictive: nodeset %s → %s (cgroup cpuset.mems; the kernel migrates the pages)", nodesOrNone(numa.Nodes), nodes)
+	case numa.Nodes.IsEmpty() && numa.Mode == libvirthost.ModeStrict && wantMode == libvirthost.ModeStrict:
+		ch.nodes = &nodes
+		ch.nodesNote = fmt.Sprintf("no <numatune> before: nodeset %s in mode strict (cgroup cpuset.mems); libvirt will not move it again while the domain runs", nodes)
+	case numa.Nodes.IsEmpty():
+		return badInput("--live: domain %q runs without a nodeset, and the plan wants mode %s: libvirt cannot change the mode of a running domain (it is %s); place it with --config and restart it; nothing changed", name, wantMode, numa.Mode)
+	default:
+		return badInput("--live: domain %q runs with <numatune> mode %s on nodes %s, and the plan puts it on nodes %s: libvirt refuses a new nodeset for a running domain in mode %s (QEMU binds its memory once, at start); place it with --config and restart it, or define it with <numatune><memory mode='restrictive'> to move it live; nothing changed",
+			name, numa.Mode, numa.Nodes, nodes, numa.Mode)
+	}
+	ch.live = true
+	return nil
+}
+
+func nodesOrNone(n cpuset.CPUSet) string {
+	if n.IsEmpty() {
+		return "none"
+	}
+	return n.String()
+}
+
+// checkConfig rewrites the persistent definition and validates it; it
+// defines nothing.
+func (ch *placeChanges) checkConfig(c *LibvirtPlaceCmd, d *domxml.Domain, pr *Prepared, old string) error {
+	place, err := domxml.FromPlan(pr.Plan)
+	if err != nil {
+		return fromDomxml(err)
+	}
+	if t := d.NUMATune; t != nil && t.Memory != nil && t.Memory.Mode == domxml.ModeRestrictive && place.NUMATune != nil && place.NUMATune.Memory != nil {
+		// Kept: restrictive is what lets libvirt move the memory live.
+		place.NUMATune.Memory.Mode = domxml.ModeRestrictive
+		for i := range place.NUMATune.MemNodes {
+			place.NUMATune.MemNodes[i].Mode = domxml.ModeRestrictive
+		}
+	}
+	out, err := domxml.Rewrite([]byte(old), place)
+	if err != nil {
+		return fromDomxml(fmt.Errorf("domain %q: %w", ch.domain, err))
+	}
+	validate := c.validate
+	if validate == nil {
+		validate = virtXMLValidate
+	}
+	if err := validate(out); err != nil {
+		return badInput("domain %q: the placed XML does not validate: %w; nothing changed", ch.domain, err)
+	}
+	ch.xml, ch.oldXML = string(out), old
+	return nil
+}
+
+// virtXMLValidate checks a domain XML against libvirt's schema on this
+// machine (libvirt-clients).
+func virtXMLValidate(x []byte) error {
+	bin, err := exec.LookPath("virt-xml-validate")
+	if err != nil {
+		return fmt.Errorf("virt-xml-validate is not installed (apt-get install libvirt-clients): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "qnuma-domain-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, "domain.xml")
+	if err := os.WriteFile(p, x, 0o600); err != nil {
+		return err
+	}
+	out, err := exec.Command(bin, p, "domain").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("virt-xml-validate: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// apply makes the checked changes: pins, then the definition, then the
+// nodeset (which cannot be put back where there was none). A failure puts
+// back what was done; a refusal is then bad input (exit 2).
+func (ch *placeChanges) apply(conn libvirthost.Conn) error {
+	var undo []func() error
+	fail := func(err error) error {
+		var back []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			if e := undo[i](); e != nil {
+				back = append(back, e)
+			}
+		}
+		if len(back) > 0 {
+			return fmt.Errorf("%w; and putting back what was already changed failed: %w", err, errors.Join(back...))
+		}
+		if errors.Is(err, libvirthost.ErrRefused) {
+			return badInput("domain %q: %w; what was applied before it was put back, so nothing changed", ch.domain, err)
+		}
+		return fmt.Errorf("domain %q: %w; what was applied before it was put back", ch.domain, err)
+	}
+	name := ch.domain
+	if ch.live {
+		for v, cpus := range ch.vcpus {
+			if err := conn.PinVCPU(name, v, cpus); err != nil {
+				return fail(err)
+			}
+			old := ch.oldVCPUs[v]
+			undo = append(undo, func() error { return conn.PinVCPU(name, v, old) })
+		}
+		if err := conn.PinEmulator(name, ch.emu); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() error { return conn.PinEmulator(name, ch.oldEmu) })
+		for i, io := range ch.ios {
+			if err := conn.PinIOThread(name, io.ID, io.CPUs); err != nil {
+				return fail(err)
+			}
+			old := ch.oldIOs[i]
+			undo = append(undo, func() error { return conn.PinIOThread(name, old.ID, old.CPUs) })
+		}
+	}
+	if ch.xml != "" {
+		if err := conn.Define(ch.xml); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() error { return conn.Define(ch.oldXML) })
+	}
+	if ch.live && ch.nodes != nil {
+		if err := conn.SetNUMANodeset(name, *ch.nodes); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// placeJSON is `qnuma libvirt place --json`: `qnuma plan --json`'s keys
+// and the domain's.
+type placeJSON struct {
+	planJSON
+	Domain  string           `json:"domain"`
+	URI     string           `json:"uri"`
+	State   string           `json:"state"`
+	Applied placeAppliedJSON `json:"applied"`
+}
+
+// placeAppliedJSON is what place changed (live, config) or, without them,
+// would change.
+type placeAppliedJSON struct {
+	Live     bool           `json:"live"`
+	Config   bool           `json:"config"`
+	VCPUPins []vcpuPinJSON  `json:"vcpu_pins"`
+	Emulator string         `json:"emulator_cpus"`
+	IOThread []ioThreadJSON `json:"iothread_pins"`
+	// MemoryNodeset is the nodeset set live ("" when left as it was);
+	// MemoryNote says why.
+	MemoryNodeset string `json:"memory_nodeset"`
+	MemoryNote    string `json:"memory_note"`
+	// XML is the persistent definition written (or that would be).
+	XML string `json:"xml"`
+}
+
+type vcpuPinJSON struct {
+	VCPU     int    `json:"vcpu"`
+	HostCPUs string `json:"host_cpus"`
+}
+
+type ioThreadJSON struct {
+	IOThread int    `json:"iothread"`
+	HostCPUs string `json:"host_cpus"`
+}
+
+func (a *placeAppliedJSON) fill(ch *placeChanges) {
+	a.VCPUPins, a.IOThread = []vcpuPinJSON{}, []ioThreadJSON{}
+	for v, cpus := range ch.vcpus {
+		a.VCPUPins = append(a.VCPUPins, vcpuPinJSON{VCPU: v, HostCPUs: cpus.String()})
+	}
+	if len(ch.vcpus) > 0 {
+		a.Emulator = ch.emu.String()
+	}
+	for _, io := range ch.ios {
+		a.IOThread = append(a.IOThread, ioThreadJSON{IOThread: io.ID, HostCPUs: io.CPUs.String()})
+	}
+	if ch.nodes != nil {
+		a.MemoryNodeset = ch.nodes.String()
+	}
+	a.MemoryNote, a.XML = ch.nodesNote, ch.xml
+}
+
+func (c *LibvirtPlaceCmd) print(w io.Writer, uri string, st libvirthost.State, pr *Prepared, a placeAppliedJSON) error {
+	if c.JSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(placeJSON{planJSON: planJSONOf(pr), Domain: c.Domain, URI: uri, State: st.String(), Applied: a})
+	}
+	if err := pr.Plan.Describe(w); err != nil {
+		return err
+	}
+	var b strings.Builder
+	verb := func(done bool) string {
+		if done {
+			return "applied"
+		}
+		return "would apply (give --live)"
+	}
+	fmt.Fprintf(&b, "\nlibvirt domain %s at %s (%s):\n", c.Domain, uri, st)
+	if len(a.VCPUPins) > 0 {
+		pins := make([]string, len(a.VCPUPins))
+		for i, p := range a.VCPUPins {
+			pins[i] = fmt.Sprintf("%d→%s", p.VCPU, p.HostCPUs)
+		}
+		fmt.Fprintf(&b, "  live, %s: vCPUs %s; emulator %s", verb(a.Live), strings.Join(pins, " "), a.Emulator)
+		for _, io := range a.IOThread {
+			fmt.Fprintf(&b, "; I/O thread %d→%s", io.IOThread, io.HostCPUs)
+		}
+		fmt.Fprintf(&b, "\n  memory: %s\n", a.MemoryNote)
+	}
+	if a.XML != "" {
+		if a.Config {
+			b.WriteString("  config: defined the placed XML (validated); the domain gets it at its next start\n")
+		} else {
+			b.WriteString("  config: would define the placed XML (give --config); qnuma libvirt place --json shows it\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
