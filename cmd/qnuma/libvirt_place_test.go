@@ -111,7 +111,9 @@ func TestLibvirtPlaceOtherDomains(t *testing.T) {
 			t.Errorf("vCPU %d on %s, among busy's CPUs 0-3", v.VCPU, v.HostCPUs)
 		}
 	}
-	if !slices.ContainsFunc(r.Reasons, func(s string) bool { return strings.Contains(s, "busy (CPUs 0-3, memory on nodes 0)") && !strings.Contains(s, "off") }) {
+	if !slices.ContainsFunc(r.Reasons, func(s string) bool {
+		return strings.Contains(s, "busy (CPUs 0-3, memory on nodes 0)") && !strings.Contains(s, "off")
+	}) {
 		t.Errorf("reasons do not name busy alone: %q", r.Reasons)
 	}
 	if len(f.Calls) != 0 {
