@@ -110,7 +110,7 @@ func threadAffinity(t *testing.T, pid int) map[string]cpuset.CPUSet {
 // a missing domain, one that does not fit and one that would take another
 // domain's dedicated CPU change nothing.
 func TestLibvirtPlaceReal(t *testing.T) {
-	d := libvirtdtest.Start(t)
+	d := libvirtdtest.StartWith(t, libvirtdtest.Options{TCP: true})
 	host, err := topology.Read("/")
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +249,37 @@ func TestLibvirtPlaceReal(t *testing.T) {
 			t.Errorf("qnuma-other: %v (want a placement beside qnuma-live's or does-not-fit)", err)
 		} else if after, _ := conn.VCPUPins("qnuma-other", 1, hc); !after[0].Equals(before[0]) {
 			t.Errorf("did not fit, yet its vCPU moved from %s to %s", before[0], after[0])
+		}
+	})
+
+	// Over TCP the daemon is remote to qnuma: the host is libvirt's
+	// capabilities and free memory, and the ledger is not read.
+	t.Run("live over qemu+tcp", func(t *testing.T) {
+		define("qnuma-tcp", 2)
+		defer virsh("undefine", "qnuma-tcp")
+		virsh("start", "--paused", "qnuma-tcp")
+		defer virsh("destroy", "qnuma-tcp")
+		out, err := libvirtPlace(t, nil, nil, "qnuma-tcp", "--live", "--json", "--connect", d.TCPURI)
+		if err != nil {
+			t.Fatalf("place --live over %s: %v\n%s", d.TCPURI, err, out)
+		}
+		r := decodePlace(t, out)
+		pid, err := d.PID("qnuma-tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		aff := threadAffinity(t, pid)
+		for _, v := range r.VCPUs {
+			if got := aff[fmt.Sprintf("CPU %d/TCG", v.VCPU)]; got.String() != v.HostCPUs {
+				t.Errorf("vCPU %d thread may run on %s, the JSON says %s", v.VCPU, got, v.HostCPUs)
+			}
+		}
+		var rooms struct {
+			Rooms []roomJSON `json:"rooms"`
+		}
+		json.Unmarshal(out, &rooms)
+		if len(rooms.Rooms) != len(host.Nodes) || rooms.Rooms[0].MemoryBytes == 0 || rooms.Rooms[0].MemoryBytes > host.Nodes[0].MemTotal {
+			t.Errorf("rooms from libvirt's free memory: %+v", rooms.Rooms)
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,6 +34,10 @@ type Daemon struct {
 	// Socket is its read-write unix socket; URI reaches it
 	// (qemu:///system?socket=...).
 	Socket, URI string
+	// TCPURI reaches it over TCP on loopback (qemu+tcp://127.0.0.1:PORT/system,
+	// no authentication), as a remote daemon is reached; "" unless
+	// started with Options.TCP.
+	TCPURI string
 	cmd         *exec.Cmd
 	exited      chan struct{}
 }
@@ -70,11 +75,23 @@ func Require(t testing.TB) {
 	miss("libvirt's QEMU driver (libvirt-daemon-driver-qemu) is not installed")
 }
 
-// Start starts a private libvirtd and returns once its socket answers. The
+// Options are what a daemon listens on besides its unix socket.
+type Options struct {
+	// TCP: also on a free port of 127.0.0.1, without authentication.
+	TCP bool
+}
+
+// Start is StartWith without options.
+func Start(t testing.TB) *Daemon {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith starts a private libvirtd and returns once its socket answers. The
 // test's cleanup destroys every domain it still runs (their qemu
 // processes), stops it, and removes the cgroups libvirt made for it that
 // were not there before.
-func Start(t testing.TB) *Daemon {
+func StartWith(t testing.TB, o Options) *Daemon {
 	t.Helper()
 	Require(t)
 	// Not under t.TempDir(): its path is long, and unix socket paths are
@@ -117,12 +134,22 @@ func Start(t testing.TB) *Daemon {
 			mounts = append(mounts, fmt.Sprintf("mount --bind %s /etc/%s", filepath.Join(dir, f.name), f.name))
 		}
 	}
+	listen := ""
+	if o.TCP {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["libvirtd.conf"] += fmt.Sprintf("listen_tls = 0\nlisten_tcp = 1\nlisten_addr = \"127.0.0.1\"\ntcp_port = \"%d\"\nauth_tcp = \"none\"\n", port)
+		d.TCPURI = fmt.Sprintf("qemu+tcp://127.0.0.1:%d/system", port)
+		listen = " --listen"
+	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	script := "set -e\n" + strings.Join(mounts, "\n") + "\nexec libvirtd -f " + filepath.Join(dir, "libvirtd.conf") + "\n"
+	script := "set -e\n" + strings.Join(mounts, "\n") + "\nexec libvirtd" + listen + " -f " + filepath.Join(dir, "libvirtd.conf") + "\n"
 	before := cgroupsPresent()
 	d.cmd = exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script)
 	out, err := os.Create(filepath.Join(dir, "log", "stdout"))
@@ -157,10 +184,20 @@ func (d *Daemon) wait() error {
 		case <-deadline:
 			return fmt.Errorf("socket %s did not answer within %s", d.Socket, startTimeout)
 		case <-tick.C:
-			if c, err := net.Dial("unix", d.Socket); err == nil {
-				c.Close()
-				return nil
+			c, err := net.Dial("unix", d.Socket)
+			if err != nil {
+				continue
 			}
+			c.Close()
+			if d.TCPURI != "" {
+				u, _ := url.Parse(d.TCPURI)
+				c, err := net.Dial("tcp", u.Host)
+				if err != nil {
+					continue
+				}
+				c.Close()
+			}
+			return nil
 		}
 	}
 }
@@ -246,4 +283,14 @@ func cgroupsPresent() map[string]bool {
 		m[d] = true
 	}
 	return m
+}
+
+// freePort is a TCP port of 127.0.0.1 that nothing listens on now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
