@@ -38,8 +38,8 @@ type Daemon struct {
 	// no authentication), as a remote daemon is reached; "" unless
 	// started with Options.TCP.
 	TCPURI string
-	cmd         *exec.Cmd
-	exited      chan struct{}
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // Require skips the test when a private libvirtd cannot run here (not
