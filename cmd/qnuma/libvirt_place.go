@@ -398,6 +398,9 @@ func hostCPUs(pr *Prepared) int {
 func (ch *placeChanges) checkLive(conn libvirthost.Conn, d *domxml.Domain, pr *Prepared) error {
 	p := pr.Plan
 	name := ch.domain
+	if len(d.Cells) <= 1 && len(p.GuestNodes) > 1 {
+		return badInput("--live: domain %q runs as one guest NUMA node, and the plan gives it %d: a running guest's NUMA layout cannot change; place it with --config and restart it; nothing changed", name, len(p.GuestNodes))
+	}
 	if n := len(d.Cells); n > 1 {
 		for i, cell := range d.Cells {
 			if i >= len(p.GuestNodes) || !cpuset.New(p.GuestNodes[i].VCPUs...).Equals(cell.CPUs) {

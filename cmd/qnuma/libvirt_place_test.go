@@ -161,6 +161,10 @@ func TestLibvirtPlaceRefused(t *testing.T) {
 			f.Domains["vm"].XML = fakeDomainXML("vm", 2, 1024, strict)
 			f.Domains["vm"].NUMA = libvirthost.NUMAParams{Mode: libvirthost.ModeStrict, Nodes: cpuset.New(1)}
 		}, []string{"vm", "--live", "--host-nodes", "0"}, "mode strict on nodes 1", nil},
+		{"guest layout changed live", nil, []string{"vm", "--live", "--guest-nodes", "2", "--spread"}, "NUMA layout cannot change", nil},
+		{"wider than a node, live", func(f *libvirthosttest.Fake) {
+			f.Domains["vm"].XML = fakeDomainXML("vm", 2, 5*1024, "")
+		}, []string{"vm", "--live"}, "fit", nil},
 		{"mode changed live", nil, []string{"vm", "--live", "--policy", "interleave"}, "cannot change the mode", nil},
 		{"nodeset refused half-way", func(f *libvirthosttest.Fake) {
 			f.Refuse = map[string]error{"SetNUMANodeset": libvirthost.ErrRefused}
