@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"k8s.io/utils/cpuset"
@@ -229,6 +231,25 @@ func TestLibvirtPlaceReal(t *testing.T) {
 		numa, err := conn.NUMAParams("qnuma-live")
 		if err != nil || numa.Nodes.String() != fmt.Sprint(r.HostNodes[0]) || r.Applied.MemoryNodeset != numa.Nodes.String() {
 			t.Errorf("memory nodeset %s (%v); applied %q, plan %v", numa.Nodes, err, r.Applied.MemoryNodeset, r.HostNodes)
+		}
+
+		// qnuma ps --libvirt lists it, with its qemu and its new pins.
+		var ps bytes.Buffer
+		if err := (&PsCmd{JSON: true, Libvirt: true, Connect: d.URI, StateDir: state}).write(&ps, time.Now()); err != nil {
+			t.Fatalf("ps --libvirt: %v", err)
+		}
+		var vms []psVM
+		if err := json.Unmarshal(ps.Bytes(), &vms); err != nil {
+			t.Fatal(err)
+		}
+		union := cpuset.New()
+		for _, v := range r.VCPUs {
+			c, _ := cpulist.Parse(v.HostCPUs)
+			union = union.Union(c)
+		}
+		i := slices.IndexFunc(vms, func(v psVM) bool { return v.Name == "libvirt:qnuma-live" })
+		if i < 0 || vms[i].PID != pid || vms[i].VCPUs != 2 || vms[i].VCPUCPUs != union.String() || vms[i].EmulatorCPUs != r.EmulatorCPUs || fmt.Sprint(vms[i].HostNodes) != fmt.Sprint(r.HostNodes) {
+			t.Errorf("qnuma ps --libvirt (qemu %d):\n%s", pid, ps.Bytes())
 		}
 
 		// Another domain placed now must not share the dedicated CPUs.

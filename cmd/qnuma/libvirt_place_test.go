@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/utils/cpuset"
 
@@ -222,5 +226,38 @@ func TestLibvirtPlaceDialErrors(t *testing.T) {
 	_, err := libvirtPlace(t, nil, nil, "vm", "--connect", "http://x/")
 	if err == nil || !IsUsage(err) || !errors.Is(err, libvirthost.ErrBadURI) {
 		t.Errorf("bad uri: %v, want exit 2", err)
+	}
+}
+
+// TestPsLibvirt: qnuma ps --libvirt lists the daemon's running domains
+// beside the ledger's VMs, with their pins and nodesets; a remote one has
+// no pid.
+func TestPsLibvirt(t *testing.T) {
+	f := newFake(t)
+	f.Domains["vm"].XML = fakeDomainXML("vm", 2, 1024, "\n  <numatune>\n    <memory mode='strict' nodeset='1'/>\n  </numatune>\n  <cputune><vcpupin vcpu='0' cpuset='4'/><vcpupin vcpu='1' cpuset='5'/><emulatorpin cpuset='6'/></cputune>")
+	f.Domains["off"] = &libvirthosttest.Domain{State: libvirthost.StateShutoff, XML: fakeDomainXML("off", 1, 128, "")}
+	c := &PsCmd{JSON: true, Libvirt: true, Connect: fakeURI, StateDir: t.TempDir(), dial: func(string) (libvirthost.Conn, error) { return f, nil }}
+	var out bytes.Buffer
+	if err := c.write(&out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var vms []psVM
+	if err := json.Unmarshal(out.Bytes(), &vms); err != nil {
+		t.Fatal(err)
+	}
+	if len(vms) != 1 || vms[0].Name != "libvirt:vm" || vms[0].PID != 0 || vms[0].VCPUCPUs != "4-5" || vms[0].EmulatorCPUs != "6" ||
+		fmt.Sprint(vms[0].HostNodes) != "[1]" || vms[0].NodeMemory[1] != 1<<30 || vms[0].NodeVCPUs[1] != 2 {
+		t.Errorf("ps --libvirt --json:\n%s", out.Bytes())
+	}
+	out.Reset()
+	c.JSON = false
+	if err := c.write(&out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`libvirt:vm\s+-\s+1\s+2\s`).Match(out.Bytes()) {
+		t.Errorf("ps --libvirt:\n%s", out.Bytes())
+	}
+	if _, err := (&PsCmd{Libvirt: true, Connect: "ftp://x", StateDir: t.TempDir()}).libvirtVMs(); !IsUsage(err) {
+		t.Errorf("bad --connect: %v, want exit 2", err)
 	}
 }
