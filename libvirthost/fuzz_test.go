@@ -29,6 +29,9 @@ func FuzzParse(f *testing.F) {
 			}
 			h.Cores()
 		}
+		if s, err := libvirthost.ParseShape(data); err == nil && s.BootBytes() > s.MemoryBytes && len(s.Cells) == 0 {
+			t.Errorf("boot memory %d over <memory> %d", s.BootBytes(), s.MemoryBytes)
+		}
 		if p, err := libvirthost.ParsePins(data); err == nil {
 			p.Placed(twoNodes())
 		}

@@ -110,3 +110,32 @@ func TestSocketFor(t *testing.T) {
 		t.Error("IsLocal")
 	}
 }
+
+func TestParseShape(t *testing.T) {
+	s, err := libvirthost.ParseShape([]byte(`<domain><name>a</name><memory unit='GiB'>3</memory><vcpu current='2'>4</vcpu>
+		<cpu><topology sockets='2' dies='1' cores='2' threads='1'/><numa><cell id='0' cpus='0-1' memory='1' unit='GiB'/><cell id='1' cpus='2-3' memory='1048576'/></numa></cpu>
+		<memoryBacking><hugepages><page size='2048'/></hugepages><allocation mode='immediate'/></memoryBacking>
+		<numatune><memory nodeset='0'/></numatune><devices><memory model='dimm'><target><size unit='GiB'>1</size></target></memory></devices></domain>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.VCPUs != 2 || s.MaxVCPUs != 4 || s.Sockets != 2 || s.Cores != 2 || len(s.Cells) != 2 || !s.Cells[1].CPUs.Equals(cpuset.New(2, 3)) ||
+		s.BootBytes() != 2<<30 || s.DeviceBytes != 1<<30 || !s.Hugepages || len(s.PageSizes) != 1 || s.PageSizes[0] != 2<<20 || !s.Immediate || s.Mode != "strict" {
+		t.Errorf("shape %+v", s)
+	}
+	s, err = libvirthost.ParseShape([]byte(`<domain><name>b</name><memory>1048576</memory><vcpu>1</vcpu><devices><memory><target><size>524288</size></target></memory></devices></domain>`))
+	if err != nil || s.BootBytes() != 512<<20 || s.Mode != "" {
+		t.Errorf("shape %+v: %v", s, err)
+	}
+	for _, bad := range []string{
+		`<domain><name>x</name><vcpu>0</vcpu></domain>`,
+		`<domain><name>x</name><vcpu current='3'>2</vcpu></domain>`,
+		`<domain><name>x</name><vcpu>5000</vcpu></domain>`,
+		`<domain><name>x</name><vcpu>1</vcpu><cpu><numa><cell cpus='a' memory='1'/></numa></cpu></domain>`,
+		`<domain><name>x</name><vcpu>1</vcpu><memory unit='yard'>1</memory></domain>`,
+	} {
+		if _, err := libvirthost.ParseShape([]byte(bad)); err == nil {
+			t.Errorf("ParseShape(%s): no error", bad)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 	if c.Live || src == "" {
 		src = liveXML
 	}
-	d, err := domxml.Parse([]byte(src))
+	d, err := libvirthost.ParseShape([]byte(src))
 	if err != nil {
 		return badInput("domain %q: %w", c.Domain, err)
 	}
@@ -182,8 +182,8 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 			return err
 		}
 	}
-	if t := d.Topology; t != nil {
-		topo, err := memobj.SMP{CPUs: d.VCPU.Current, MaxCPUs: d.VCPU.Max, Sockets: t.Sockets, Dies: t.Dies, Cores: t.Cores, Threads: t.Threads}.Resolve()
+	if d.Sockets > 0 {
+		topo, err := memobj.SMP{CPUs: d.VCPUs, MaxCPUs: d.MaxVCPUs, Sockets: d.Sockets, Dies: d.Dies, Cores: d.Cores, Threads: d.Threads}.Resolve()
 		if err != nil {
 			return badInput("domain %q: <vcpu> and <cpu><topology>: %w", c.Domain, err)
 		}
@@ -237,14 +237,14 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 // sameShape refuses --live --config for a domain whose running vCPUs or
 // memory differ from its definition's: one plan cannot be both.
 func sameShape(name, liveXML, configXML string) error {
-	a, errA := domxml.Parse([]byte(liveXML))
-	b, errB := domxml.Parse([]byte(configXML))
+	a, errA := libvirthost.ParseShape([]byte(liveXML))
+	b, errB := libvirthost.ParseShape([]byte(configXML))
 	if errA != nil || errB != nil {
 		return badInput("domain %q: %w", name, errors.Join(errA, errB))
 	}
-	if a.VCPU.Current != b.VCPU.Current || a.VCPU.Max != b.VCPU.Max || a.Memory != b.Memory {
+	if a.VCPUs != b.VCPUs || a.MaxVCPUs != b.MaxVCPUs || a.MemoryBytes != b.MemoryBytes {
 		return badInput("domain %q runs with %d vCPUs and %s, and its definition says %d and %s: place them one at a time (--live, then --config); nothing changed",
-			name, a.VCPU.Current, memobj.FormatSize(a.Memory), b.VCPU.Current, memobj.FormatSize(b.Memory))
+			name, a.VCPUs, memobj.FormatSize(a.MemoryBytes), b.VCPUs, memobj.FormatSize(b.MemoryBytes))
 	}
 	return nil
 }
@@ -252,31 +252,21 @@ func sameShape(name, liveXML, configXML string) error {
 // specFlags is the command's spec flags with what the domain says: its
 // vCPUs (and their maximum), memory, hugepages, preallocation and mode,
 // and the daemon's QEMU version.
-func (c *LibvirtPlaceCmd) specFlags(d *domxml.Domain, conn libvirthost.Conn) (SpecFlags, error) {
+func (c *LibvirtPlaceCmd) specFlags(d *libvirthost.Shape, conn libvirthost.Conn) (SpecFlags, error) {
 	f := c.SpecFlags
-	f.VCPUs = d.VCPU.Current
-	if d.VCPU.Max > d.VCPU.Current {
-		f.MaxVCPUs = d.VCPU.Max
+	f.VCPUs = d.VCPUs
+	if d.MaxVCPUs > d.VCPUs {
+		f.MaxVCPUs = d.MaxVCPUs
 	}
-	boot := d.Memory
-	if len(d.Cells) > 0 {
-		boot = 0
-		for _, cell := range d.Cells {
-			boot += cell.Memory
-		}
-	} else {
-		for _, m := range d.MemoryDevices {
-			boot -= min(boot, m.Size)
-		}
-	}
+	boot := d.BootBytes()
 	if boot == 0 || boot%1024 != 0 {
 		return f, badInput("domain %q: its boot memory is %d bytes: want a whole number of KiB, more than none", c.Domain, boot)
 	}
 	f.Memory = fmt.Sprintf("%dK", boot>>10)
-	if mb := d.MemoryBacking; mb.Hugepages && f.Hugepages == "" {
+	if d.Hugepages && f.Hugepages == "" {
 		sizes := map[uint64]bool{}
-		for _, p := range mb.Pages {
-			sizes[p.Size] = true
+		for _, p := range d.PageSizes {
+			sizes[p] = true
 		}
 		if len(sizes) != 1 || sizes[0] {
 			return f, badInput("domain %q is backed by hugepages of the host's default size or of several sizes: give the one size with --hugepages SIZE (2M, 1G)", c.Domain)
@@ -285,16 +275,11 @@ func (c *LibvirtPlaceCmd) specFlags(d *domxml.Domain, conn libvirthost.Conn) (Sp
 			f.Hugepages = fmt.Sprintf("%dK", s>>10)
 		}
 	}
-	if d.MemoryBacking.Allocation == domxml.AllocImmediate {
+	if d.Immediate {
 		f.Prealloc = true
 	}
-	if t := d.NUMATune; t != nil && t.Memory != nil && f.Policy == "bind" {
-		switch t.Memory.Mode {
-		case domxml.ModePreferred:
-			f.Policy = "preferred"
-		case domxml.ModeInterleave:
-			f.Policy = "interleave"
-		}
+	if f.Policy == "bind" && (d.Mode == "preferred" || d.Mode == "interleave") {
+		f.Policy = d.Mode
 	}
 	if c.Live && f.GuestNodes == "auto" {
 		// The guest's NUMA layout is fixed while it runs.
@@ -395,7 +380,7 @@ func hostCPUs(pr *Prepared) int {
 
 // checkLive works out the live changes and checks what libvirt would
 // refuse; it changes nothing.
-func (ch *placeChanges) checkLive(conn libvirthost.Conn, d *domxml.Domain, pr *Prepared) error {
+func (ch *placeChanges) checkLive(conn libvirthost.Conn, d *libvirthost.Shape, pr *Prepared) error {
 	p := pr.Plan
 	name := ch.domain
 	if len(d.Cells) <= 1 && len(p.GuestNodes) > 1 {
@@ -470,17 +455,22 @@ func nodesOrNone(n cpuset.CPUSet) string {
 
 // checkConfig rewrites the persistent definition and validates it; it
 // defines nothing.
-func (ch *placeChanges) checkConfig(c *LibvirtPlaceCmd, d *domxml.Domain, pr *Prepared, old string) error {
+func (ch *placeChanges) checkConfig(c *LibvirtPlaceCmd, d *libvirthost.Shape, pr *Prepared, old string) error {
 	place, err := domxml.FromPlan(pr.Plan)
 	if err != nil {
 		return fromDomxml(err)
 	}
-	if t := d.NUMATune; t != nil && t.Memory != nil && t.Memory.Mode == domxml.ModeRestrictive && place.NUMATune != nil && place.NUMATune.Memory != nil {
+	if d.Mode == string(domxml.ModeRestrictive) && place.NUMATune != nil && place.NUMATune.Memory != nil {
 		// Kept: restrictive is what lets libvirt move the memory live.
 		place.NUMATune.Memory.Mode = domxml.ModeRestrictive
 		for i := range place.NUMATune.MemNodes {
 			place.NUMATune.MemNodes[i].Mode = domxml.ModeRestrictive
 		}
+	}
+	if d.DeviceBytes > 0 && len(place.Cells) == 0 {
+		// libvirt wants guest cells for memory devices on x86, and a
+		// one-node placement is written without cells.
+		return badInput("domain %q has memory devices (<devices><memory>), which need guest NUMA cells, and the plan puts it on one host node, which qnuma writes without <cpu><numa>: give --guest-nodes 2 (or more), or remove the devices; nothing changed", ch.domain)
 	}
 	out, err := domxml.Rewrite([]byte(old), place)
 	if err != nil {

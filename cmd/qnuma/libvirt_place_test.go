@@ -175,6 +175,11 @@ func TestLibvirtPlaceRefused(t *testing.T) {
 		}, []string{"vm", "--live", "--host-nodes", "1", "--cpus-dedicated"}, "put back", []string{
 			"PinVCPU vm 0 4,6", "PinVCPU vm 1 5,7", "PinEmulator vm 4-7", "PinIOThread vm 1 4-7", "SetNUMANodeset vm 1",
 			"PinIOThread vm 1 0-7", "PinEmulator vm 0-7", "PinVCPU vm 1 0-7", "PinVCPU vm 0 0-7"}},
+		{"memory devices on a one-node plan", func(f *libvirthosttest.Fake) {
+			f.Domains["vm"].XML = `<domain type='kvm'><name>vm</name><maxMemory slots='2' unit='MiB'>4096</maxMemory><memory unit='MiB'>1536</memory><vcpu>2</vcpu>
+				<os><type arch='x86_64' machine='q35'>hvm</type></os><cpu><numa><cell id='0' cpus='0-1' memory='1024' unit='MiB'/></numa></cpu>
+				<devices><memory model='dimm'><target><size unit='MiB'>512</size><node>0</node></target></memory></devices></domain>`
+		}, []string{"vm", "--config"}, "memory devices", nil},
 		{"define refused", func(f *libvirthosttest.Fake) {
 			f.Refuse = map[string]error{"Define": libvirthost.ErrRefused}
 		}, []string{"vm", "--config"}, "libvirt refused", []string{"Define"}},
@@ -259,5 +264,48 @@ func TestPsLibvirt(t *testing.T) {
 	}
 	if _, err := (&PsCmd{Libvirt: true, Connect: "ftp://x", StateDir: t.TempDir()}).libvirtVMs(); !IsUsage(err) {
 		t.Errorf("bad --connect: %v, want exit 2", err)
+	}
+}
+
+// TestLibvirtPlaceKeepsTheRest: a domain with what qnuma does not plan by
+// (<cputune><shares>, a <seclabel>, its <cpu> mode)
+// is placed, and its definition keeps them.
+func TestLibvirtPlaceKeepsTheRest(t *testing.T) {
+	f := newFake(t)
+	f.Domains["vm"].XML = `<domain type='kvm'>
+  <name>vm</name>
+  <memory unit='MiB'>1024</memory>
+  <vcpu placement='static'>2</vcpu>
+  <cputune>
+    <shares>2048</shares>
+    <vcpupin vcpu='0' cpuset='7'/>
+  </cputune>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+  </os>
+  <cpu mode='host-passthrough'>
+    <numa>
+      <cell id='0' cpus='0-1' memory='1024' unit='MiB'/>
+    </numa>
+  </cpu>
+  <seclabel type='dynamic' model='dac'/>
+</domain>
+`
+	f.Domains["vm"].State = libvirthost.StateShutoff
+	r, err := placeFake(t, f, "vm", "--config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Defined) != 1 {
+		t.Fatalf("defined %d", len(f.Defined))
+	}
+	x := f.Defined[0]
+	for _, want := range []string{"<shares>2048</shares>", "<seclabel type='dynamic' model='dac'/>", "<cpu mode='host-passthrough'>", "<vcpupin vcpu='0' cpuset='" + r.VCPUs[0].HostCPUs + "'/>"} {
+		if !strings.Contains(x, want) {
+			t.Errorf("defined XML lacks %s:\n%s", want, x)
+		}
+	}
+	if strings.Contains(x, "cpuset='7'") && r.VCPUs[0].HostCPUs != "7" {
+		t.Errorf("the old pin survived:\n%s", x)
 	}
 }
