@@ -51,6 +51,13 @@ func IsLocal(uri string) bool {
 	return err == nil && u.Host == ""
 }
 
+// IsSession says a URI reaches a session daemon (qemu:///session, or
+// remotely qemu+ssh://HOST/session): one of a user, without cgroups.
+func IsSession(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.Path == "/session"
+}
+
 // SocketFor is the unix socket a local URI reaches: its ?socket=, else the
 // system daemon's (the monolithic one when it is there, else virtqemud's),
 // else for qemu:///session the user's under $XDG_RUNTIME_DIR/libvirt.

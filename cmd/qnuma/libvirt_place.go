@@ -208,7 +208,7 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 		pr.Plan.Reasons = append(pr.Plan.Reasons, note)
 	}
 
-	ch := &placeChanges{domain: c.Domain}
+	ch := &placeChanges{domain: c.Domain, session: libvirthost.IsSession(uri)}
 	if c.Live || !c.Config {
 		if st.Active() {
 			if err := ch.checkLive(conn, d, pr); err != nil {
@@ -357,6 +357,9 @@ func otherDomains(conn libvirthost.Conn, self string, pr *Prepared) ([]plan.Plac
 type placeChanges struct {
 	domain string
 	live   bool
+	// session: a qemu:///session daemon, which has no NUMA tuning (no
+	// cgroups): the nodeset is left alone.
+	session bool
 	vcpus  []cpuset.CPUSet
 	emu    cpuset.CPUSet
 	ios    []libvirthost.IOThread
@@ -428,6 +431,8 @@ func (ch *placeChanges) checkLive(conn libvirthost.Conn, d *libvirthost.Shape, p
 		wantMode = libvirthost.ModeInterleave
 	}
 	switch {
+	case ch.session:
+		ch.nodesNote = "qemu:///session: libvirt has no NUMA tuning in session mode (no cgroups), so the memory stays where qemu put it; --config binds it from the next start"
 	case numa.Nodes.Equals(nodes):
 		ch.nodesNote = fmt.Sprintf("memory nodeset %s already (mode %s)", nodes, numa.Mode)
 	case numa.Mode == libvirthost.ModeRestrictive:

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -334,4 +336,58 @@ func TestLibvirtPlaceReal(t *testing.T) {
 			t.Errorf("missing domain: %v, want exit 2 naming it", err)
 		}
 	})
+}
+
+// TestLibvirtPlaceSessionReal: as a user, qnuma libvirt place reaches the
+// user's session daemon by default (qemu:///session under
+// $XDG_RUNTIME_DIR/libvirt), pins the running domain's threads, and leaves
+// the nodeset, which session mode cannot tune.
+func TestLibvirtPlaceSessionReal(t *testing.T) {
+	virsh, home := sessionVirsh(t)
+	bin := buildQnuma(t)
+	host, err := topology.Read("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host.OnlineCPUs.Size() < 2 {
+		t.Skip("SKIP: with one CPU a pin cannot be told from none")
+	}
+	p := filepath.Join(home, "sess.xml")
+	if err := os.WriteFile(p, []byte(placeDomainXML("qnuma-sess", 2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := virsh("define", p); err != nil {
+		t.Fatalf("virsh define: %v\n%s", err, out)
+	}
+	defer virsh("undefine", "qnuma-sess")
+	if out, err := virsh("start", "--paused", "qnuma-sess"); err != nil {
+		t.Fatalf("virsh start: %v\n%s", err, out)
+	}
+	defer virsh("destroy", "qnuma-sess")
+	cmd := exec.Command("runuser", "-u", "nobody", "--", "env", "HOME="+home, "XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
+		bin, "libvirt", "place", "qnuma-sess", "--live", "--json", "--cpus-dedicated", "--state-dir", filepath.Join(home, "run", "qnuma"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("qnuma libvirt place as nobody: %v\n%s", err, stderr.Bytes())
+	}
+	r := decodePlace(t, out)
+	if !strings.Contains(r.Applied.MemoryNote, "session") || r.Applied.MemoryNodeset != "" {
+		t.Errorf("applied %+v", r.Applied)
+	}
+	b, err := os.ReadFile(filepath.Join(home, "run", "libvirt", "qemu", "run", "qnuma-sess.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aff := threadAffinity(t, pid)
+	for _, v := range r.VCPUs {
+		if got := aff[fmt.Sprintf("CPU %d/TCG", v.VCPU)]; got.String() != v.HostCPUs {
+			t.Errorf("vCPU %d thread may run on %s, the JSON says %s", v.VCPU, got, v.HostCPUs)
+		}
+	}
 }

@@ -309,3 +309,22 @@ func TestLibvirtPlaceKeepsTheRest(t *testing.T) {
 		t.Errorf("the old pin survived:\n%s", x)
 	}
 }
+
+// TestLibvirtPlaceSession: a session daemon has no NUMA tuning: --live
+// pins and leaves the nodeset, saying why.
+func TestLibvirtPlaceSession(t *testing.T) {
+	f := newFake(t)
+	f.Refuse = map[string]error{"SetNUMANodeset": libvirthost.ErrRefused}
+	const uri = "qemu+ssh://fake.example/session"
+	out, err := libvirtPlace(t, func(string) (libvirthost.Conn, error) { return f, nil }, nil, "vm", "--live", "--json", "--connect", uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := decodePlace(t, out)
+	if len(f.Calls) != 4 || slices.ContainsFunc(f.Calls, func(c string) bool { return strings.HasPrefix(c, "SetNUMANodeset") }) {
+		t.Errorf("calls %q: want the pins alone", f.Calls)
+	}
+	if r.Applied.MemoryNodeset != "" || !strings.Contains(r.Applied.MemoryNote, "session") {
+		t.Errorf("applied %+v", r.Applied)
+	}
+}
