@@ -360,9 +360,9 @@ type placeChanges struct {
 	// session: a qemu:///session daemon, which has no NUMA tuning (no
 	// cgroups): the nodeset is left alone.
 	session bool
-	vcpus  []cpuset.CPUSet
-	emu    cpuset.CPUSet
-	ios    []libvirthost.IOThread
+	vcpus   []cpuset.CPUSet
+	emu     cpuset.CPUSet
+	ios     []libvirthost.IOThread
 	// nodes is the new memory nodeset; nil leaves it as it is.
 	nodes     *cpuset.CPUSet
 	nodesNote string
