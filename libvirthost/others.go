@@ -165,8 +165,8 @@ func ParsePins(data []byte) (*Pins, error) {
 //     over its host nodes; a domain bound nowhere promises nothing (what
 //     it touched is already gone from the nodes' free memory).
 //
-// The whole promise counts (ResidentBytes nil): its pages already touched
-// are counted twice, which errs on the side of room left free.
+// The whole promise counts (ResidentBytes nil) unless the caller knows
+// what its qemu already holds (a local daemon: /proc/PID/numa_maps).
 func (p *Pins) Placed(h *topology.Host) plan.Placed {
 	out := plan.Placed{Name: "libvirt:" + p.Name, MemoryBytes: map[int]uint64{}, VCPUs: map[int]int{}, DedicatedCPUs: cpuset.New()}
 	cpus := p.Emulator

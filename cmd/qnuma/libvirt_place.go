@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/domxml"
+	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/libvirthost"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
@@ -196,7 +197,17 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 			return err
 		}
 	}
-	others, note, err := otherDomains(conn, c.Domain, pr)
+	if local && st.Active() {
+		// Its own pages are room for itself where they already are.
+		for n, b := range domainResident(c.Domain) {
+			for i := range pr.Host.Nodes {
+				if pr.Host.Nodes[i].ID == n {
+					pr.Host.Nodes[i].MemFree += b
+				}
+			}
+		}
+	}
+	others, note, err := otherDomains(conn, c.Domain, pr, local)
 	if err != nil {
 		return err
 	}
@@ -313,7 +324,7 @@ func remoteHost(conn libvirthost.Conn) (*topology.Host, error) {
 
 // otherDomains is every other running domain as a VM placed on the host,
 // and a sentence naming them for the plan's reasons.
-func otherDomains(conn libvirthost.Conn, self string, pr *Prepared) ([]plan.Placed, string, error) {
+func otherDomains(conn libvirthost.Conn, self string, pr *Prepared, local bool) ([]plan.Placed, string, error) {
 	names, err := conn.ActiveDomains()
 	if err != nil {
 		return nil, "", err
@@ -336,6 +347,11 @@ func otherDomains(conn libvirthost.Conn, self string, pr *Prepared) ([]plan.Plac
 			return nil, "", fmt.Errorf("libvirt's running domain %q: %w", n, err)
 		}
 		pl := p.Placed(pr.Host)
+		if local {
+			// What its qemu already holds is gone from the free memory:
+			// only the rest of its promise is still to be taken.
+			pl.ResidentBytes = domainResident(n)
+		}
 		out = append(out, pl)
 		what := "unpinned"
 		if !pl.CPUs.IsEmpty() {
@@ -350,6 +366,21 @@ func otherDomains(conn libvirthost.Conn, self string, pr *Prepared) ([]plan.Plac
 		return out, "", nil
 	}
 	return out, fmt.Sprintf("libvirt's other running domains count as taken: %s.", strings.Join(said, "; ")), nil
+}
+
+// domainResident is the guest RAM a local domain's qemu holds per host
+// node (ledger.ResidentOf, as for qnuma's own VMs); nil when its qemu is
+// not found or cannot be read, and then its whole promise counts.
+func domainResident(name string) map[int]uint64 {
+	pid := guestPID("/proc", name)
+	if pid == 0 {
+		return nil
+	}
+	r, err := ledger.ResidentOf(pid)
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 // placeChanges is everything `place` would change, checked, with what it

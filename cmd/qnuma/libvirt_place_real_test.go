@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/cpulist"
+	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/libvirthost"
 	"github.com/qnuma/qnuma/libvirthost/libvirtdtest"
 	"github.com/qnuma/qnuma/topology"
@@ -233,6 +234,12 @@ func TestLibvirtPlaceReal(t *testing.T) {
 		numa, err := conn.NUMAParams("qnuma-live")
 		if err != nil || numa.Nodes.String() != fmt.Sprint(r.HostNodes[0]) || r.Applied.MemoryNodeset != numa.Nodes.String() {
 			t.Errorf("memory nodeset %s (%v); applied %q, plan %v", numa.Nodes, err, r.Applied.MemoryNodeset, r.HostNodes)
+		}
+
+		// Its qemu's guest RAM is found as for qnuma's own VMs (libvirt's
+		// JSON -object backends or -m), for the room it holds.
+		if res, err := ledger.ResidentOf(pid); err != nil || domainResident("qnuma-live") == nil {
+			t.Errorf("resident memory of libvirt's qemu %d: %v %v", pid, res, err)
 		}
 
 		// qnuma ps --libvirt lists it, with its qemu and its new pins.
