@@ -328,3 +328,25 @@ func TestLibvirtPlaceSession(t *testing.T) {
 		t.Errorf("applied %+v", r.Applied)
 	}
 }
+
+func TestGuestPID(t *testing.T) {
+	proc := t.TempDir()
+	for pid, cmd := range map[string]string{
+		"10":   "qemu-system-x86_64\x00-name\x00guest=web,debug-threads=on\x00-S",
+		"11":   "qemu-system-x86_64\x00-name\x00guest=web2,debug-threads=on",
+		"12":   "sh\x00-c\x00echo guest=db,",
+		"self": "x",
+	} {
+		if err := os.MkdirAll(proc+"/"+pid, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(proc+"/"+pid+"/cmdline", []byte(cmd), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]int{"web": 10, "web2": 11, "db": 0, "we": 0} {
+		if got := guestPID(proc, name); got != want {
+			t.Errorf("guestPID(%q) = %d, want %d", name, got, want)
+		}
+	}
+}
