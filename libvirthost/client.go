@@ -118,6 +118,15 @@ func (c *Client) DomainState(name string) (State, error) {
 	return State(st), wrap(err, "state of domain %q", name)
 }
 
+func (c *Client) Persistent(name string) (bool, error) {
+	d, err := c.dom(name)
+	if err != nil {
+		return false, err
+	}
+	p, err := c.l.DomainIsPersistent(d)
+	return p == 1, wrap(err, "is domain %q persistent", name)
+}
+
 func (c *Client) DomainXML(name string, inactive bool) (string, error) {
 	d, err := c.dom(name)
 	if err != nil {

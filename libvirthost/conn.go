@@ -168,6 +168,9 @@ type Conn interface {
 
 	// DomainState wraps ErrNoDomain when there is no such domain.
 	DomainState(name string) (State, error)
+	// Persistent says the domain has a persistent definition (a transient
+	// one exists only while it runs).
+	Persistent(name string) (bool, error)
 	// DomainXML is the running definition, or with inactive the
 	// persistent one (virsh dumpxml [--inactive]).
 	DomainXML(name string, inactive bool) (string, error)

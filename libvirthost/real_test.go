@@ -124,6 +124,9 @@ func TestRealDaemon(t *testing.T) {
 	if err := c.Define("<domain type='qemu'><name>bad</name><vcpu>x</vcpu></domain>"); !errors.Is(err, libvirthost.ErrRefused) {
 		t.Errorf("define of an invalid domain: %v, want ErrRefused", err)
 	}
+	if p, err := c.Persistent("qnuma-lvh"); err != nil || !p {
+		t.Errorf("persistent after define: %v %v", p, err)
+	}
 	if st, err := c.DomainState("qnuma-lvh"); err != nil || st != libvirthost.StateShutoff {
 		t.Fatalf("state after define: %v %v", st, err)
 	}

@@ -145,6 +145,15 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 	if c.Live && !st.Active() {
 		return badInput("--live: domain %q is %s, not running: start it, or place its definition with --config; nothing changed", c.Domain, st)
 	}
+	if c.Config {
+		persistent, err := conn.Persistent(c.Domain)
+		if err != nil {
+			return err
+		}
+		if !persistent {
+			return badInput("--config: domain %q is transient (it has no definition to rewrite; defining one would make it persistent): place it --live, or define it first (virsh dumpxml %s > dom.xml; virsh define dom.xml); nothing changed", c.Domain, c.Domain)
+		}
+	}
 	var liveXML, configXML string
 	if st.Active() {
 		if liveXML, err = conn.DomainXML(c.Domain, false); err != nil {
@@ -680,7 +689,11 @@ func (c *LibvirtPlaceCmd) print(w io.Writer, uri string, st libvirthost.State, p
 		for _, io := range a.IOThread {
 			fmt.Fprintf(&b, "; I/O thread %d→%s", io.IOThread, io.HostCPUs)
 		}
-		fmt.Fprintf(&b, "\n  memory: %s\n", a.MemoryNote)
+		if a.Live {
+			fmt.Fprintf(&b, "\n  memory: %s\n", a.MemoryNote)
+		} else {
+			fmt.Fprintf(&b, "\n  memory, would apply (give --live): %s\n", a.MemoryNote)
+		}
 	}
 	if a.XML != "" {
 		if a.Config {

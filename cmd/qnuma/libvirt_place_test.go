@@ -180,6 +180,7 @@ func TestLibvirtPlaceRefused(t *testing.T) {
 				<os><type arch='x86_64' machine='q35'>hvm</type></os><cpu><numa><cell id='0' cpus='0-1' memory='1024' unit='MiB'/></numa></cpu>
 				<devices><memory model='dimm'><target><size unit='MiB'>512</size><node>0</node></target></memory></devices></domain>`
 		}, []string{"vm", "--config"}, "memory devices", nil},
+		{"config of a transient domain", func(f *libvirthosttest.Fake) { f.Domains["vm"].Transient = true }, []string{"vm", "--config"}, "transient", nil},
 		{"define refused", func(f *libvirthosttest.Fake) {
 			f.Refuse = map[string]error{"Define": libvirthost.ErrRefused}
 		}, []string{"vm", "--config"}, "libvirt refused", []string{"Define"}},

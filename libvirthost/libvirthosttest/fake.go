@@ -19,10 +19,12 @@ type Domain struct {
 	// XML is the running definition, Inactive the persistent one ("" for
 	// a transient domain: XML is returned).
 	XML, Inactive string
-	VCPUPins      []cpuset.CPUSet
-	Emulator      cpuset.CPUSet
-	IOThreads     []libvirthost.IOThread
-	NUMA          libvirthost.NUMAParams
+	// Transient: no persistent definition.
+	Transient bool
+	VCPUPins  []cpuset.CPUSet
+	Emulator  cpuset.CPUSet
+	IOThreads []libvirthost.IOThread
+	NUMA      libvirthost.NUMAParams
 }
 
 // Fake is a daemon of the domains in Domains. Refuse maps an operation
@@ -87,6 +89,16 @@ func (f *Fake) DomainState(name string) (libvirthost.State, error) {
 		return 0, err
 	}
 	return d.State, nil
+}
+
+func (f *Fake) Persistent(name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, err := f.dom(name)
+	if err != nil {
+		return false, err
+	}
+	return !d.Transient, nil
 }
 
 func (f *Fake) DomainXML(name string, inactive bool) (string, error) {
