@@ -228,8 +228,20 @@ func TestLibvirtPlaceReal(t *testing.T) {
 		if emu, err := conn.EmulatorPin("qnuma-live", hc); err != nil || emu.String() != r.EmulatorCPUs {
 			t.Errorf("libvirt's emulator pin %s (%v), the JSON says %s", emu, err, r.EmulatorCPUs)
 		}
-		if vp := virsh("vcpupin", "qnuma-live"); !strings.Contains(vp, r.VCPUs[1].HostCPUs) {
-			t.Errorf("virsh vcpupin:\n%s", vp)
+		// virsh's own account agrees: vcpupin lines "VCPU CPUS", emulatorpin "*: CPUS".
+		var vp []string
+		for _, line := range strings.Split(strings.TrimSpace(virsh("vcpupin", "qnuma-live")), "\n") {
+			vp = append(vp, strings.Join(strings.Fields(line), " "))
+		}
+		var want []string
+		for _, v := range r.VCPUs {
+			want = append(want, fmt.Sprintf("%d %s", v.VCPU, v.HostCPUs))
+		}
+		if !slices.Equal(vp, want) {
+			t.Errorf("virsh vcpupin says %q, the JSON %q", vp, want)
+		}
+		if ep := strings.Join(strings.Fields(virsh("emulatorpin", "qnuma-live")), " "); strings.TrimPrefix(ep, "*: ") != r.EmulatorCPUs {
+			t.Errorf("virsh emulatorpin says %q, the JSON %q", ep, r.EmulatorCPUs)
 		}
 		numa, err := conn.NUMAParams("qnuma-live")
 		if err != nil || numa.Nodes.String() != fmt.Sprint(r.HostNodes[0]) || r.Applied.MemoryNodeset != numa.Nodes.String() {
