@@ -18,8 +18,12 @@ have gcc || need+=(gcc libc6-dev) # make test's -race needs cgo
 # domxml's tests check their domain XMLs against libvirt's schema.
 have virt-xml-validate || need+=(libvirt-clients)
 have xmllint || need+=(libxml2-utils)
-# qnuma libvirt's tests define and start domains in a real libvirt (session mode, as nobody).
-have libvirtd || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
+# qnuma libvirt's tests define and start domains in a real libvirt (session mode, as nobody),
+# and in a private libvirtd with its QEMU driver in a mount namespace (unshare, mount).
+qemu_driver=$(ls /usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so /usr/lib64/libvirt/connection-driver/libvirt_driver_qemu.so 2>/dev/null || true)
+{ have libvirtd && [ -n "$qemu_driver" ]; } || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
+have unshare || need+=(util-linux)
+have mount || need+=(mount)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"

@@ -12,7 +12,8 @@ import (
 
 // LibvirtCmd is `qnuma libvirt`: qnuma's placement for libvirt's domains.
 type LibvirtCmd struct {
-	XML LibvirtXMLCmd `cmd:"" name:"xml" help:"Print a libvirt domain XML placed by qnuma (vCPU pins, numatune, guest NUMA cells), or rewrite the placement of yours."`
+	XML   LibvirtXMLCmd   `cmd:"" name:"xml" help:"Print a libvirt domain XML placed by qnuma (vCPU pins, numatune, guest NUMA cells), or rewrite the placement of yours."`
+	Place LibvirtPlaceCmd `cmd:"" name:"place" help:"Place a libvirt domain through its daemon: its definition (--config) and, while it runs, its pins and memory nodeset (--live)."`
 }
 
 // LibvirtXMLCmd is `qnuma libvirt xml`: the plan of `qnuma plan` written

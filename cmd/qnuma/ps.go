@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/libvirthost"
 	"github.com/qnuma/qnuma/memobj"
 )
 
@@ -19,6 +20,10 @@ import (
 type PsCmd struct {
 	JSON     bool   `help:"Print JSON."`
 	StateDir string `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
+	Libvirt  bool   `name:"libvirt" help:"Also list libvirt's running domains (libvirt:NAME), with their pins and nodesets (libvirt_place_ps.go)."`
+	Connect  string `name:"connect" placeholder:"URI" help:"The libvirt daemon for --libvirt (default qemu:///system as root, qemu:///session otherwise)."`
+
+	dial func(uri string) (libvirthost.Conn, error)
 }
 
 func (c *PsCmd) Run() error { return c.write(os.Stdout, time.Now()) }
@@ -64,6 +69,13 @@ func (c *PsCmd) write(w io.Writer, now time.Time) error {
 			AgeSeconds: int64(now.Sub(e.Created) / time.Second),
 		})
 	}
+	if c.Libvirt {
+		more, err := c.libvirtVMs()
+		if err != nil {
+			return err
+		}
+		vms = append(vms, more...)
+	}
 	if c.JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -81,8 +93,10 @@ func psTable(w io.Writer, vms []psVM) error {
 	fmt.Fprintln(tw, "NAME\tPID\tNODES\tVCPUS\tCPUS\tMEMORY\tAGE")
 	for _, v := range vms {
 		pid := fmt.Sprint(v.PID)
-		if v.PID == 0 {
+		if v.PID == 0 && v.OwnerPID != 0 {
 			pid = fmt.Sprintf("starting (qnuma %d)", v.OwnerPID)
+		} else if v.PID == 0 {
+			pid = "-" // a libvirt domain on a remote host
 		}
 		cpus := v.DedicatedCPUs
 		if cpus == "" {
