@@ -62,6 +62,11 @@ func waitQMP(ctx context.Context, r *run) error {
 		return err
 	}
 	r.mon = mon
+	if r.cgroupDone != nil {
+		if err := <-r.cgroupDone; err != nil {
+			return fmt.Errorf("put qemu (pid %d) in its cgroup: %w", r.pid, err)
+		}
+	}
 	return nil
 }
 

@@ -25,6 +25,9 @@ type run struct {
 
 	qemuPath string
 	conn     net.Conn // qnuma's end of the QMP socketpair, until mon owns it
+	// cgroupDone gives the result of putting qemu into Config.Cgroup, when
+	// that happens after its start (nil: born there, or no cgroup).
+	cgroupDone chan error
 
 	cmd    *exec.Cmd   // nil when attached to a qemu qnuma did not start
 	proc   *os.Process // qemu

@@ -263,12 +263,13 @@ func (r *run) startLocked() error {
 		r.pid = r.proc.Pid
 		if g := r.cfg.Cgroup; g != nil {
 			if _, born := g.CloneFD(); !born {
-				if err := g.AddProc(context.Background(), r.pid); err != nil {
-					r.proc.Kill()
-					r.cmd.Wait()
-					started <- fmt.Errorf("put qemu (pid %d) in its cgroup: %w", r.pid, err)
-					return
-				}
+				// Moving a process into a v1 cpuset (or a systemd scope)
+				// takes milliseconds: it runs while qemu starts up, and
+				// the launch waits for it before the first pin (the move
+				// resets every thread's affinity to the cgroup's CPUs).
+				r.cgroupDone = make(chan error, 1)
+				pid := r.pid
+				go func() { r.cgroupDone <- g.AddProc(context.Background(), pid) }()
 			}
 		}
 		started <- nil

@@ -62,6 +62,7 @@ func (c *RunCmd) Run() error {
 			g.Close()
 		}()
 		c.cgroupDir = g.Dir() // recorded with qemu's pid (reserve's OnStarted)
+		trace.Mark("made the vm's cgroup " + c.cgroupDir)
 	}
 	return launchVM(cfg, c.Verbose)
 }
