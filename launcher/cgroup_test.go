@@ -1,0 +1,114 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"k8s.io/utils/cpuset"
+
+	"github.com/qnuma/qnuma/affinity"
+	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/vmcgroup"
+)
+
+// failingCgroup refuses qemu.
+type failingCgroup struct{ added int }
+
+func (*failingCgroup) CloneFD() (int, bool) { return 0, false }
+func (f *failingCgroup) AddProc(_ context.Context, pid int) error {
+	f.added = pid
+	return errors.New("cgroup.procs: permission denied")
+}
+
+// A VM with a cgroup starts in it, without a task mempolicy (the cgroup's
+// cpuset.mems bounds qemu's own memory), and its threads are pinned after
+// the move into it, which would reset them.
+func TestLaunchInCgroup(t *testing.T) {
+	qemutest.Require(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a cgroup")
+	}
+	h, err := vmcgroup.Detect("/")
+	if err != nil || h.Kind == vmcgroup.None {
+		t.Skipf("no cpuset cgroup here: %v %s", err, h.Why)
+	}
+	p := testPlan(t, 2)
+	all, err := affinity.Real{}.SchedGetaffinity(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All of qnuma's CPUs, as qnuma run gives it: the pins place threads.
+	g, err := h.Create(context.Background(), fmt.Sprintf("launchtest-%d", os.Getpid()), all, p.Mempolicy.Nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := g.Remove(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	cfg := baseConfig(t, qemuArgv(2, "-S"), p)
+	cfg.UserPaused = true
+	cfg.Cgroup = g
+	sys := &recordingSys{Sys: affinity.Real{}}
+	cfg.Sys = sys
+	sigs := make(chan os.Signal, 1)
+	cfg.Signals = sigs
+	checked := false
+	cfg.Hooks.OnRunning = func(pid int, tids []int) {
+		defer func() { sigs <- syscall.SIGTERM }()
+		checked = true
+		procs, err := g.Procs()
+		if err != nil || len(procs) != 1 || procs[0] != pid {
+			t.Errorf("cgroup %s holds %v (%v), want qemu %d", g.Dir(), procs, err, pid)
+		}
+		for i, tid := range tids {
+			got, err := affinity.CPUsAllowed("/", pid, tid)
+			if err != nil || !got.Equals(p.VCPUs[i].HostCPUs) {
+				t.Errorf("vcpu %d on %s (%v), want %s: pinned before the move into the cgroup?", i, got, err, p.VCPUs[i].HostCPUs)
+			}
+		}
+	}
+	if _, err := Launch(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Fatal("OnRunning was not called")
+	}
+	if sys.mempolicies != 0 {
+		t.Errorf("%d set_mempolicy calls, want none in a cgroup", sys.mempolicies)
+	}
+}
+
+// A qemu that cannot join its cgroup is stopped, and the launch says why.
+func TestLaunchCgroupRefused(t *testing.T) {
+	qemutest.Require(t)
+	p := testPlan(t, 1)
+	cfg := baseConfig(t, qemuArgv(1, "-S"), p)
+	cg := &failingCgroup{}
+	cfg.Cgroup = cg
+	res, err := Launch(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "put qemu") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("Launch = %v, want the cgroup's refusal", err)
+	}
+	if cg.added == 0 || cg.added != res.PID {
+		t.Errorf("AddProc got pid %d, qemu was %d", cg.added, res.PID)
+	}
+	requireGone(t, res.PID)
+}
+
+// recordingSys counts set_mempolicy calls.
+type recordingSys struct {
+	affinity.Sys
+	mempolicies int
+}
+
+func (r *recordingSys) SetMempolicy(mode int, nodes cpuset.CPUSet) error {
+	r.mempolicies++
+	return r.Sys.SetMempolicy(mode, nodes)
+}
