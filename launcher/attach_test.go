@@ -48,7 +48,7 @@ func TestAttachPinsAndResumes(t *testing.T) {
 	userSock := filepath.Join(shortTempDir(t), "user.sock")
 	cmd, target := startPaused(t, 2, "-qmp", "unix:"+userSock+",server=on,wait=off")
 	p := testPlan(t, 2)
-	cfg := Config{Plan: p, QMPTimeout: 20 * time.Second, Grace: 3 * time.Second}
+	cfg := Config{Placement: p.Placement(), QMPTimeout: 20 * time.Second, Grace: 3 * time.Second}
 	res, err := Attach(context.Background(), cfg, target)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestAttachFailureKillsQEMU(t *testing.T) {
 	cmd, target := startPaused(t, 1)
 	p := testPlan(t, 1)
 	p.VCPUs[0].HostCPUs = cpuset.New(4000)
-	cfg := Config{Plan: p, QMPTimeout: 20 * time.Second, Grace: 3 * time.Second}
+	cfg := Config{Placement: p.Placement(), QMPTimeout: 20 * time.Second, Grace: 3 * time.Second}
 	_, err := Attach(context.Background(), cfg, target)
 	if err == nil || !strings.Contains(err.Error(), "pin vcpu 0") || !strings.Contains(err.Error(), "killed qemu") {
 		t.Fatalf("Attach error = %v, want the refused pin of vcpu 0 and the kill", err)

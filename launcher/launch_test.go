@@ -60,7 +60,7 @@ func baseConfig(t *testing.T, argv []string, p *plan.Plan) Config {
 	return Config{
 		Argv:       argv,
 		Name:       "test",
-		Plan:       p,
+		Placement:  p.Placement(),
 		QMPTimeout: 20 * time.Second, // TCG under a loaded 2-CPU host starts slowly
 		Grace:      3 * time.Second,
 		Stderr:     &testWriter{t: t},

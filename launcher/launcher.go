@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/utils/cpuset"
-
 	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/plan"
 )
@@ -53,10 +51,9 @@ type Config struct {
 	UserPaused bool
 	// HasName: the user gave -name, which is kept as it is.
 	HasName bool
-	// Plan gives the mempolicy, each vCPU's CPUs and the emulator CPUs.
-	Plan *plan.Plan
-	// EmulatorCPUs overrides Plan.EmulatorCPUs when not empty.
-	EmulatorCPUs cpuset.CPUSet
+	// Placement gives the mempolicy, each vCPU's CPUs, the emulator CPUs
+	// and the I/O threads' own (plan.Plan.Placement).
+	Placement plan.Placement
 	// Cgroup, when not nil, is the VM's own cpuset cgroup: qemu starts in
 	// it (born there where the kernel can, else added at once) and the
 	// cgroup's cpuset.mems bounds qemu's own memory in place of the plan's

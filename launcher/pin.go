@@ -133,7 +133,7 @@ func queryVCPUs(ctx context.Context, r *run) error {
 	if err != nil {
 		return r.orExited(fmt.Errorf("query vcpu threads of pid %d: %w", r.pid, err))
 	}
-	tids, err := VCPUThreads(cpus, len(r.cfg.Plan.VCPUs))
+	tids, err := VCPUThreads(cpus, len(r.cfg.Placement.VCPUs))
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", r.pid, err)
 	}
@@ -197,11 +197,7 @@ func pinVCPUs(ctx context.Context, r *run) error {
 	if r.vcpuThreads == nil {
 		return errors.New("no vcpu threads known")
 	}
-	planned := make([]cpuset.CPUSet, len(r.cfg.Plan.VCPUs))
-	for i, v := range r.cfg.Plan.VCPUs {
-		planned[i] = v.HostCPUs
-	}
-	pins, err := VCPUPins(r.vcpuThreads, planned)
+	pins, err := VCPUPins(r.vcpuThreads, r.cfg.Placement.VCPUs)
 	if err != nil {
 		return err
 	}
@@ -230,10 +226,7 @@ func vcpuList(v []int) string {
 
 // emulatorCPUs is where the non-vCPU threads go.
 func (r *run) emulatorCPUs() cpuset.CPUSet {
-	if r.cfg.EmulatorCPUs.Size() > 0 {
-		return r.cfg.EmulatorCPUs
-	}
-	return r.cfg.Plan.EmulatorCPUs
+	return r.cfg.Placement.Emulator
 }
 
 // pinEmulator pins every thread of qemu that is not a vCPU (the main loop,
@@ -294,7 +287,7 @@ func pinEmulator(ctx context.Context, r *run) error {
 // pinEmulator has put it with the emulator threads. (Hook for issue 10's
 // --domain-xml, helper E.)
 func pinOwnIOThreads(r *run, io []qmp.IOThread) error {
-	for _, want := range r.cfg.Plan.IOThreads {
+	for _, want := range r.cfg.Placement.IOThreads {
 		if !want.Given {
 			continue
 		}

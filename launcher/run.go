@@ -58,8 +58,8 @@ type run struct {
 }
 
 func newRun(cfg Config) (*run, error) {
-	if cfg.Plan == nil {
-		return nil, fmt.Errorf("launch: no plan")
+	if len(cfg.Placement.VCPUs) == 0 {
+		return nil, fmt.Errorf("launch: no placement (no vcpu has cpus)")
 	}
 	if cfg.QMPTimeout <= 0 {
 		cfg.QMPTimeout = DefaultQMPTimeout

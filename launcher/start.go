@@ -218,14 +218,14 @@ func holdArgs(name string, userPaused, hasName bool) []string {
 // when the thread that started the child exits. The thread is never
 // unlocked; it dies with the goroutine, taking its policy with it.
 func (r *run) startLocked() error {
-	mode, err := r.cfg.Plan.Mempolicy.Mode.Mode()
-	if r.cfg.Plan.Mempolicy.Mode == "" {
+	mode, err := r.cfg.Placement.Mempolicy.Mode.Mode()
+	if r.cfg.Placement.Mempolicy.Mode == "" {
 		mode, err = 0, nil
 	}
 	if err != nil {
 		return fmt.Errorf("mempolicy: %w", err)
 	}
-	nodes := r.cfg.Plan.Mempolicy.Nodes
+	nodes := r.cfg.Placement.Mempolicy.Nodes
 	if r.cfg.Cgroup != nil {
 		// The cgroup's cpuset.mems bounds qemu's own memory instead: a
 		// task policy could never be changed from outside, and the kernel
@@ -237,7 +237,7 @@ func (r *run) startLocked() error {
 		runtime.LockOSThread()
 		if mode != 0 {
 			err := r.sys.SetMempolicy(mode, nodes)
-			if fb, ok := r.cfg.Plan.Mempolicy.Fallback(); ok && errors.Is(err, syscall.EINVAL) {
+			if fb, ok := r.cfg.Placement.Mempolicy.Fallback(); ok && errors.Is(err, syscall.EINVAL) {
 				// A kernel before 5.15 has no MPOL_PREFERRED_MANY: prefer
 				// the first node, as the plan says it would.
 				if fbMode, ferr := fb.Mode.Mode(); ferr == nil {
@@ -247,7 +247,7 @@ func (r *run) startLocked() error {
 				}
 			}
 			if err != nil {
-				err = fmt.Errorf("set mempolicy %s nodes %s: %w", r.cfg.Plan.Mempolicy.Mode, nodes, err)
+				err = fmt.Errorf("set mempolicy %s nodes %s: %w", r.cfg.Placement.Mempolicy.Mode, nodes, err)
 				if !r.cfg.BestEffort {
 					started <- err
 					return

@@ -87,12 +87,15 @@ func numactl(args []string) error {
 		return err
 	}
 	defer res.Release()
+	pl := p.Placement()
+	if b.CPUs.Size() > 0 {
+		pl.Emulator = b.CPUs
+	}
 	return launchVM(launcher.Config{
 		Argv:           q.Final(nil),
 		UserPaused:     q.Paused,
 		HasName:        q.HasName,
-		Plan:           p,
-		EmulatorCPUs:   b.CPUs,
+		Placement:      pl,
 		WaitingSockets: q.WaitingSockets,
 		Hooks:          launcher.Hooks{OnStarted: recordQEMU(res)},
 	}, o.Verbose)
@@ -401,9 +404,9 @@ func runPinHelper(args []string) int {
 		return 1
 	}
 	job, err := readPinJob(os.NewFile(pinJobFD, "job"))
-	var p *plan.Plan
+	var pl plan.Placement
 	if err == nil {
-		p, err = job.plan()
+		pl, err = job.placement()
 	}
 	if err != nil {
 		err = fmt.Errorf("pin helper: %w", err)
@@ -415,7 +418,7 @@ func runPinHelper(args []string) int {
 		unix.Close(target.PIDFD)
 		return 1
 	}
-	cfg := launcher.Config{Plan: p, UserPaused: job.UserPaused, QMPTimeout: job.QMPTimeout,
+	cfg := launcher.Config{Placement: pl, UserPaused: job.UserPaused, QMPTimeout: job.QMPTimeout,
 		WaitingSockets: job.WaitingSockets, Log: newCLILogger(os.Stderr, job.Verbose)}
 	_, err = launcher.Attach(context.Background(), cfg, target)
 	if err != nil {
@@ -443,18 +446,18 @@ func readPinJob(f *os.File) (pinJob, error) {
 	return job, nil
 }
 
-func (j pinJob) plan() (*plan.Plan, error) {
-	p := &plan.Plan{}
+func (j pinJob) placement() (plan.Placement, error) {
+	var p plan.Placement
 	var err error
-	if p.EmulatorCPUs, err = cpulist.Parse(j.Emulator); err != nil {
-		return nil, fmt.Errorf("emulator cpus %q: %w", j.Emulator, err)
+	if p.Emulator, err = cpulist.Parse(j.Emulator); err != nil {
+		return p, fmt.Errorf("emulator cpus %q: %w", j.Emulator, err)
 	}
 	for i, s := range j.VCPUs {
 		c, err := cpulist.Parse(s)
 		if err != nil {
-			return nil, fmt.Errorf("vcpu %d cpus %q: %w", i, s, err)
+			return p, fmt.Errorf("vcpu %d cpus %q: %w", i, s, err)
 		}
-		p.VCPUs = append(p.VCPUs, plan.VCPU{ID: i, HostCPUs: c})
+		p.VCPUs = append(p.VCPUs, c)
 	}
 	return p, nil
 }

@@ -36,7 +36,8 @@ type RunCmd struct {
 	QMPTimeout   time.Duration `name:"qmp-timeout" default:"60s" placeholder:"DURATION" help:"How long qemu may take to answer on its QMP monitor, and then each QMP command. It answers after preallocating guest RAM, which takes seconds for large guests; a qemu that exits is noticed at once. 0 means the default, 60s."`
 	Verbose      bool          `name:"verbose" short:"v" help:"Show each launch step with its timing."`
 	prepared     *Prepared
-	cgroupDir    string // the VM's cgroup, once made
+	cgroupDir    string        // the VM's cgroup, once made
+	emu          cpuset.CPUSet // --emulator-cpus
 
 	StateDir string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host: this VM is planned around them and recorded there until it exits (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma)."`
 }
@@ -115,13 +116,13 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 			return nil, err
 		}
 		trace.Mark("planned and rendered")
-		if cfg.EmulatorCPUs.Size() > 0 {
-			c.prepared.Plan.EmulatorCPUs = cfg.EmulatorCPUs // recorded as the VM's
+		if c.emu.Size() > 0 {
+			c.prepared.Plan.EmulatorCPUs = c.emu // recorded as the VM's
 		}
 		return c.prepared.Plan, nil
 	})
-	if errors.Is(err, ledger.ErrCPUTaken) && cfg.EmulatorCPUs.Size() > 0 {
-		return nil, badInput("--emulator-cpus %s: %w", cfg.EmulatorCPUs, err)
+	if errors.Is(err, ledger.ErrCPUTaken) && c.emu.Size() > 0 {
+		return nil, badInput("--emulator-cpus %s: %w", c.emu, err)
 	}
 	if errors.Is(err, ledger.ErrNameTaken) || errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrUnsafeDir) {
 		return nil, badInput("%w", err)
@@ -134,7 +135,7 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (moved aside; its room is no longer held)\n", q)
 	}
-	cfg.Argv, cfg.Plan, cfg.Name = pr.Argv, pr.Plan, r.Entry.Name
+	cfg.Argv, cfg.Placement, cfg.Name = pr.Argv, pr.Plan.Placement(), r.Entry.Name
 	notMovable := pr.NotMovable
 	cfg.Hooks.OnStarted = func(pid int, _ string) {
 		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable, e.Cgroup = notMovable, c.cgroupDir }); err != nil {
@@ -158,6 +159,7 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 			return cfg, badInput("--emulator-cpus %q: want a CPU list such as 0-1,8", c.EmulatorCPUs)
 		}
 		emu = s
+		c.emu = s
 	}
 	if c.Timeout < 0 || c.Grace < 0 || c.QMPTimeout < 0 {
 		return cfg, badInput("--timeout, --grace and --qmp-timeout take positive durations")
@@ -188,13 +190,12 @@ func (c *RunCmd) config(ctx context.Context) (launcher.Config, error) {
 		}
 	}
 	return launcher.Config{
-		UserPaused:   pr.User.Paused,
-		HasName:      pr.User.HasName,
-		EmulatorCPUs: emu,
-		QMPTimeout:   c.QMPTimeout,
-		Timeout:      c.Timeout,
-		Grace:        c.Grace,
-		BestEffort:   c.BestEffort,
+		UserPaused: pr.User.Paused,
+		HasName:    pr.User.HasName,
+		QMPTimeout: c.QMPTimeout,
+		Timeout:    c.Timeout,
+		Grace:      c.Grace,
+		BestEffort: c.BestEffort,
 		// qemu waits for a client on these before it answers qnuma.
 		WaitingSockets: pr.User.WaitingSockets,
 	}, nil
