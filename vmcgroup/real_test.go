@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,4 +173,60 @@ func TestRealGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	g = g2
+}
+
+// ReapStale removes an empty cgroup named after a pid that is gone, and
+// leaves one named after a live pid and one holding a process.
+func TestReapStale(t *testing.T) {
+	h := requireRealHost(t)
+	ctx := context.Background()
+	avail, mems, err := h.available()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pid that is gone: a child reaped.
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := c.Process.Pid
+	names := map[string]string{
+		"dead":  fmt.Sprintf("reaptest-%d", dead),
+		"alive": fmt.Sprintf("reaptest-%d", os.Getpid()),
+		"busy":  fmt.Sprintf("reapbusy-%d", dead),
+	}
+	groups := map[string]*Group{}
+	for k, n := range names {
+		g, err := h.Create(ctx, n, avail, mems)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups[k] = g
+	}
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		sleep.Process.Kill()
+		sleep.Wait()
+		for k, g := range groups {
+			if k != "dead" {
+				g.Remove(ctx)
+			}
+		}
+	}()
+	if err := groups["busy"].AddProc(ctx, sleep.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	removed := h.ReapStale(ctx) // leftovers of other runs may go too
+	if !slices.Contains(removed, names["dead"]) || slices.Contains(removed, names["alive"]) || slices.Contains(removed, names["busy"]) {
+		t.Errorf("ReapStale removed %v, want %s and not %s or %s", removed, names["dead"], names["alive"], names["busy"])
+	}
+	for k, g := range groups {
+		_, err := os.Stat(g.Dir())
+		if gone := errors.Is(err, fs.ErrNotExist); gone != (k == "dead") {
+			t.Errorf("cgroup %s (%s): gone %v after ReapStale", g.Dir(), k, gone)
+		}
+	}
 }

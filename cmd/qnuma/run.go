@@ -84,6 +84,7 @@ func (c *RunCmd) vmCgroup(ctx context.Context, name string) *vmcgroup.Group {
 	if err != nil || h.Kind == vmcgroup.None {
 		return nil
 	}
+	h.ReapStale(ctx) // the cgroups of qnuma runs killed outright
 	mems := cpuset.New(pr.Plan.HostNodes...)
 	if pr.Plan.Mempolicy.Mode == memobj.PolicyPreferred || pr.Plan.Mempolicy.Mode == memobj.PolicyPreferredMany {
 		mems = pr.Host.Allowed.Mems // preferred: other nodes when those are full
