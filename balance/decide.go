@@ -221,7 +221,7 @@ func (r *decider) vms() {
 		case v.NotSampled != "":
 			r.note(i, "not sampled: %s", v.NotSampled)
 		case e.Locked:
-			r.note(i, "locked by the user (qnuma pin --lock): left where it is")
+			r.note(i, "placed or pinned by hand, so locked: left where it is (qnuma pin --unlock hands it to balance)")
 		case e.NotMovable != "":
 			r.note(i, "cannot be moved live: %s", e.NotMovable)
 		case len(r.d.VMs[i].HomeNodes) == 0:

@@ -123,7 +123,7 @@ func TestDecideLeavesAlone(t *testing.T) {
 		change func(*VM)
 		want   string
 	}{
-		{"locked", func(v *VM) { v.Entry.Locked = true }, "locked by the user"},
+		{"locked", func(v *VM) { v.Entry.Locked = true }, "placed or pinned by hand, so locked"},
 		{"not movable", func(v *VM) { v.Entry.NotMovable = "no cpuset cgroup" }, "cannot be moved live: no cpuset cgroup"},
 		{"not sampled", func(v *VM) { v.NotSampled = "its qemu (pid 9) has exited" }, "not sampled: its qemu (pid 9) has exited"},
 		{"moved lately", func(v *VM) { v.Entry.Moves = []ledger.Move{{At: t0.Add(-100 * time.Second)}} }, "moved 1m40s ago: not again before 5m0s"},

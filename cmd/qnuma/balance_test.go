@@ -240,7 +240,7 @@ func TestBalanceJSON(t *testing.T) {
 		!reflect.DeepEqual(r.VMs[0].Home, []int{0}) || !reflect.DeepEqual(r.VMs[0].Layout, map[string][]int{"0": {0}}) {
 		t.Errorf("vms %+v", r.VMs)
 	}
-	if !strings.Contains(r.VMs[1].Verdict, "locked by the user") {
+	if !strings.Contains(r.VMs[1].Verdict, "placed or pinned by hand, so locked") {
 		t.Errorf("vm b verdict %q", r.VMs[1].Verdict)
 	}
 	mv := r.Move

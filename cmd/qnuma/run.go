@@ -138,8 +138,12 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	}
 	cfg.Argv, cfg.Placement, cfg.Name = pr.Argv, pr.Plan.Placement(), r.Entry.Name
 	notMovable := pr.NotMovable
+	// Placed by hand (host nodes, pins, the emulator's CPUs given): qnuma
+	// balance leaves it where the user put it, as ESXi leaves VMs with
+	// manual affinity (qnuma pin --unlock hands it over).
+	byHand := pr.Spec.HostNodes != nil || len(pr.Spec.VCPUPins) > 0 || pr.Spec.EmulatorPin != nil || c.emu.Size() > 0
 	cfg.Hooks.OnStarted = func(pid int, _ string) {
-		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable, e.Cgroup = notMovable, c.cgroupDir }); err != nil {
+		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable, e.Cgroup, e.Locked = notMovable, c.cgroupDir, byHand }); err != nil {
 			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
 		}
 	}

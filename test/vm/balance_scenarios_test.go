@@ -18,6 +18,11 @@ qnuma_start /tmp/a.log run --name a --host-nodes 0 --vcpus 1 --memory 128M --pre
 a=$qemu_pid
 qnuma_start /tmp/b.log run --name b --host-nodes 0 --vcpus 1 --memory 128M --prealloc ` + pausedVM + `
 b=$qemu_pid
+# Placed by hand (--host-nodes), so locked: hand them to balance, unless
+# the row keeps them locked (balance must leave them where they are).
+if [ "${UNLOCK:-yes}" != no ]; then
+	qnuma pin a --unlock >/dev/null && qnuma pin b --unlock >/dev/null || die "qnuma pin --unlock"
+fi
 if [ "$FILL" = yes ]; then
 	free0=$(awk '/MemFree/ {print int($4 / 1024)}' /sys/devices/system/node/node0/meminfo)
 	hold_node_memory 0 $((free0 - 90))
@@ -57,6 +62,8 @@ checks_done
 `
 	runScenarios(t, []scenario{
 		{name: "node 0 short of memory: one VM moved to node 1", topo: TwoNodes(), script: "FILL=yes\n" + script, timeout: 4 * time.Minute},
+		{name: "negative: node 0 short but the VMs placed by hand (locked)", topo: TwoNodes(), script: "FILL=yes UNLOCK=no\n" + script, wantExit: 1, timeout: 4 * time.Minute,
+			wantOutput: []string{"the dry run proposed no move", "balance --once moved nothing"}},
 		{name: "negative: node 0 has room, nothing moves", topo: TwoNodes(), script: "FILL=no\n" + script, wantExit: 1, timeout: 4 * time.Minute,
 			wantOutput: []string{"the dry run proposed no move", "balance --once moved nothing"}},
 	})
