@@ -19,6 +19,12 @@ func (r *run) supervise(ctx context.Context) {
 		timeout = t.C
 	}
 	done := ctx.Done()
+	if sig := r.interrupted; sig != nil {
+		// The signal came as the launch's last step ended: the launch had
+		// nothing left to abort, so it is qemu's, as any later one.
+		r.log.Info("forwarding signal", "signal", sig, "pid", r.pid)
+		r.proc.Signal(sig)
+	}
 	for {
 		select {
 		case <-r.exited:
