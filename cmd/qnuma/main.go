@@ -36,6 +36,7 @@ type CLI struct {
 	Doctor   DoctorCmd   `cmd:"" help:"Check what on this host hurts NUMA placement."`
 	Libvirt  LibvirtCmd  `cmd:"" help:"qnuma's placement for libvirt domains: print or rewrite their placement XML."`
 	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
+	VCPUs    VCPUsCmd    `cmd:"" name:"vcpus" help:"Hot-add or remove vCPUs of a running VM started with --max-vcpus, each in its planned guest node and pinned."`
 }
 
 // runOnly is CLI with `qnuma run` alone, which is all `qnuma run` needs:
