@@ -37,6 +37,7 @@ type CLI struct {
 	Libvirt  LibvirtCmd  `cmd:"" help:"qnuma's placement for libvirt domains: print or rewrite their placement XML."`
 	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
 	VCPUs    VCPUsCmd    `cmd:"" name:"vcpus" help:"Hot-add or remove vCPUs of a running VM started with --max-vcpus, each in its planned guest node and pinned."`
+	Memory   MemoryCmd   `cmd:"" help:"Grow or shrink a running VM's RAM started with --max-memory, through each guest node's virtio-mem device."`
 }
 
 // runOnly is CLI with `qnuma run` alone, which is all `qnuma run` needs:
