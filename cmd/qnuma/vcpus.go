@@ -321,23 +321,45 @@ func unplugVCPU(ctx context.Context, mon *qmp.Client, e ledger.Entry, s ledger.V
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var seen []string // for the error: what qemu said meanwhile
 	for {
 		select {
 		case ev, ok := <-mon.Events():
 			if !ok {
 				return fmt.Errorf("%s: %w", op, mon.Err())
 			}
-			if ev.Name != "DEVICE_DELETED" {
+			if len(seen) < 8 {
+				seen = append(seen, ev.Name+" "+string(ev.Data))
+			}
+			// QEMU 7.2 sends DEVICE_DELETED for the vCPU's lapic but not
+			// always for the vCPU itself: after any device or ACPI event,
+			// ask whether qemu still lists it.
+			if ev.Name != "DEVICE_DELETED" && ev.Name != "ACPI_DEVICE_OST" {
 				continue
 			}
 			var d struct {
 				Device string `json:"device"`
 			}
-			if json.Unmarshal(ev.Data, &d) == nil && d.Device == id {
+			if ev.Name == "DEVICE_DELETED" && json.Unmarshal(ev.Data, &d) == nil && d.Device == id {
+				return nil
+			}
+			cpus, err := mon.QueryCPUsFast(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			gone := true
+			for _, c := range cpus {
+				gone = gone && c.QOMPath != "/machine/peripheral/"+id
+			}
+			if gone {
 				return nil
 			}
 		case <-wctx.Done():
-			return fmt.Errorf("%s: the guest did not release it within %s (it needs an OS that ejects CPUs); qemu still has it", op, timeout)
+			err := fmt.Errorf("%s: the guest did not release it within %s (it needs an OS that ejects CPUs); qemu still has it", op, timeout)
+			if len(seen) > 0 {
+				err = fmt.Errorf("%w (qemu's events meanwhile: %s)", err, strings.Join(seen, "; "))
+			}
+			return err
 		}
 	}
 }
