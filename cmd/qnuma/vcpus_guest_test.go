@@ -17,46 +17,75 @@ import (
 	"github.com/qnuma/qnuma/test/vm"
 )
 
-// growInit replaces the tiny guest's init: it loads virtio-mem, says what
-// it has, then waits for a second vCPU (onlining it) and for node 0's
-// memory to grow, says what it has then, and waits for both to go again
-// (memory is onlined movable, so that virtio-mem can unplug it).
+// growInit replaces the tiny guest's init. It loads virtio-mem and says
+// what each node has, then, as /proc/cmdline asks: waits for the vCPUs of
+// qnuma.cpus=2,3 and onlines them, waits for each node:KiB of
+// qnuma.grow=0:122880,1:122880 to grow so, fills the nodes of
+// qnuma.fill=0,1 (tmpfs bound to the node, all but 32 MiB of its free
+// memory: movable allocations take the plugged, movable memory first),
+// says what each node has, and with qnuma.shrink=1 waits for those vCPUs to
+// go and the memory to shrink back (emptying the fill first) before it
+// powers off. Each wait gives up after qnuma.wait= seconds (120).
+// Plugged memory is onlined movable (memhp_default_state=online_movable on
+// the command line), so that virtio-mem can unplug it again.
 const growInit = `#!/bb/sh
 B=/bb/busybox
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
+echo -1000 >/proc/self/oom_score_adj
 say() { echo "<2>qnuma-guest: $*" >/dev/kmsg; }
+arg() { for w in $($B cat /proc/cmdline); do case $w in "qnuma.$1="*) echo "${w#*=}" | $B tr , ' ' ;; esac; done; }
+CPUS=$(arg cpus); GROW=$(arg grow); FILL=$(arg fill); SHRINK=$(arg shrink); WAIT=$(arg wait); WAIT=${WAIT:-120}
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mem; do
 	[ -f /grow/$m.ko ] && $B insmod /grow/$m.ko
 done
-nodes() {
-	for n in /sys/devices/system/node/node*; do
-		say "$1 node ${n##*/node} cpus $($B cat $n/cpulist) memtotal $($B awk '/MemTotal/ {print $4}' $n/meminfo)"
+node_ids() { for n in /sys/devices/system/node/node*; do echo ${n##*/node}; done; }
+memkb() { $B awk '/MemTotal/ {print $4}' /sys/devices/system/node/node$1/meminfo; }
+freekb() { $B awk '/MemFree/ {print $4}' /sys/devices/system/node/node$1/meminfo; }
+nodes() { for n in $(node_ids); do say "$1 node $n cpus $($B cat /sys/devices/system/node/node$n/cpulist) memtotal $(memkb $n)"; done; }
+waitfor() {
+	i=0
+	until "$@"; do
+		[ $i -ge $((WAIT * 10)) ] && { say "gave up waiting: $*"; return 1; }
+		$B usleep 100000
+		i=$((i + 1))
 	done
 }
-mem0() { $B awk '/MemTotal/ {print $4}' /sys/devices/system/node/node0/meminfo; }
+for n in $(node_ids); do eval start_$n=$(memkb $n); done
+grown() { for g in $GROW; do n=${g%%:*}; eval s=\$start_$n; [ $(($(memkb $n) - s)) -ge ${g#*:} ] || return 1; done; }
+shrunk() { for g in $GROW; do n=${g%%:*}; eval s=\$start_$n; [ $(($(memkb $n) - s)) -le 8192 ] || return 1; done; }
 say "before online $($B cat /sys/devices/system/cpu/online)"
 nodes before
-start=$(mem0)
 say "ready"
-i=0
-while [ ! -e /sys/devices/system/cpu/cpu1/online ] && [ $i -lt 3000 ]; do $B usleep 100000; i=$((i+1)); done
-echo 1 >/sys/devices/system/cpu/cpu1/online
-i=0
-while [ $(($(mem0) - start)) -lt 122880 ] && [ $i -lt 1800 ]; do $B usleep 100000; i=$((i+1)); done
+for c in $CPUS; do waitfor [ -e /sys/devices/system/cpu/cpu$c/online ] && echo 1 >/sys/devices/system/cpu/cpu$c/online; done
+waitfor grown
+for n in $FILL; do
+	kb=$(($(freekb $n) - 32768))
+	$B mkdir -p /fill$n
+	$B mount -t tmpfs -o size=${kb}k,mpol=bind:$n tmpfs /fill$n
+	(echo 1000 >/proc/self/oom_score_adj; exec $B dd if=/dev/zero of=/fill$n/f bs=1024k count=$((kb / 1024)) 2>/dev/null)
+	say "filled node $n with $((kb / 1024)) MiB"
+done
 say "after online $($B cat /sys/devices/system/cpu/online)"
 nodes after
 say "grown"
-i=0
-while [ -e /sys/devices/system/cpu/cpu1 ] && [ $i -lt 1800 ]; do $B usleep 100000; i=$((i+1)); done
-i=0
-while [ $(($(mem0) - start)) -gt 8192 ] && [ $i -lt 1800 ]; do $B usleep 100000; i=$((i+1)); done
-say "shrunk online $($B cat /sys/devices/system/cpu/online)"
-nodes shrunk
+if [ "$SHRINK" = 1 ]; then
+	for c in $CPUS; do waitfor [ ! -e /sys/devices/system/cpu/cpu$c ]; done
+	for n in $FILL; do $B umount /fill$n; done
+	waitfor shrunk
+	say "shrunk online $($B cat /sys/devices/system/cpu/online)"
+	nodes shrunk
+fi
 say "done"
 $B poweroff -f
 `
+
+// growAppend is the kernel command line of the grown tiny guest, with
+// growInit's arguments.
+func growAppend(args string) string {
+	return "console=ttyS0 quiet panic=-1 printk.devkmsg=on printk.time=0 memhp_default_state=online_movable " + args
+}
 
 // growInitrd is the tiny guest's initramfs with growInit and the virtio
 // modules appended (the kernel unpacks concatenated archives in order,
@@ -125,7 +154,7 @@ func TestVCPUsAndMemoryInTinyGuest(t *testing.T) {
 	bin := buildQnuma(t)
 	state := t.TempDir()
 	guest := []string{"-kernel", kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 quiet panic=-1 printk.devkmsg=on printk.time=0 memhp_default_state=online_movable",
+		"-append", growAppend("qnuma.cpus=1 qnuma.grow=0:122880 qnuma.shrink=1"),
 		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"}
 	args := append([]string{"run", "-v", "--state-dir", state, "--name", "tg", "--timeout", "8m", "--cpus-dedicated",
 		"--vcpus", "1", "--max-vcpus", "2", "--memory", "256M", "--max-memory", "512M", "--",
