@@ -205,6 +205,8 @@ func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
 		_, err := splitMemory(e.Name, size, boot, nil, c.Node)
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout+max(c.Wait, 0))
+	defer cancel()
 	mon, err := control.Dial(ctx, l.Dir(), e)
 	if err != nil {
 		return err

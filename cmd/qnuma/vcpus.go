@@ -54,6 +54,11 @@ func (c *VCPUsCmd) Run() error {
 	return c.run(context.Background(), os.Stdout, affinity.Real{})
 }
 
+// controlTimeout bounds a grow or shrink command's QMP exchanges over the
+// control socket, besides the guest's own time to release what it is asked
+// to (--timeout, --wait).
+const controlTimeout = 2 * time.Minute
+
 // slotDeviceID is the id of the vCPU device qnuma plugs into slot id.
 func slotDeviceID(id int) string { return fmt.Sprintf("qnuma-vcpu%d", id) }
 
@@ -179,6 +184,10 @@ func (c *VCPUsCmd) run(ctx context.Context, stdout io.Writer, sys affinity.Sys) 
 		_, err := planVCPUChange(e, c.Count, nil, nil, nil)
 		return err
 	}
+	// Every wait is bounded: the QMP exchanges, and each removal's own
+	// --timeout on top.
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout+time.Duration(len(e.VCPUSlots))*c.Timeout)
+	defer cancel()
 	host, err := topology.Read("/")
 	if err != nil {
 		return err
