@@ -421,3 +421,51 @@ func (f *fakeMonitor) Execute(ctx context.Context, command string, args any, res
 func (f *fakeMonitor) Greeting() qmp.Greeting   { return qmp.Greeting{} }
 func (f *fakeMonitor) Events() <-chan qmp.Event { return f.events }
 func (f *fakeMonitor) Done() <-chan struct{}    { return nil }
+
+// The socket speaks QMP as a monitor does: greeting, capabilities first,
+// no out-of-band, errors with QEMU's classes, the client's own ids.
+func TestSessionProtocol(t *testing.T) {
+	dir := privateDir(t)
+	fake := &fakeMonitor{events: make(chan qmp.Event, 1)}
+	srv, err := Serve(dir, "vm", fake, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.Dial("unix", srv.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	r := bufio.NewReader(c)
+	line := func() string {
+		t.Helper()
+		s, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(s)
+	}
+	if g := line(); !strings.Contains(g, `"QMP"`) || !strings.Contains(g, `"capabilities":[]`) {
+		t.Fatalf("greeting %s", g)
+	}
+	for _, tt := range []struct{ send, want string }{
+		{`{"execute":"query-status","id":"a"}`, `{"error":{"class":"CommandNotFound","desc":"Expecting capabilities negotiation with 'qmp_capabilities'"},"id":"a"}`},
+		{`{"execute":"qmp_capabilities","id":7}`, `{"return":{},"id":7}`},
+		{`{"execute":"qmp_capabilities","id":8}`, `{"error":{"class":"CommandNotFound","desc":"Capabilities negotiation is already complete, command ignored"},"id":8}`},
+		{`{"exec-oob":"query-status","id":9}`, `{"error":{"class":"GenericError","desc":"out-of-band execution is not offered on qnuma's control socket"},"id":9}`},
+		{`{"execute":"query-status","arguments":{"x":1},"id":{"n":[1]}}`, `{"error":{"class":"GenericError","desc":"qnuma: fake"},"id":{"n":[1]}}`},
+	} {
+		if _, err := c.Write([]byte(tt.send + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		if got := line(); got != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.send, got, tt.want)
+		}
+	}
+	fake.events <- qmp.Event{Name: "RESUME"}
+	if got := line(); !strings.HasPrefix(got, `{"event":"RESUME"`) {
+		t.Errorf("event: %s", got)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -226,6 +227,8 @@ type session struct {
 	events  chan qmp.Event
 	dropped int // guarded by Server.mu
 	wmu     sync.Mutex
+	// negotiated: qmp_capabilities done; QMP sends no events before.
+	negotiated atomic.Bool
 }
 
 func (ss *session) send(v any) error {
@@ -293,6 +296,9 @@ func (s *Server) serve(ss *session) {
 		for {
 			select {
 			case ev := <-ss.events:
+				if !ss.negotiated.Load() {
+					continue
+				}
 				var e eventJSON
 				e.Event, e.Data = ev.Name, ev.Data
 				if !ev.Timestamp.IsZero() {
@@ -309,23 +315,23 @@ func (s *Server) serve(ss *session) {
 		}
 	}()
 	dec := json.NewDecoder(&limitReader{r: ss.conn})
-	negotiated := false
 	for {
 		var req request
 		if err := dec.Decode(&req); err != nil {
 			return // EOF, a broken peer, or Close
 		}
 		rep := replyJSON{ID: req.ID}
+		negotiate := false // events start after this reply
 		switch {
 		case req.ExecOOB != "":
 			rep.Error = &qmp.Error{Class: "GenericError", Desc: "out-of-band execution is not offered on qnuma's control socket"}
 		case req.Execute == "qmp_capabilities":
-			if negotiated {
+			if ss.negotiated.Load() {
 				rep.Error = &qmp.Error{Class: "CommandNotFound", Desc: "Capabilities negotiation is already complete, command ignored"}
 			} else {
-				negotiated, rep.Return = true, json.RawMessage("{}")
+				rep.Return, negotiate = json.RawMessage("{}"), true
 			}
-		case !negotiated:
+		case !ss.negotiated.Load():
 			rep.Error = &qmp.Error{Class: "CommandNotFound", Desc: "Expecting capabilities negotiation with 'qmp_capabilities'"}
 		case req.Execute == "":
 			rep.Error = &qmp.Error{Class: "GenericError", Desc: "Expected 'execute'"}
@@ -351,6 +357,9 @@ func (s *Server) serve(ss *session) {
 		}
 		if ss.send(rep) != nil {
 			return
+		}
+		if negotiate {
+			ss.negotiated.Store(true)
 		}
 	}
 }

@@ -251,9 +251,9 @@ func TestVCPUsLive(t *testing.T) {
 	if err != nil || len(e.VCPUSlots) != 2 || !e.VCPUSlots[1].Present || len(e.VCPUHomeNodes) != 2 {
 		t.Errorf("ledger after the add: %+v %v; want slot 1 present", e.VCPUSlots, err)
 	}
-	// Again: nothing to do.
-	if code, out := vcpus("g", "2"); code != 0 || strings.Contains(out, "added") {
-		t.Errorf("vcpus g 2 again: exit %d\n%s", code, out)
+	// Again, by qemu's pid: nothing to do.
+	if code, out := vcpus(strconv.Itoa(pn.qemuPID), "2"); code != 0 || strings.Contains(out, "added") || !strings.Contains(out, "vm g: 2 vCPUs") {
+		t.Errorf("vcpus PID 2 again: exit %d\n%s", code, out)
 	}
 	if n := len(queryCPUs(t, mon)); n != 2 {
 		t.Errorf("after a second vcpus g 2: %d vCPUs", n)
