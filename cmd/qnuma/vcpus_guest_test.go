@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/qemutest"
 	"github.com/qnuma/qnuma/test/vm"
 )
@@ -184,6 +185,11 @@ func TestVCPUsAndMemoryInTinyGuest(t *testing.T) {
 		t.Errorf("vcpus tg 1: %v\n%s", err, out)
 	}
 	t.Log(out)
+	if l, err := ledger.Open(state); err == nil {
+		if e, _, err := l.Get(context.Background(), "tg"); err != nil || len(e.VCPUSlots) != 2 || e.VCPUSlots[1].Present || len(e.VCPUHomeNodes) != 1 {
+			t.Errorf("ledger after the removal: %+v %v; want slot 1 absent again", e.VCPUSlots, err)
+		}
+	}
 	out, err = runQnuma(bin, "memory", "tg", "256M", "--wait", "3m", "--state-dir", state)
 	if err != nil || !strings.Contains(out, "plugged 0B") {
 		t.Errorf("memory tg 256M: %v\n%s\nwant the guest to have unplugged it all", err, out)
