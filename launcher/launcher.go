@@ -24,6 +24,7 @@ import (
 
 	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/qmp"
 )
 
 // Defaults for Config's durations left at zero.
@@ -113,6 +114,11 @@ type Hooks struct {
 	OnRunning func(pid int, vcpuThreads []int)
 	// OnExit runs after qemu has exited and been reaped.
 	OnExit func(Result)
+	// OnSupervise runs as supervision begins (after OnRunning) with
+	// qnuma's own QMP connection to qemu, which other code may use while
+	// qemu runs (qnuma run serves it on the VM's control socket); the stop
+	// it returns (nil: none) runs once qemu has exited.
+	OnSupervise func(mon *qmp.Client, pid int) (stop func())
 }
 
 // Result is how a launch ended.

@@ -12,6 +12,11 @@ func (r *run) supervise(ctx context.Context) {
 	if r.cfg.Hooks.OnRunning != nil {
 		r.cfg.Hooks.OnRunning(r.pid, r.vcpuThreads)
 	}
+	if r.cfg.Hooks.OnSupervise != nil && r.mon != nil {
+		if stop := r.cfg.Hooks.OnSupervise(r.mon, r.pid); stop != nil {
+			defer stop()
+		}
+	}
 	var timeout, kill <-chan time.Time
 	if r.cfg.Timeout > 0 {
 		t := time.NewTimer(r.cfg.Timeout)

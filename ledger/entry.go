@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/cpuset"
 
 	"github.com/qnuma/qnuma/cpulist"
+	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
 )
 
@@ -64,6 +65,53 @@ type Entry struct {
 	// Locked: the user placed or pinned the VM by hand, and qnuma balance
 	// leaves it where it is.
 	Locked bool
+
+	// VCPUSlots are every vCPU a VM with hotplug room (--max-vcpus) may
+	// have, by index, present at start or not: where qnuma vcpus plugs and
+	// pins each (empty: the VM has no vCPU hotplug room).
+	VCPUSlots []VCPUSlot
+	// MemorySlots are the virtio-mem devices of a VM with memory hotplug
+	// room (--max-memory), one per guest node that can grow.
+	MemorySlots []MemorySlot
+}
+
+// VCPUSlot is one vCPU of a VM with hotplug room.
+type VCPUSlot struct {
+	ID        int
+	GuestNode int
+	// HostCPUs are the CPUs its thread is pinned to.
+	HostCPUs cpuset.CPUSet
+	// SocketID, CoreID and ThreadID are its slot in -smp's topology, as
+	// query-hotpluggable-cpus names it.
+	SocketID, CoreID, ThreadID int
+	// Hotplug: absent at start, so qnuma vcpus may add and remove it.
+	Hotplug bool
+	// Present: qemu has it now.
+	Present bool
+}
+
+// MemorySlot is one guest node's virtio-mem device.
+type MemorySlot struct {
+	GuestNode int    `json:"guest_node"`
+	Device    string `json:"device"`
+	Memdev    string `json:"memdev"`
+	HostNodes []int  `json:"host_nodes"`
+	// MaxBytes is its backend's size: the most it can plug.
+	MaxBytes uint64 `json:"max_bytes"`
+	// RequestedBytes is what qnuma memory last asked the guest to plug.
+	RequestedBytes uint64 `json:"requested_bytes"`
+}
+
+// vcpuSlotJSON is a VCPUSlot in the file, its CPUs as a cpulist.
+type vcpuSlotJSON struct {
+	ID        int    `json:"id"`
+	GuestNode int    `json:"guest_node"`
+	HostCPUs  string `json:"host_cpus"`
+	SocketID  int    `json:"socket_id"`
+	CoreID    int    `json:"core_id"`
+	ThreadID  int    `json:"thread_id"`
+	Hotplug   bool   `json:"hotplug,omitempty"`
+	Present   bool   `json:"present,omitempty"`
 }
 
 // GuestNode is one guest NUMA node of a VM in the ledger.
@@ -186,6 +234,22 @@ func summarize(p *plan.Plan) Entry {
 		e.GuestNodes = append(e.GuestNodes, gn)
 	}
 	e.Dedicated = p.Spec.Dedicated
+	if len(p.HotplugVCPUs) > 0 {
+		t := memobj.Topology{Sockets: p.Sockets, Dies: 1, Clusters: 1, Cores: p.Cores, Threads: p.Threads}
+		for i, v := range append(append([]plan.VCPU(nil), p.VCPUs...), p.HotplugVCPUs...) {
+			s, c, th := v.Socket, v.Core, v.Thread
+			if p.Sockets > 0 && p.Cores > 0 && p.Threads > 0 { // as -numa cpu maps the slots
+				s, _, c, th = t.IDs(v.ID)
+			}
+			e.VCPUSlots = append(e.VCPUSlots, VCPUSlot{ID: v.ID, GuestNode: v.GuestNode, HostCPUs: v.HostCPUs,
+				SocketID: s, CoreID: c, ThreadID: th, Hotplug: i >= len(p.VCPUs), Present: i < len(p.VCPUs)})
+		}
+	}
+	for _, m := range p.HotplugMemory {
+		dev, memdev := plan.HotplugIDs(m.GuestNode)
+		e.MemorySlots = append(e.MemorySlots, MemorySlot{GuestNode: m.GuestNode, Device: dev, Memdev: memdev,
+			HostNodes: append([]int(nil), m.HostNodes...), MaxBytes: m.Bytes})
+	}
 	for _, v := range p.HotplugVCPUs {
 		home := p.HostNodes
 		if v.GuestNode >= 0 && v.GuestNode < len(p.GuestNodes) && len(p.GuestNodes[v.GuestNode].HostNodes) > 0 {
@@ -223,10 +287,17 @@ type entryJSON struct {
 	Cgroup        string         `json:"cgroup,omitempty"`
 	Moves         []Move         `json:"moves,omitempty"`
 	Locked        bool           `json:"locked,omitempty"`
+	VCPUSlots     []vcpuSlotJSON `json:"vcpu_slots,omitempty"`
+	MemorySlots   []MemorySlot   `json:"memory_slots,omitempty"`
 }
 
 // MarshalJSON writes the entry in the ledger's file format.
 func (e Entry) MarshalJSON() ([]byte, error) {
+	var slots []vcpuSlotJSON
+	for _, v := range e.VCPUSlots {
+		slots = append(slots, vcpuSlotJSON{ID: v.ID, GuestNode: v.GuestNode, HostCPUs: v.HostCPUs.String(),
+			SocketID: v.SocketID, CoreID: v.CoreID, ThreadID: v.ThreadID, Hotplug: v.Hotplug, Present: v.Present})
+	}
 	return json.Marshal(entryJSON{
 		Version: formatVersion, Name: e.Name, Owner: e.Owner, QEMU: e.QEMU,
 		HostNodes: e.HostNodes, MemoryBytes: e.MemoryBytes, VCPUs: e.VCPUs,
@@ -235,6 +306,7 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 		HugepageBytes: e.HugepageBytes, Created: e.Created,
 		GuestNodes: e.GuestNodes, Dedicated: e.Dedicated, NotMovable: e.NotMovable,
 		Cgroup: e.Cgroup, Moves: e.Moves, Locked: e.Locked,
+		VCPUSlots: slots, MemorySlots: e.MemorySlots,
 	})
 }
 
@@ -260,6 +332,15 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	if err := w.checkCounts(); err != nil {
 		return err
 	}
+	var slots []VCPUSlot
+	for _, v := range w.VCPUSlots {
+		c, err := cpulist.Parse(v.HostCPUs)
+		if err != nil {
+			return fmt.Errorf("vcpu slot %d host cpus %q: %w", v.ID, clip(v.HostCPUs), err)
+		}
+		slots = append(slots, VCPUSlot{ID: v.ID, GuestNode: v.GuestNode, HostCPUs: c,
+			SocketID: v.SocketID, CoreID: v.CoreID, ThreadID: v.ThreadID, Hotplug: v.Hotplug, Present: v.Present})
+	}
 	*e = Entry{
 		Name: w.Name, Owner: w.Owner, QEMU: w.QEMU, HostNodes: w.HostNodes,
 		MemoryBytes: w.MemoryBytes, VCPUs: w.VCPUs, DedicatedCPUs: sets[0],
@@ -267,6 +348,7 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 		VCPUHomeNodes: w.VCPUHomeNodes, HugepageBytes: w.HugepageBytes, Created: w.Created,
 		GuestNodes: w.GuestNodes, Dedicated: w.Dedicated, NotMovable: w.NotMovable,
 		Cgroup: w.Cgroup, Moves: w.Moves, Locked: w.Locked,
+		VCPUSlots: slots, MemorySlots: w.MemorySlots,
 	}
 	return nil
 }
@@ -326,6 +408,14 @@ func (w entryJSON) checkCounts() error {
 	}
 	if len(w.GuestNodes) > maxEntryGuestNodes || len(w.Moves) > maxEntryMoves {
 		return fmt.Errorf("%d guest nodes and %d moves, more than %d and %d", len(w.GuestNodes), len(w.Moves), maxEntryGuestNodes, maxEntryMoves)
+	}
+	if len(w.VCPUSlots) > maxEntryVCPUs || len(w.MemorySlots) > maxEntryGuestNodes {
+		return fmt.Errorf("%d vcpu slots and %d memory slots, more than %d and %d", len(w.VCPUSlots), len(w.MemorySlots), maxEntryVCPUs, maxEntryGuestNodes)
+	}
+	for _, m := range w.MemorySlots {
+		if m.MaxBytes > maxEntryNodeBytes || m.RequestedBytes > m.MaxBytes || len(m.HostNodes) > cpulist.MaxID {
+			return fmt.Errorf("memory slot %q out of range", clip(m.Device))
+		}
 	}
 	for _, g := range w.GuestNodes {
 		if g.ID < 0 || g.ID >= cpulist.MaxID || g.MemoryBytes > maxEntryNodeBytes || len(g.VCPUs) > maxEntryVCPUs || len(g.HostNodes) > cpulist.MaxID {

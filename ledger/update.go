@@ -99,5 +99,11 @@ func clone(e Entry) Entry {
 		c.GuestNodes[i] = g
 	}
 	c.Moves = append([]Move(nil), e.Moves...)
+	c.VCPUSlots = append([]VCPUSlot(nil), e.VCPUSlots...)
+	c.MemorySlots = nil
+	for _, m := range e.MemorySlots {
+		m.HostNodes = append([]int(nil), m.HostNodes...)
+		c.MemorySlots = append(c.MemorySlots, m)
+	}
 	return c
 }

@@ -38,6 +38,8 @@ type CLI struct {
 	Pin      PinCmd      `cmd:"" help:"Re-pin a running VM's vCPU, emulator or I/O threads to other host CPUs."`
 	Move     MoveCmd     `cmd:"" help:"Move a running VM to other host NUMA nodes: its memory, vCPUs and other threads, guest layout kept."`
 	Balance  BalanceCmd  `cmd:"" help:"Keep running VMs on nodes with room, as numad and ESXi do: at most one live move per round."`
+	VCPUs    VCPUsCmd    `cmd:"" name:"vcpus" help:"Hot-add or remove vCPUs of a running VM started with --max-vcpus, each in its planned guest node and pinned."`
+	Memory   MemoryCmd   `cmd:"" help:"Grow or shrink a running VM's RAM started with --max-memory, through each guest node's virtio-mem device."`
 }
 
 // runOnly is CLI with `qnuma run` alone, which is all `qnuma run` needs:

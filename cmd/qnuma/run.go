@@ -147,6 +147,7 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
 		}
 	}
+	serveControl(cfg, l.Dir(), r.Entry.Name)
 	return r, nil
 }
 
