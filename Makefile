@@ -29,7 +29,7 @@ vet:
 
 # The packages with goroutines of their own run under the race detector
 # (cgo: gcc); the rest without it, so that make test takes not twice as long.
-RACE_PKGS := qmp launcher ledger numastat
+RACE_PKGS := qmp launcher ledger numastat control
 
 # Everything: unit tests with the fuzz seeds, real-QEMU tests, multi-node
 # test host scenarios.
