@@ -70,6 +70,10 @@ qnuma_start /tmp/q.log run --name placed --vcpus 2 --memory 256M --prealloc -- q
 grep -E "^qnuma: (pinned|step cont)" /tmp/q.log
 echo "\$ qnuma stat placed"; qnuma stat placed
 echo "\$ grep guest RAM in /proc/$qemu_pid/numa_maps"; biggest_mapping $qemu_pid
+kill $busy_pid; sleep 1   # node 0 has room again
+echo "\$ qnuma move placed --to-nodes 0   (live: the guest RAM, qemu and every thread to node 0)"
+qnuma move placed --to-nodes 0
+echo "\$ grep guest RAM in /proc/$qemu_pid/numa_maps"; biggest_mapping $qemu_pid
 qnuma_stop
 '
 printf '\ndemo done in %d s\n' "$SECONDS"
