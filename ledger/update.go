@@ -22,6 +22,14 @@ var ErrNoVM = errors.New("no such vm in the ledger")
 // qemu both died) is ErrNoVM. Update reclaims nothing and makes no
 // directory.
 func (l *Ledger) Update(ctx context.Context, name string, change func(*Entry) error) (Entry, error) {
+	return l.UpdateAmong(ctx, name, func(e *Entry, _ []Entry) error { return change(e) })
+}
+
+// UpdateAmong is Update whose change also sees every other live VM, read
+// under the same lock: a change that must fit around them (qnuma move's
+// plan, checked again against what the ledger holds now) cannot race with
+// a VM placed meanwhile.
+func (l *Ledger) UpdateAmong(ctx context.Context, name string, change func(e *Entry, others []Entry) error) (Entry, error) {
 	op := "update vm " + name
 	if err := ValidateName(name); err != nil {
 		return Entry{}, fmt.Errorf("update vm: %w", err)
@@ -50,7 +58,13 @@ func (l *Ledger) Update(ctx context.Context, name string, change func(*Entry) er
 		return Entry{}, fmt.Errorf("%s: %w (ledger %s)", op, ErrNoVM, l.dir)
 	}
 	e := clone(*cur)
-	if err := change(&e); err != nil {
+	var others []Entry
+	for _, o := range sc.live {
+		if o.Name != name {
+			others = append(others, o)
+		}
+	}
+	if err := change(&e, others); err != nil {
 		return Entry{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if e.Name != cur.Name || e.Owner != cur.Owner || e.QEMU != cur.QEMU || !e.Created.Equal(cur.Created) {

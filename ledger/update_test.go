@@ -166,3 +166,38 @@ func TestUpdateConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// UpdateAmong's change sees every other live VM as the ledger holds it
+// under the lock, and a refusal writes nothing.
+func TestUpdateAmong(t *testing.T) {
+	ctx := context.Background()
+	l := open(t)
+	for _, n := range []string{"a", "b", "c"} {
+		p := onePlan(0, 1<<30, 2)
+		p.Spec.Dedicated = false
+		if _, err := l.Place(ctx, n, fixed(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	if _, err := l.UpdateAmong(ctx, "b", func(e *Entry, others []Entry) error {
+		for _, o := range others {
+			seen = append(seen, o.Name)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(seen, []string{"a", "c"}) {
+		t.Errorf("others = %v, want a and c", seen)
+	}
+	before, _, _ := l.Get(ctx, "b")
+	_, err := l.UpdateAmong(ctx, "b", func(e *Entry, others []Entry) error {
+		e.VCPUCPUs = cpuset.New(1)
+		return errors.New("does not fit around them")
+	})
+	after, _, _ := l.Get(ctx, "b")
+	if err == nil || !after.VCPUCPUs.Equals(before.VCPUCPUs) {
+		t.Errorf("refused change: %v, vcpu cpus %s (were %s)", err, after.VCPUCPUs, before.VCPUCPUs)
+	}
+}

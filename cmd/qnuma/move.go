@@ -195,6 +195,7 @@ func planMove(l *ledger.Ledger, entries []ledger.Entry, host *topology.Host, e l
 // liveMove is one running VM's move, planned and checked, nothing changed
 // yet.
 type liveMove struct {
+	to      map[int][]int
 	l       *ledger.Ledger
 	e       ledger.Entry
 	t       pinTarget
@@ -249,7 +250,7 @@ func planLiveMove(l *ledger.Ledger, entries []ledger.Entry, host *topology.Host,
 	if err != nil {
 		return nil, err
 	}
-	return &liveMove{l: l, e: e, t: t, p: p, parts: parts, rest: rest, threads: threads, pins: pins, emu: emu, host: host}, nil
+	return &liveMove{to: to, l: l, e: e, t: t, p: p, parts: parts, rest: rest, threads: threads, pins: pins, emu: emu, host: host}, nil
 }
 
 // run makes the move: it records the new home first (the ledger checks no
@@ -271,8 +272,25 @@ func (m *liveMove) run(ctx context.Context, sys affinity.Sys, pages affinity.Pag
 		})
 		return err
 	}
-	if err := record(next); err != nil {
-		if errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrNoVM) {
+	// The new home is recorded under the ledger's lock only if the plan
+	// still fits around the VMs the ledger holds now: one placed since the
+	// plan was made may have taken the room.
+	_, err := l.UpdateAmong(ctx, old.Name, func(cur *ledger.Entry, others []ledger.Entry) error {
+		if cur.QEMU != old.QEMU {
+			return fmt.Errorf("its qemu is now pid %d, not %d", cur.QEMU.PID, old.QEMU.PID)
+		}
+		again, err := plan.Move(m.host, running(l, *cur), plan.MoveSpec{To: m.to}, l.Placed(others))
+		if err != nil {
+			return fmt.Errorf("%w (the ledger changed while the move was planned)", err)
+		}
+		if !samePlacement(again, p) {
+			return fmt.Errorf("%w: the ledger changed while the move was planned; try again", plan.ErrDoesNotFit)
+		}
+		*cur = next
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ledger.ErrCPUTaken) || errors.Is(err, ledger.ErrNoVM) || errors.Is(err, plan.ErrDoesNotFit) {
 			return nil, badInput("%w; nothing changed", err)
 		}
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, ledger.ErrUnsafeDir) {
@@ -339,6 +357,25 @@ func (m *liveMove) run(ctx context.Context, sys affinity.Sys, pages affinity.Pag
 	}
 	m.after, _ = numastat.Take("/", m.host, t.PID, numastat.Home{Nodes: p.HostNodes, VCPUs: homes(p)})
 	return res, nil
+}
+
+// samePlacement reports whether two plans put every guest node and vCPU
+// in the same place.
+func samePlacement(a, b *plan.Plan) bool {
+	if len(a.GuestNodes) != len(b.GuestNodes) || len(a.VCPUs) != len(b.VCPUs) || !a.EmulatorCPUs.Equals(b.EmulatorCPUs) {
+		return false
+	}
+	for i := range a.GuestNodes {
+		if !slices.Equal(a.GuestNodes[i].HostNodes, b.GuestNodes[i].HostNodes) {
+			return false
+		}
+	}
+	for i := range a.VCPUs {
+		if !a.VCPUs[i].HostCPUs.Equals(b.VCPUs[i].HostCPUs) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxMoves is how much move history an entry keeps (the ledger refuses
