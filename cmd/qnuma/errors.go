@@ -6,6 +6,7 @@ import (
 
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/plan"
+	"github.com/qnuma/qnuma/prepare"
 )
 
 // ExitError ends qnuma with Code after printing Err (when not nil).
@@ -39,5 +40,5 @@ func badInput(format string, a ...any) error {
 func IsUsage(err error) bool {
 	var u usageError
 	return errors.As(err, &u) || errors.Is(err, plan.ErrDoesNotFit) || errors.Is(err, plan.ErrBadSpec) ||
-		errors.Is(err, ledger.ErrUnsafeDir)
+		errors.Is(err, ledger.ErrUnsafeDir) || errors.Is(err, prepare.ErrBadInput)
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/memobj"
-	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/vmcgroup"
 )
 
@@ -111,17 +110,7 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 		return nil, err
 	}
 	trace.Mark("opened ledger")
-	r, err := l.Place(ctx, c.Name, func(placed []plan.Placed) (*plan.Plan, error) {
-		trace.Mark(fmt.Sprintf("locked ledger, read %d entries", len(placed)))
-		if err := c.prepared.PlanFor(placed); err != nil {
-			return nil, err
-		}
-		trace.Mark("planned and rendered")
-		if c.emu.Size() > 0 {
-			c.prepared.Plan.EmulatorCPUs = c.emu // recorded as the VM's
-		}
-		return c.prepared.Plan, nil
-	})
+	r, err := c.prepared.Place(ctx, l, c.Name, c.emu, trace.Mark)
 	if errors.Is(err, ledger.ErrCPUTaken) && c.emu.Size() > 0 {
 		return nil, badInput("--emulator-cpus %s: %w", c.emu, err)
 	}

@@ -15,14 +15,14 @@ import (
 	"github.com/qnuma/qnuma/cpulist"
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/plan"
-	"github.com/qnuma/qnuma/qemucmd"
+	"github.com/qnuma/qnuma/prepare"
 	"github.com/qnuma/qnuma/qemuversion"
 	"github.com/qnuma/qnuma/topology"
 )
 
 // defaultQEMU is the binary probed for its version when the user gives no
 // QEMU command line.
-const defaultQEMU = "qemu-system-x86_64"
+const defaultQEMU = prepare.DefaultQEMU
 
 // maxVCPUs is the most vCPUs any QEMU x86 machine takes: q35 since QEMU
 // 9.0 (1024 before, 255 or 288 for pc). A count past it is refused before
@@ -65,30 +65,8 @@ type SpecFlags struct {
 	starting bool
 }
 
-// Prepared is a VM ready to start: the host it was planned on, the spec
-// after merging the user's QEMU command line, the plan, and the argv.
-type Prepared struct {
-	Host *topology.Host
-	Spec plan.Spec
-	Plan *plan.Plan
-	// User is the user's QEMU command line; nil when none was given.
-	User *plan.QEMUArgv
-	// QEMU is the version rendered for.
-	QEMU qemuversion.Version
-	// Rendered is qnuma's own arguments (-smp, -m, backends, -numa).
-	Rendered []string
-	// Argv is the command to exec: the user's command line merged with
-	// Rendered; just Rendered when the user gave none.
-	Argv []string
-	// NotMovable says why qnuma move could not move the VM ("": it can).
-	NotMovable string
-	// note is a sentence for the plan's reasons (--near-device's node).
-	note string
-	// backend is --memory-backend.
-	backend string
-	// dom is --domain-xml's spec (domxml.go); nil without it.
-	dom *domainPlan
-}
+// Prepared is a VM ready to start (prepare.VM).
+type Prepared = prepare.VM
 
 // Prepare turns the flags and the user's QEMU command line into a plan
 // for this host, around the VMs already placed, and the final argv. It
@@ -152,11 +130,11 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 		return nil, err
 	}
 	trace.Mark("read host topology")
-	if spec.NearNode, spec.HasNearNode, pr.note, err = f.deviceNode(); err != nil {
+	if spec.NearNode, spec.HasNearNode, pr.Note, err = f.deviceNode(); err != nil {
 		return nil, err
 	}
 	pr.Spec = spec
-	pr.backend = f.MemoryBackend
+	pr.Backend = f.MemoryBackend
 	if spec.HugepageBytes > 0 && f.MemoryBackend == "ram" {
 		return nil, badInput("--memory-backend ram cannot hold hugepages: leave --memory-backend at memfd with --hugepages")
 	}
@@ -165,52 +143,6 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	}
 	trace.Mark("learnt qemu version")
 	return pr, nil
-}
-
-// PlanFor plans the gathered VM around the VMs already placed and renders
-// its argv. It is pure: it reads nothing and starts nothing.
-func (pr *Prepared) PlanFor(placed []plan.Placed) error {
-	if pr.dom != nil {
-		return pr.planDomain(placed) // --domain-xml (domxml.go)
-	}
-	var err error
-	if pr.Plan, err = plan.Make(pr.Host, pr.Spec, placed); err != nil {
-		return err
-	}
-	if pr.note != "" {
-		pr.Plan.Reasons = append(pr.Plan.Reasons, pr.note)
-	}
-	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU, Backend: pr.backendType()}); err != nil {
-		return err
-	}
-	pr.Argv = pr.Rendered
-	if pr.User != nil {
-		pr.Argv = pr.User.Final(pr.Rendered)
-	}
-	pr.NotMovable = notMovable(pr.Argv, pr.User != nil)
-	return nil
-}
-
-// backendType is --memory-backend for rendering: memfd is the renderer's
-// default, which falls back to ram on a QEMU without memfd (before 2.12).
-func (pr *Prepared) backendType() memobj.BackendType {
-	if pr.backend == "ram" {
-		return memobj.BackendRAM
-	}
-	return ""
-}
-
-// notMovable is why the VM started with argv could not be moved live ("":
-// it can). argv has the binary first when withBinary.
-func notMovable(argv []string, withBinary bool) string {
-	if !withBinary {
-		argv = append([]string{defaultQEMU}, argv...)
-	}
-	c, err := qemucmd.ParseAccepted(argv)
-	if err != nil {
-		return "its command line could not be read: " + err.Error()
-	}
-	return c.NotMovable()
 }
 
 // spec reads the flags into a plan.Spec and says which of --vcpus and
