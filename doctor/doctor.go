@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -84,7 +85,7 @@ func Worst(rs []Result) Status {
 
 // readTrim reads a small file without surrounding space and NULs.
 func readTrim(root, rel string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, rel))
+	b, err := procfs.Read(root, rel, procfs.Small)
 	if err != nil {
 		return "", err
 	}

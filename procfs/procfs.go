@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -27,7 +28,13 @@ func Read(root, rel string, limit int64) ([]byte, error) {
 	if root == "" {
 		root = "/"
 	}
-	path := filepath.Join(root, rel)
+	return ReadPath(filepath.Join(root, rel), limit)
+}
+
+// ReadPath is Read of a whole path (a snapshot's file named by its
+// reader). Symlinks are followed (sysfs snapshots hold many), but what
+// they lead to must be a regular file.
+func ReadPath(path string, limit int64) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -38,16 +45,33 @@ func Read(root, rel string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: %w", path, ErrNotRegular)
+		return nil, fmt.Errorf("read %s: %w (%s)", path, ErrNotRegular, fileKind(fi.Mode()))
 	}
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("read %s: %w (%d bytes)", path, ErrTooLarge, limit)
+		return nil, fmt.Errorf("read %s: %w: larger than %d bytes, which no sysfs or procfs file is", path, ErrTooLarge, limit)
 	}
 	return b, nil
+}
+
+// fileKind names what a path that is not a regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
 }
 
 // PID is the path of a process's file under /proc: PID(42, "maps") is

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/bits"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/qnuma/qnuma/cpulist"
+	"github.com/qnuma/qnuma/procfs"
 	"k8s.io/utils/cpuset"
 )
 
@@ -83,26 +83,11 @@ func readClean(path string) (string, error) {
 // regular file; O_NONBLOCK keeps the open of a FIFO from waiting for a
 // writer. fs.ErrNotExist passes through.
 func readFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
+	b, err := procfs.ReadPath(path, maxFileBytes)
+	if errors.Is(err, procfs.ErrNotRegular) {
+		return nil, fmt.Errorf("%w: %w", errNotRegular, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: %w (%s)", path, errNotRegular, fileKind(fi.Mode()))
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > maxFileBytes {
-		return nil, fmt.Errorf("read %s: larger than %d bytes, which no sysfs or procfs file is", path, maxFileBytes)
-	}
-	return b, nil
+	return b, err
 }
 
 // readDir lists a directory sorted by name, as os.ReadDir does, but opens
@@ -120,23 +105,6 @@ func readDir(path string) ([]fs.DirEntry, error) {
 	}
 	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
 	return entries, nil
-}
-
-// fileKind names a file mode's type for messages.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m.IsDir():
-		return "a directory"
-	}
-	return "mode " + m.String()
 }
 
 // readSet reads a cpu or node list or mask with parse, naming the file in
