@@ -28,8 +28,10 @@ type hostPlan struct {
 	// down: the host could not be reached or read. noFit: the planner
 	// refused the VM there (plan.ErrDoesNotFit, plan.ErrBadSpec).
 	down, noFit error
-	pr          *Prepared
-	q           planQuality
+	// refusal names noFit in the ranking ("" is "does not fit").
+	refusal string
+	pr      *Prepared
+	q       planQuality
 	// why says where it ranks against its neighbour in the ranking.
 	why string
 }
@@ -128,7 +130,7 @@ func rankHosts(hs []*hostPlan) {
 		case h.down != nil:
 			h.why = "unreachable: " + h.down.Error()
 		case h.noFit != nil:
-			h.why = "does not fit: " + h.noFit.Error()
+			h.why = cmp.Or(h.refusal, "does not fit") + ": " + h.noFit.Error()
 		case i == 0 && (len(hs) == 1 || !hs[1].fits()):
 			h.why = "chosen: the only host the VM fits"
 		case i == 0:
@@ -259,22 +261,41 @@ type hostJSON struct {
 
 func (c *PlanCmd) printHosts(w io.Writer, hs []*hostPlan) error {
 	if c.JSON {
-		out := hostsJSON{Hosts: []hostJSON{}}
-		for i, h := range hs {
-			j := hostJSON{URI: h.uri, Rank: i + 1, Reachable: h.down == nil, Fits: h.fits(), Reason: h.why}
-			if h.fits() {
-				p, q := planJSONOf(h.pr), h.q
-				j.Plan, j.Quality = &p, &q
-				if i == 0 {
-					out.Chosen = h.uri
-				}
-			}
-			out.Hosts = append(out.Hosts, j)
-		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return enc.Encode(hostsJSONOf(hs))
 	}
+	if err := hostsText(w, hs); err != nil {
+		return err
+	}
+	if !hs[0].fits() {
+		return nil
+	}
+	if _, err := fmt.Fprintf(w, "\nThe plan on %s (qnuma libvirt place --connect %s DOMAIN applies it to a domain there):\n\n", hs[0].uri, hs[0].uri); err != nil {
+		return err
+	}
+	return hs[0].pr.Plan.Describe(w)
+}
+
+// hostsJSONOf is the ranking as --json prints it.
+func hostsJSONOf(hs []*hostPlan) hostsJSON {
+	out := hostsJSON{Hosts: []hostJSON{}}
+	for i, h := range hs {
+		j := hostJSON{URI: h.uri, Rank: i + 1, Reachable: h.down == nil, Fits: h.fits(), Reason: h.why}
+		if h.fits() {
+			p, q := planJSONOf(h.pr), h.q
+			j.Plan, j.Quality = &p, &q
+			if i == 0 {
+				out.Chosen = h.uri
+			}
+		}
+		out.Hosts = append(out.Hosts, j)
+	}
+	return out
+}
+
+// hostsText is the ranking, a host to a few lines.
+func hostsText(w io.Writer, hs []*hostPlan) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "libvirt hosts, best first:\n")
 	for i, h := range hs {
@@ -286,14 +307,6 @@ func (c *PlanCmd) printHosts(w io.Writer, hs []*hostPlan) error {
 		}
 		fmt.Fprintf(&b, "     %s\n", h.why)
 	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
-		return err
-	}
-	if !hs[0].fits() {
-		return nil
-	}
-	if _, err := fmt.Fprintf(w, "\nThe plan on %s (qnuma libvirt place --connect %s DOMAIN applies it to a domain there):\n\n", hs[0].uri, hs[0].uri); err != nil {
-		return err
-	}
-	return hs[0].pr.Plan.Describe(w)
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -96,5 +97,43 @@ func TestPlanHostsReal(t *testing.T) {
 	_, err = planHosts(t, nil, "--vcpus", "1", "--memory", "64M", "--connect", dead)
 	if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "no libvirt host answered") {
 		t.Errorf("only a dead host: %v, want exit 2", err)
+	}
+
+	// qnuma libvirt place with the same three: the domain's definition is
+	// placed on the host chosen, around qnuma-busy.
+	p = filepath.Join(d.Dir, "two.xml")
+	if err := os.WriteFile(p, []byte(placeDomainXML("qnuma-two", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	virsh("define", p)
+	defer virsh("undefine", "qnuma-two")
+	state := t.TempDir()
+	out, err = libvirtPlace(t, nil, nil, "qnuma-two", "--config", "--json", "--cpus-dedicated", "--state-dir", state,
+		"--connect", dead, "--connect", d.TCPURI, "--connect", d.URI)
+	if err != nil {
+		t.Fatalf("place --connect x3: %v\n%s", err, out)
+	}
+	var pr struct {
+		placeResult
+		URI   string           `json:"uri"`
+		Hosts []map[string]any `json:"hosts"`
+	}
+	if err := json.Unmarshal(out, &pr); err != nil {
+		t.Fatal(err)
+	}
+	if (pr.URI != d.URI && pr.URI != d.TCPURI) || len(pr.Hosts) != 3 || pr.Hosts[0]["uri"] != pr.URI || pr.Hosts[2]["uri"] != dead || !pr.Applied.Config {
+		t.Fatalf("placed at %s; hosts %v; applied %+v", pr.URI, pr.Hosts, pr.Applied)
+	}
+	after, err := d.Virsh(t, "dumpxml", "--inactive", "qnuma-two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := pr.VCPUs[0]
+	if c, _ := cpulist.Parse(v.HostCPUs); c.Contains(busyCPU) || !strings.Contains(string(after), fmt.Sprintf("<vcpupin vcpu='0' cpuset='%s'/>", v.HostCPUs)) {
+		t.Errorf("vCPU 0 on %s (qnuma-busy holds %d); defined:\n%s", v.HostCPUs, busyCPU, after)
+	}
+	_, err = libvirtPlace(t, nil, nil, "qnuma-none", "--config", "--state-dir", state, "--connect", d.TCPURI, "--connect", d.URI)
+	if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), "no host given can take it") {
+		t.Errorf("a domain on neither: %v, want exit 2", err)
 	}
 }
