@@ -26,12 +26,14 @@ import (
 type LibvirtPlaceCmd struct {
 	Domain    string `arg:"" name:"domain" help:"The libvirt domain to place, by name (virsh list --all)."`
 	SpecFlags `embed:""`
-	Live      bool   `name:"live" help:"Place the running domain: pin every vCPU, the emulator and the I/O threads, and set its memory nodeset where libvirt allows it while it runs."`
-	Config    bool   `name:"config" help:"Rewrite the domain's persistent definition with the placement (numatune, cputune pins, cpu numa cells and topology), validated, and define it; the domain gets it at its next start."`
-	JSON      bool   `name:"json" help:"Print the plan as qnuma plan --json does, with the domain, the URI and what was applied."`
-	Connect   string `name:"connect" placeholder:"URI" help:"The libvirt daemon: qemu:///system (root's default), qemu:///session (a user's), qemu:///system?socket=PATH, or a remote one such as qemu+tcp://HOST/system or qemu+ssh://USER@HOST/system."`
-	StateDir  string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host, whose room they hold (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma). Read only; not read for a remote daemon."`
+	Live      bool     `name:"live" help:"Place the running domain: pin every vCPU, the emulator and the I/O threads, and set its memory nodeset where libvirt allows it while it runs."`
+	Config    bool     `name:"config" help:"Rewrite the domain's persistent definition with the placement (numatune, cputune pins, cpu numa cells and topology), validated, and define it; the domain gets it at its next start."`
+	JSON      bool     `name:"json" help:"Print the plan as qnuma plan --json does, with the domain, the URI and what was applied."`
+	Connect   []string `name:"connect" sep:"none" placeholder:"URI" help:"The libvirt daemon: qemu:///system (root's default), qemu:///session (a user's), qemu:///system?socket=PATH, or a remote one such as qemu+tcp://HOST/system or qemu+ssh://USER@HOST/system. Given more than once: the domain is placed on the host it fits best, as qnuma plan --connect ranks them (it must exist there)."`
+	StateDir  string   `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host, whose room they hold (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma). Read only; not read for a remote daemon."`
 
+	// hosts is the ranking placeBest chose by, for --json.
+	hosts []hostJSON
 	// dial connects to the daemon; nil is libvirthost.Dial (tests give a fake).
 	dial func(uri string) (libvirthost.Conn, error)
 	// validate checks a domain XML against libvirt's schema; nil is
@@ -76,7 +78,15 @@ Examples:
   qnuma libvirt place vm1                       what would change
   qnuma libvirt place vm1 --config              for its next start
   qnuma libvirt place vm1 --live --config --cpus-dedicated
-  qnuma libvirt place vm1 --live --json --connect qemu+tcp://host7/system`
+  qnuma libvirt place vm1 --live --json --connect qemu+tcp://host7/system
+  qnuma libvirt place vm1 --config --connect qemu+ssh://host7/system --connect qemu+ssh://host8/system
+
+With --connect given more than once the domain is planned on each of those
+hosts where it exists, the hosts are ranked as qnuma plan --connect ranks
+them (fits, then fewest nodes, most room left, distance), and the best is
+placed; the ranking is printed first (--json: under "hosts"). A host that
+does not answer, lacks the domain, or cannot take it is reported; when none
+can, qnuma exits 2 and changes nothing.`
 }
 
 func (c *LibvirtPlaceCmd) Run() error {
@@ -108,55 +118,84 @@ func (c *LibvirtPlaceCmd) checkFlags(local bool) error {
 }
 
 func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
-	uri := c.Connect
-	if uri == "" {
-		uri = libvirthost.DefaultURI()
+	if len(c.Connect) > 1 {
+		return c.placeBest(ctx, w) // libvirt_place_hosts.go
 	}
-	local := libvirthost.IsLocal(uri)
-	if err := c.checkFlags(local); err != nil {
+	uri := libvirthost.DefaultURI()
+	if len(c.Connect) == 1 {
+		uri = c.Connect[0]
+	}
+	if err := c.checkFlags(libvirthost.IsLocal(uri)); err != nil {
 		return err
 	}
+	conn, err := c.dialURI(uri)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	po, err := c.planOn(ctx, conn, uri)
+	if err != nil {
+		return err
+	}
+	return c.applyOn(w, po)
+}
+
+// dialURI connects to the daemon of uri; a URI qnuma cannot dial is bad
+// input.
+func (c *LibvirtPlaceCmd) dialURI(uri string) (libvirthost.Conn, error) {
 	dial := c.dial
 	if dial == nil {
 		dial = func(u string) (libvirthost.Conn, error) { return libvirthost.Dial(u) }
 	}
 	conn, err := dial(uri)
 	if errors.Is(err, libvirthost.ErrBadURI) {
-		return badInput("--connect: %w", err)
+		return nil, badInput("--connect: %w", err)
 	}
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+	return conn, err
+}
 
+// placeOn is the domain planned on one daemon's host, every change
+// checked and ready to apply.
+type placeOn struct {
+	uri  string
+	conn libvirthost.Conn
+	st   libvirthost.State
+	pr   *Prepared
+	ch   *placeChanges
+}
+
+// planOn plans the domain on the host of conn and checks every change it
+// would make; nothing is changed.
+func (c *LibvirtPlaceCmd) planOn(ctx context.Context, conn libvirthost.Conn, uri string) (*placeOn, error) {
+	local := libvirthost.IsLocal(uri)
 	st, err := conn.DomainState(c.Domain)
 	if errors.Is(err, libvirthost.ErrNoDomain) {
-		return badInput("domain %q: libvirt at %s has no such domain (virsh -c %s list --all); nothing changed", c.Domain, uri, uri)
+		return nil, badInput("domain %q: libvirt at %s has %w (virsh -c %s list --all); nothing changed", c.Domain, uri, libvirthost.ErrNoDomain, uri)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if c.Live && !st.Active() {
-		return badInput("--live: domain %q is %s, not running: start it, or place its definition with --config; nothing changed", c.Domain, st)
+		return nil, badInput("--live: domain %q is %s, not running: start it, or place its definition with --config; nothing changed", c.Domain, st)
 	}
 	if c.Config {
 		persistent, err := conn.Persistent(c.Domain)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !persistent {
-			return badInput("--config: domain %q is transient (it has no definition to rewrite; defining one would make it persistent): place it --live, or define it first (virsh dumpxml %s > dom.xml; virsh define dom.xml); nothing changed", c.Domain, c.Domain)
+			return nil, badInput("--config: domain %q is transient (it has no definition to rewrite; defining one would make it persistent): place it --live, or define it first (virsh dumpxml %s > dom.xml; virsh define dom.xml); nothing changed", c.Domain, c.Domain)
 		}
 	}
 	var liveXML, configXML string
 	if st.Active() {
 		if liveXML, err = conn.DomainXML(c.Domain, false); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if c.Config || !st.Active() {
 		if configXML, err = conn.DomainXML(c.Domain, true); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	src := configXML
@@ -165,31 +204,31 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 	}
 	d, err := libvirthost.ParseShape([]byte(src))
 	if err != nil {
-		return badInput("domain %q: %w", c.Domain, err)
+		return nil, badInput("domain %q: %w", c.Domain, err)
 	}
 	if c.Live && c.Config {
 		if err := sameShape(c.Domain, liveXML, configXML); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
 	f, err := c.specFlags(d, conn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pr, err := f.Gather(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !local {
 		if pr.Host, err = remoteHost(conn); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if d.Sockets > 0 {
 		topo, err := memobj.SMP{CPUs: d.VCPUs, MaxCPUs: d.MaxVCPUs, Sockets: d.Sockets, Dies: d.Dies, Cores: d.Cores, Threads: d.Threads}.Resolve()
 		if err != nil {
-			return badInput("domain %q: <vcpu> and <cpu><topology>: %w", c.Domain, err)
+			return nil, badInput("domain %q: <vcpu> and <cpu><topology>: %w", c.Domain, err)
 		}
 		pr.Spec.Topology = &topo
 	}
@@ -197,7 +236,7 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 	if local {
 		pc := &PlanCmd{SpecFlags: f, StateDir: c.StateDir}
 		if placed, err = pc.placed(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if local && st.Active() {
@@ -212,11 +251,11 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 	}
 	others, note, err := otherDomains(conn, c.Domain, pr, local)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	placed = append(placed, others...)
 	if err := pr.PlanFor(placed); err != nil {
-		return fmt.Errorf("domain %q: %w; nothing changed", c.Domain, err)
+		return nil, fmt.Errorf("domain %q: %w; nothing changed", c.Domain, err)
 	}
 	if note != "" {
 		pr.Plan.Reasons = append(pr.Plan.Reasons, note)
@@ -226,7 +265,7 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 	if c.Live || !c.Config {
 		if st.Active() {
 			if err := ch.checkLive(conn, d, pr); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -235,17 +274,23 @@ func (c *LibvirtPlaceCmd) place(ctx context.Context, w io.Writer) error {
 			configXML = liveXML
 		}
 		if err := ch.checkConfig(c, d, pr, configXML); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return &placeOn{uri: uri, conn: conn, st: st, pr: pr, ch: ch}, nil
+}
+
+// applyOn makes the checked changes (with --live or --config) and prints
+// them.
+func (c *LibvirtPlaceCmd) applyOn(w io.Writer, po *placeOn) error {
 	applied := placeAppliedJSON{Live: c.Live, Config: c.Config}
 	if c.Live || c.Config {
-		if err := ch.apply(conn); err != nil {
+		if err := po.ch.apply(po.conn); err != nil {
 			return err
 		}
 	}
-	applied.fill(ch)
-	return c.print(w, uri, st, pr, applied)
+	applied.fill(po.ch)
+	return c.print(w, po.uri, po.st, po.pr, applied)
 }
 
 // sameShape refuses --live --config for a domain whose running vCPUs or

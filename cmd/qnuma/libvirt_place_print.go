@@ -17,6 +17,9 @@ type placeJSON struct {
 	URI     string           `json:"uri"`
 	State   string           `json:"state"`
 	Applied placeAppliedJSON `json:"applied"`
+	// Hosts is the ranking of the hosts given with several --connect
+	// (plan_hosts.go), best (this one) first.
+	Hosts []hostJSON `json:"hosts,omitempty"`
 }
 
 // placeAppliedJSON is what place changed (live, config) or, without them,
@@ -66,7 +69,7 @@ func (c *LibvirtPlaceCmd) print(w io.Writer, uri string, st libvirthost.State, p
 	if c.JSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(placeJSON{planJSON: planJSONOf(pr), Domain: c.Domain, URI: uri, State: st.String(), Applied: a})
+		return enc.Encode(placeJSON{planJSON: planJSONOf(pr), Domain: c.Domain, URI: uri, State: st.String(), Applied: a, Hosts: c.hosts})
 	}
 	if err := pr.Plan.Describe(w); err != nil {
 		return err

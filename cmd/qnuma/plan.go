@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/libvirthost"
 	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/qemucmd"
@@ -21,8 +22,12 @@ import (
 // that puts it there, without starting anything.
 type PlanCmd struct {
 	SpecFlags `embed:""`
-	JSON      bool   `name:"json" help:"Print JSON: qemu_args, guest_nodes (given or chosen, and why), vcpus and hotplug_vcpus with their host_cpus, emulator_cpus, iothreads, smp, process_mempolicy with its fallback, rooms and reasons (docs/plan.md)."`
-	StateDir  string `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host, whose room they hold (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma). Not read with --root."`
+	JSON      bool     `name:"json" help:"Print JSON: qemu_args, guest_nodes (given or chosen, and why), vcpus and hotplug_vcpus with their host_cpus, emulator_cpus, iothreads, smp, process_mempolicy with its fallback, rooms and reasons (docs/plan.md)."`
+	StateDir  string   `name:"state-dir" placeholder:"DIR" help:"Ledger of the VMs qnuma placed on this host, whose room they hold (default: /run/qnuma for root, else $XDG_RUNTIME_DIR/qnuma). Not read with --root."`
+	Connect   []string `name:"connect" sep:"none" placeholder:"URI" help:"Plan on the host of this libvirt daemon instead (qemu:///system, qemu+tcp://HOST/system, qemu+ssh://USER@HOST/system), around its running domains; repeat it to rank several hosts and see which the VM fits best, and why (plan_hosts.go)."`
+
+	// dial connects to a libvirt daemon; nil is libvirthost.Dial.
+	dial func(uri string) (libvirthost.Conn, error)
 }
 
 func (c *PlanCmd) Run() error {
@@ -30,6 +35,9 @@ func (c *PlanCmd) Run() error {
 }
 
 func (c *PlanCmd) write(ctx context.Context, w io.Writer) error {
+	if len(c.Connect) > 0 {
+		return c.planHosts(ctx, w)
+	}
 	placed, err := c.placed(ctx)
 	if err != nil {
 		return err

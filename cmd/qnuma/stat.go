@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/libvirthost"
 	"github.com/qnuma/qnuma/numastat"
 	"github.com/qnuma/qnuma/topology"
 )
@@ -25,6 +26,10 @@ type StatCmd struct {
 	Watch    *float64 `placeholder:"SECONDS" help:"Sample again every SECONDS (0.1 to 86400) until interrupted, counting vCPUs that ran outside their home node in between."`
 	JSON     bool     `help:"Print JSON (with --watch, one line per sample round)."`
 	StateDir string   `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
+	Libvirt  bool     `name:"libvirt" help:"Also sample libvirt's running domains (libvirt:NAME) of a daemon on this host, their nodeset as home (stat_libvirt.go)."`
+	Connect  string   `name:"connect" placeholder:"URI" help:"The local libvirt daemon for --libvirt (default qemu:///system as root, qemu:///session otherwise)."`
+
+	dial func(uri string) (libvirthost.Conn, error)
 }
 
 func (c *StatCmd) Run() error {
@@ -39,6 +44,8 @@ type statTarget struct {
 	pid   int
 	home  numastat.Home
 	moves []ledger.Move
+	// homeFrom says where home came from when not the ledger ("libvirt").
+	homeFrom string
 }
 
 // statVM is one VM as `qnuma stat --json` prints it.
@@ -49,6 +56,8 @@ type statVM struct {
 	// latest moves (from the ledger).
 	NMIG  int           `json:"nmig"`
 	Moves []ledger.Move `json:"moves"`
+	// HomeFrom is "libvirt" for a domain's nodeset and pins as home.
+	HomeFrom string `json:"home_from,omitempty"`
 }
 
 // The bounds of --watch: under a tenth of a second the samples (each a
@@ -81,7 +90,7 @@ func (c *StatCmd) run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	targets, err := c.targets(ctx)
+	targets, err := c.targets(ctx, host)
 	if err != nil {
 		return err
 	}
@@ -101,7 +110,7 @@ func (c *StatCmd) run(ctx context.Context, w io.Writer) error {
 			}
 			s.Since(prev[tg.pid])
 			prev[tg.pid] = s
-			round = append(round, statVM{Name: tg.name, Sample: s, NMIG: len(tg.moves), Moves: nonNilMoves(tg.moves)})
+			round = append(round, statVM{Name: tg.name, Sample: s, NMIG: len(tg.moves), Moves: nonNilMoves(tg.moves), HomeFrom: tg.homeFrom})
 		}
 		if err := c.print(w, round); err != nil {
 			return err
@@ -126,7 +135,7 @@ func (tg statTarget) label() string {
 
 // targets resolves names and pids; a pid that is a ledger VM's qemu gets
 // that VM's home nodes.
-func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
+func (c *StatCmd) targets(ctx context.Context, host *topology.Host) ([]statTarget, error) {
 	l, err := ledger.Open(c.StateDir)
 	if err != nil {
 		return nil, err
@@ -145,7 +154,17 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 				out = append(out, fromEntry(e))
 			}
 		}
+		if c.Libvirt {
+			more, err := c.libvirtTargets(host)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+		}
 		if len(out) == 0 {
+			if c.Libvirt {
+				return nil, badInput("no running VM in the ledger %s, and no running libvirt domain: name a QEMU pid", l.Dir())
+			}
 			return nil, badInput("no running VM in the ledger %s: name a QEMU pid", l.Dir())
 		}
 		return out, nil
@@ -184,6 +203,13 @@ func (c *StatCmd) targets(ctx context.Context) ([]statTarget, error) {
 			return nil, badInput("stat %s: no such vm in the ledger %s, and not a pid", arg, l.Dir())
 		}
 	}
+	if c.Libvirt {
+		more, err := c.libvirtTargets(host)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
 	return out, nil
 }
 
@@ -210,6 +236,9 @@ func statText(w io.Writer, v statVM) error {
 		name = fmt.Sprintf("%s (pid %d)", v.Name, s.PID)
 	}
 	from := "ledger"
+	if v.HomeFrom != "" {
+		from = v.HomeFrom + " nodeset"
+	}
 	if !s.HomeGiven {
 		from = "node with most guest RAM"
 	}

@@ -79,6 +79,10 @@ func Require(t testing.TB) {
 type Options struct {
 	// TCP: also on a free port of 127.0.0.1, without authentication.
 	TCP bool
+	// Numad is a program (a file, copied) the daemon finds as
+	// /usr/bin/numad in its mount namespace: what libvirt asks for
+	// placement='auto'.
+	Numad string
 }
 
 // Start is StartWith without options.
@@ -118,6 +122,24 @@ func StartWith(t testing.TB, o Options) *Daemon {
 		"mkdir -p /run/lock",
 		fmt.Sprintf("mount -t overlay qnuma-libvirtd -o lowerdir=/var,upperdir=%s,workdir=%s /var", filepath.Join(dir, "var-up"), filepath.Join(dir, "var-work")),
 		"mount --bind " + filepath.Join(dir, "etc") + " /etc/libvirt",
+	}
+	if o.Numad != "" {
+		// /usr/bin under an overlay whose upper layer holds numad: the
+		// host's own numad, if any, is hidden and not changed.
+		up, work := filepath.Join(dir, "usrbin-up"), filepath.Join(dir, "usrbin-work")
+		for _, d := range []string{up, work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(o.Numad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(up, "numad"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mounts = append(mounts, fmt.Sprintf("mount -t overlay qnuma-numad -o lowerdir=/usr/bin,upperdir=%s,workdir=%s /usr/bin", up, work))
 	}
 	if _, err := user.Lookup("libvirt-qemu"); err != nil {
 		// Debian's libvirt-daemon-system makes it (uid and gid 64055);
