@@ -53,10 +53,13 @@ one never shuffles another. A failure puts the VM back as it was and says so.
 
 What can be moved: a VM started by qnuma with its guest RAM in memfd backends
 (the default, --memory-backend memfd; qnuma plan says "Live move: yes"). VMs on
-hugepages or anonymous memory are refused with the reason. As root or as the
-VM's own user alike; qemu's own memory (not guest RAM) moves too, but its later
-allocations follow the memory policy qemu started under, which qnuma cannot
-change from outside: the move says so.
+hugepages or anonymous memory are refused with the reason. Guest RAM moves, and
+its later faults follow, as root or as the VM's own user alike. qemu's own
+memory: as root on a host with a cpuset cgroup (v2, v1 or systemd) the VM runs
+in a cgroup of its own, whose nodes the move changes, so qemu's pages and its
+later allocations follow too; as the VM's user its pages move, but its later
+allocations keep the policy qemu started under, which no other process can
+change: the move says so.
 
 Examples:
   qnuma move web --to-nodes 1            every guest node of web to host node 1
