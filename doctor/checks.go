@@ -131,6 +131,30 @@ func transparentHugepages(e Env, _ *topology.Host, _ error) Result {
 	return Result{Name: name, Status: Warn, Found: fmt.Sprintf("unknown mode in %q", v), Why: why}
 }
 
+// shmemHugepages checks the transparent hugepages of memfd memory, which
+// holds guest RAM by default (--memory-backend memfd, so that qnuma move can
+// move it): they follow shmem_enabled, not enabled.
+func shmemHugepages(e Env, _ *topology.Host, _ error) Result {
+	const name = "shmem-hugepages"
+	v, err := readTrim(e.Root, "sys/kernel/mm/transparent_hugepage/shmem_enabled")
+	why := "qnuma keeps guest RAM in memfds so that running VMs can be moved; their transparent hugepages follow shmem_enabled, and without them guest RAM sits on 4 KiB pages"
+	if errors.Is(err, fs.ErrNotExist) {
+		return Result{Name: name, Status: Warn, Found: "no shmem transparent hugepages in this kernel", Why: why,
+			Fix: "back guest RAM with hugepages (qnuma run --hugepages), or anonymous memory (--memory-backend ram, not movable)"}
+	}
+	if err != nil {
+		return unreadable(name, "the shmem transparent hugepage mode", err)
+	}
+	switch mode := bracketed(v); mode {
+	case "always", "within_size", "advise", "force":
+		return Result{Name: name, Status: OK, Found: fmt.Sprintf("mode %s (QEMU madvises guest RAM)", mode)}
+	case "never", "deny":
+		return Result{Name: name, Status: Warn, Found: "mode " + mode, Why: why,
+			Fix: "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled, or qnuma run --hugepages, or --memory-backend ram (not movable)"}
+	}
+	return Result{Name: name, Status: Warn, Found: fmt.Sprintf("unknown mode in %q", v), Why: why}
+}
+
 // bracketed returns the [chosen] word of a sysfs choice list.
 func bracketed(s string) string {
 	for _, w := range strings.Fields(s) {

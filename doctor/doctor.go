@@ -56,7 +56,7 @@ func (e Env) live() bool { return filepath.Clean(e.Root) == "/" }
 type check func(e Env, host *topology.Host, hostErr error) Result
 
 var checks = []check{
-	numaNodes, ksm, numaBalancing, numad, transparentHugepages, hugepages, kvm, qemu, cpusetLimits, irqbalance,
+	numaNodes, ksm, numaBalancing, numad, transparentHugepages, shmemHugepages, hugepages, kvm, qemu, cpusetLimits, irqbalance,
 }
 
 // Run runs every check, in a fixed order.

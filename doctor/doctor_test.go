@@ -30,6 +30,7 @@ func tree(nodes, packages int) map[string]string {
 		"sys/kernel/mm/ksm/merge_across_nodes":       "1\n",
 		"proc/sys/kernel/numa_balancing":             "0\n",
 		"sys/kernel/mm/transparent_hugepage/enabled": "always [madvise] never\n",
+		"sys/kernel/mm/transparent_hugepage/shmem_enabled": "always within_size [advise] never deny force\n",
 		"dev/kvm":          "",
 		nodeDir + "online": "0-" + fmt.Sprint(nodes-1) + "\n",
 		nodeDir + "node0/hugepages/hugepages-2048kB/nr_hugepages":   "512\n",
@@ -122,6 +123,9 @@ func TestChecks(t *testing.T) {
 		{"transparent-hugepages", 2, 2, map[string]string{"sys/kernel/mm/transparent_hugepage/enabled": "[always] madvise never\n"}, Env{}, OK, "always"},
 		{"transparent-hugepages", 2, 2, map[string]string{"sys/kernel/mm/transparent_hugepage/enabled": "always madvise [never]\n"}, Env{}, Warn, "never"},
 		{"transparent-hugepages", 2, 2, map[string]string{"sys/kernel/mm/transparent_hugepage/enabled": absent}, Env{}, Warn, "not in this kernel"},
+		{"shmem-hugepages", 2, 2, nil, Env{}, OK, "mode advise"},
+		{"shmem-hugepages", 2, 2, map[string]string{"sys/kernel/mm/transparent_hugepage/shmem_enabled": "always within_size advise [never] deny force\n"}, Env{}, Warn, "mode never"},
+		{"shmem-hugepages", 2, 2, map[string]string{"sys/kernel/mm/transparent_hugepage/shmem_enabled": absent}, Env{}, Warn, "no shmem transparent hugepages"},
 
 		{"hugepages", 2, 2, nil, Env{}, OK, "node 0: 512×2M (512 free)"},
 		{"hugepages", 2, 2, nil, Env{VMs: []ledger.Entry{hugeVM(0, 1<<30)}}, OK, "node 0: VMs ask 512×2M, the pool holds 512"},

@@ -23,6 +23,7 @@ func doctorTree(t *testing.T, edits map[string]string) string {
 		"sys/devices/system/node/node0/cpulist":                     "0-1\n",
 		"sys/devices/system/node/node0/meminfo":                     "Node 0 MemTotal: 1048576 kB\nNode 0 MemFree: 1024 kB\n",
 		"sys/kernel/mm/transparent_hugepage/enabled":                "always [madvise] never\n",
+		"sys/kernel/mm/transparent_hugepage/shmem_enabled":          "always within_size [advise] never deny force\n",
 		"proc/self/status": "Cpus_allowed_list:\t0-1\nMems_allowed_list:\t0\n",
 		"dev/kvm":          "",
 	}
