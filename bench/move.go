@@ -45,12 +45,52 @@ func moveTopology() vm.Topology {
 	return vm.Topology{Nodes: []vm.Node{n, n}, Distances: [][]int{{10, 21}, {21, 10}}}
 }
 
-// moveSizesMiB are the guest RAM sizes moved.
-func moveSizesMiB(quick bool) []int {
+// moveCase is one guest size moved: how many rounds, and whether each
+// round also watches the VM as long again with nothing moving (the stall's
+// control, which doubles the round).
+type moveCase struct {
+	MiB     int  `json:"mib"`
+	Rounds  int  `json:"rounds"`
+	Control bool `json:"control"`
+}
+
+// moveCases are the sizes moved. A GiB takes tens of seconds to move in
+// the TCG test host (the kernel's per-page unmap and TLB flush, emulated):
+// the stall is measured on the smaller guest, where its control costs
+// seconds, and the larger is moved in fewer rounds.
+func moveCases(quick bool) []moveCase {
 	if quick {
-		return []int{256}
+		return []moveCase{{MiB: 256, Rounds: 1, Control: true}}
 	}
-	return []int{256, 1024}
+	return []moveCase{{MiB: 256, Rounds: 3, Control: true}, {MiB: 1024, Rounds: 2}}
+}
+
+// String is the case as the probe's -cases flag takes it: 256x3c, 1024x2.
+func (c moveCase) String() string {
+	s := fmt.Sprintf("%dx%d", c.MiB, c.Rounds)
+	if c.Control {
+		s += "c"
+	}
+	return s
+}
+
+// parseMoveCases reads the probe's -cases flag: MIBxROUNDS, with c for the
+// control, comma-separated.
+func parseMoveCases(s string) ([]moveCase, error) {
+	var out []moveCase
+	for _, w := range strings.Split(s, ",") {
+		c := moveCase{}
+		w, c.Control = strings.CutSuffix(w, "c")
+		mib, rounds, ok := strings.Cut(w, "x")
+		var err1, err2 error
+		c.MiB, err1 = strconv.Atoi(mib)
+		c.Rounds, err2 = strconv.Atoi(rounds)
+		if !ok || err1 != nil || err2 != nil || c.MiB <= 0 || c.Rounds <= 0 {
+			return nil, fmt.Errorf("-cases %q: want MIBxROUNDS[c],... such as 256x3c,1024x2", s)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // The metrics of one move round, in this order.
@@ -83,15 +123,16 @@ type moveProbeResult struct {
 }
 
 // moveSizeResult is one guest size: the variants in the order
-// migratepages (the baseline), qnuma move; Samples[metric][round].
+// migratepages (the baseline), qnuma move; Samples[metric][round]. Without
+// Control, mWorstIdle is 0.
 type moveSizeResult struct {
-	MiB      int            `json:"mib"`
+	moveCase
 	Variants []probeVariant `json:"variants"`
 }
 
 func moveFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(4, 1)
-	sizes := moveSizesMiB(e.quick)
+	cases := moveCases(e.quick)
+	f.Rounds = cases[0].Rounds
 	stage, err := os.MkdirTemp("", "qnuma-bench-stage-")
 	if err != nil {
 		return fmt.Errorf("stage binaries for the test host: %w", err)
@@ -106,19 +147,23 @@ func moveFigure(ctx context.Context, e *env, f *Figure) error {
 			return fmt.Errorf("stage binaries for the test host: %w", err)
 		}
 	}
-	list := make([]string, len(sizes))
-	total := 0
-	for i, s := range sizes {
-		list[i] = strconv.Itoa(s)
-		total += s
+	list := make([]string, len(cases))
+	units := 0 // quarter-GiB moves, controls counted as moves
+	for i, c := range cases {
+		list[i] = c.String()
+		n := c.Rounds * 2 * max(1, c.MiB/256)
+		if c.Control {
+			n *= 2
+		}
+		units += n
 	}
-	script := fmt.Sprintf("/bench/qnuma-bench %s -qnuma /bench/qnuma -rounds %d -sizes %s", moveProbeArg, f.Rounds, strings.Join(list, ","))
+	script := fmt.Sprintf("/bench/qnuma-bench %s -qnuma /bench/qnuma -cases %s", moveProbeArg, strings.Join(list, ","))
 	topo := moveTopology()
 	res, err := vm.Run(ctx, vm.Options{
 		Topology: topo,
-		// A generous bound: a GiB takes seconds to preallocate and to
-		// move under TCG, twice per round.
-		Timeout: time.Duration(f.Rounds*total/256)*time.Minute + 2*time.Minute,
+		// A generous bound: 256 MiB takes about 8 s to move here under
+		// load, and as long to start and preallocate.
+		Timeout: time.Duration(units)*30*time.Second + 3*time.Minute,
 		Shares:  []vm.Share{{HostPath: stage, GuestPath: "/bench"}},
 	}, script)
 	if err != nil {
@@ -134,12 +179,18 @@ func moveFigure(ctx context.Context, e *env, f *Figure) error {
 	if f.Rows, err = moveRows(pr); err != nil {
 		return err
 	}
+	for _, c := range cases[1:] {
+		if c.Rounds != f.Rounds {
+			f.Notes = append(f.Notes, fmt.Sprintf("%s: %s (each move takes tens of seconds under TCG here)", sizeName(c.MiB), plural(c.Rounds, "interleaved round")))
+		}
+	}
 	f.Notes = append(f.Notes,
 		fmt.Sprintf("inside the test host (2 nodes × %d CPUs, %d MiB each, distance 21), a nested TCG VM of 2 vCPUs with its guest RAM preallocated on node 0 and running (no guest OS: the firmware finds nothing to boot and idles), moved to node 1", topo.Nodes[0].CPUs, topo.Nodes[0].MemoryMiB),
 		"qnuma: `qnuma run --host-nodes 0 --prealloc --vcpus 2 --memory SIZE`, then `qnuma move NAME --to-nodes 1 --json` (guest RAM by move_pages in batches, threads re-pinned, qemu's own memory through its cgroup); baseline: `numactl --membind=0 --cpunodebind=0 qemu -object memory-backend-memfd,prealloc=on` (the same kind of pages), then `migratepages PID 0 1` (every page of the process, threads left where they are)",
 		fmt.Sprintf("GiB/s is guest RAM that left node 0 (numa_maps, before and after) over the command's wall time from exec to exit; a round counts only with at least %d%% of the guest RAM on node 0 before and on node 1 after", moveMinPercent),
 		fmt.Sprintf("worst round trip: query-status asked over and over (%v apart) on a QMP socket of the bench's own while the command runs, against the same VM right after, as long, with nothing moving: a command is answered by qemu's main loop, so this is how long the main loop was held up (and the mover's CPU use on these 2 shared CPUs)", movePingGap),
 		"a vCPU's own stall is not measured: the guest runs no OS that could time itself, so an idle firmware cannot show whether a vCPU waited for a page in migration",
+		"the worst round trip is shown for the sizes moved with the control (a round then watches the VM as long again with nothing moving); the others have it in the JSON only",
 		fmt.Sprintf("the test host's boot and every VM's start and preallocation are in this figure's %.0f s", res.Elapsed.Seconds()),
 	)
 	return nil
@@ -162,27 +213,37 @@ func moveRows(pr *moveProbeResult) ([]Row, error) {
 		ser := func(v probeVariant, name string, j int) series {
 			return series{variant: name, argv: v.Argv, samples: v.Samples[j]}
 		}
-		cases := []struct {
+		type rowCase struct {
 			name, unit string
 			ss         []series
 			detail     bool
-		}{
+		}
+		cases := []rowCase{
 			{size + " guest RAM moved, node 0 → 1", "GiB/s", []series{
 				ser(mp, mp.Name, mRate),
 				ser(q, q.Name, mRate),
 				ser(q, "  its page moves alone (--json bytes_moved / seconds)", mOwnRate),
 			}, false},
-			{size + ": worst query-status round trip, numactl's VM", "ms", []series{
-				ser(mp, "no move (same VM, as long, after)", mWorstIdle),
-				ser(mp, "during "+mp.Name, mWorstMove),
-			}, false},
-			{size + ": worst query-status round trip, qnuma's VM", "ms", []series{
-				ser(q, "no move (same VM, as long, after)", mWorstIdle),
-				ser(q, "during "+q.Name, mWorstMove),
-			}, false},
 			{size + ": the move command's wall time", "s", []series{ser(mp, mp.Name, mWall), ser(q, q.Name, mWall)}, true},
 			{size + ": guest RAM that left node 0", "MiB", []series{ser(mp, mp.Name, mMovedMiB), ser(q, q.Name, mMovedMiB)}, true},
 			{size + ": query-status round trips during the move", "", []series{ser(mp, mp.Name, mPings), ser(q, q.Name, mPings)}, true},
+		}
+		if s.Control {
+			cases = append(cases, []rowCase{
+				{size + ": worst query-status round trip, numactl's VM", "ms", []series{
+					ser(mp, "no move (same VM, as long, after)", mWorstIdle),
+					ser(mp, "during "+mp.Name, mWorstMove),
+				}, false},
+				{size + ": worst query-status round trip, qnuma's VM", "ms", []series{
+					ser(q, "no move (same VM, as long, after)", mWorstIdle),
+					ser(q, "during "+q.Name, mWorstMove),
+				}, false},
+			}...)
+		} else {
+			// No control to hold it against: in the JSON only.
+			cases = append(cases, rowCase{size + ": worst query-status round trip during the move (no control)", "ms", []series{
+				ser(mp, mp.Name, mWorstMove), ser(q, q.Name, mWorstMove),
+			}, true})
 		}
 		for _, c := range cases {
 			rs, err := caseRows(c.name, c.unit, c.ss, 0)
@@ -232,21 +293,16 @@ func parseMoveOutput(out string) (*moveProbeResult, error) {
 func moveProbeMain(args []string) int {
 	fs := flag.NewFlagSet("probe-move", flag.ContinueOnError)
 	qnuma := fs.String("qnuma", "/bench/qnuma", "the qnuma binary")
-	rounds := fs.Int("rounds", 3, "interleaved rounds")
-	sizes := fs.String("sizes", "256", "guest RAM sizes in MiB, comma-separated")
+	list := fs.String("cases", "256x1c", "guest RAM sizes moved: MIBxROUNDS, c for the no-move control, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var mibs []int
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "probe-move: -sizes %q: want MiB such as 256,1024\n", *sizes)
-			return 2
-		}
-		mibs = append(mibs, n)
+	cases, err := parseMoveCases(*list)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe-move:", err)
+		return 2
 	}
-	pr, err := probeMove(context.Background(), *qnuma, *rounds, mibs)
+	pr, err := probeMove(context.Background(), *qnuma, cases)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probe-move:", err)
 		return 1
@@ -260,7 +316,7 @@ func moveProbeMain(args []string) int {
 	return 0
 }
 
-func probeMove(ctx context.Context, qnuma string, rounds int, mibs []int) (*moveProbeResult, error) {
+func probeMove(ctx context.Context, qnuma string, cases []moveCase) (*moveProbeResult, error) {
 	e := &env{qnuma: qnuma}
 	var err error
 	if e.qemu, err = exec.LookPath("qemu-system-x86_64"); err != nil {
@@ -296,25 +352,26 @@ func probeMove(ctx context.Context, qnuma string, rounds int, mibs []int) (*move
 	from, to := strconv.Itoa(moveFrom), strconv.Itoa(moveTo)
 	base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
 	pr := &moveProbeResult{}
-	for _, mib := range mibs {
+	for _, c := range cases {
+		mib := c.MiB
 		size := strconv.Itoa(mib) + "M"
 		plain := append(append([]string{e.numactl, "--membind=" + from, "--cpunodebind=" + from, e.qemu}, base...),
 			"-smp", "2", "-m", size,
 			"-object", "memory-backend-memfd,id=ram0,size="+size+",prealloc=on",
 			"-machine", "memory-backend=ram0", "-name", "bench,debug-threads=on")
 		vs := []variant{
-			e.moveVariant("migratepages PID 0 1", mib, plain, func(pid, _ string) []string {
+			e.moveVariant("migratepages PID 0 1", c, plain, func(pid, _ string) []string {
 				return []string{migratepages, pid, from, to}
 			}, nil),
-			e.moveVariant("qnuma move --to-nodes 1", mib, nil, func(_, name string) []string {
+			e.moveVariant("qnuma move --to-nodes 1", c, nil, func(_, name string) []string {
 				return []string{e.qnuma, "move", name, "--state-dir", e.stateDir, "--to-nodes", to, "--json"}
 			}, parseMoveRate),
 		}
-		samples, err := interleave(ctx, rounds, false, vs)
+		samples, err := interleave(ctx, c.Rounds, false, vs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sizeName(mib), err)
 		}
-		sr := moveSizeResult{MiB: mib}
+		sr := moveSizeResult{moveCase: c}
 		for i, v := range vs {
 			sr.Variants = append(sr.Variants, probeVariant{Name: v.name, Argv: v.argv, Samples: samples[i]})
 		}
@@ -328,7 +385,8 @@ func probeMove(ctx context.Context, qnuma string, rounds int, mibs []int) (*move
 // mover gives while asking query-status over and over, checks where the
 // guest RAM is before and after, and asks as long again with nothing
 // moving. own, when set, reads the mover's own rate from its stdout.
-func (e *env) moveVariant(name string, mib int, argv []string, mover func(pid, vmName string) []string, own func([]byte) (float64, error)) variant {
+func (e *env) moveVariant(name string, c moveCase, argv []string, mover func(pid, vmName string) []string, own func([]byte) (float64, error)) variant {
+	mib := c.MiB
 	return variant{name: name, argv: mover("PID", "NAME"), run: func(ctx context.Context) ([]float64, error) {
 		ctx, cancel := context.WithTimeout(ctx, moveRunTimeout)
 		defer cancel()
@@ -393,12 +451,15 @@ func (e *env) moveVariant(name string, mib int, argv []string, mover func(pid, v
 			return nil, err
 		}
 		// The control: the same VM, as long, nothing moving.
-		idleStop := make(chan struct{})
-		timer := time.AfterFunc(wall, func() { close(idleStop) })
-		idleWorst, _, err := pg.worst(ctx, idleStop)
-		timer.Stop()
-		if err != nil {
-			return nil, fmt.Errorf("query-status with no move: %w", err)
+		var idleWorst time.Duration
+		if c.Control {
+			idleStop := make(chan struct{})
+			timer := time.AfterFunc(wall, func() { close(idleStop) })
+			idleWorst, _, err = pg.worst(ctx, idleStop)
+			timer.Stop()
+			if err != nil {
+				return nil, fmt.Errorf("query-status with no move: %w", err)
+			}
 		}
 		left := bytesOn(before, moveFrom) - min(bytesOn(before, moveFrom), bytesOn(after, moveFrom))
 		ownRate := 0.0
@@ -408,7 +469,7 @@ func (e *env) moveVariant(name string, mib int, argv []string, mover func(pid, v
 			}
 		}
 		gib := float64(left) / (1 << 30)
-		fmt.Fprintf(os.Stderr, "probe-move: %s, %s: pid %d, %.0f MiB left node %d in %.3f s; worst query-status %.2f ms moving (%d asked), %.2f ms not\n",
+		fmt.Fprintf(os.Stderr, "probe-move: %s, %s: pid %d, %.0f MiB left node %d in %.3f s; worst query-status %.2f ms moving (%d asked), %.2f ms not (0: no control)\n",
 			sizeName(mib), name, pid, gib*1024, moveFrom, wall.Seconds(), ms(during.worst), during.n, ms(idleWorst))
 		m := make([]float64, nMoveMetrics)
 		m[mRate] = gib / wall.Seconds()

@@ -118,7 +118,7 @@ func TestMoveRows(t *testing.T) {
 		Samples: moveSamples(2, func(j, r int) float64 { return float64(10*(j+1) + r) })}
 	q := probeVariant{Name: "qnuma move --to-nodes 1",
 		Samples: moveSamples(2, func(j, r int) float64 { return float64(20*(j+1) + r) })}
-	rows, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{MiB: 1024, Variants: []probeVariant{mp, q}}}})
+	rows, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{moveCase: moveCase{MiB: 1024, Rounds: 2, Control: true}, Variants: []probeVariant{mp, q}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +153,49 @@ func TestMoveRows(t *testing.T) {
 	}
 }
 
+// Without the control there are no stall rows to show, only the worst
+// round trip during the move, in the JSON.
+func TestMoveRowsNoControl(t *testing.T) {
+	v := probeVariant{Name: "v", Samples: moveSamples(2, func(j, r int) float64 { return float64(j + 1 + r) })}
+	rows, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{moveCase: moveCase{MiB: 256, Rounds: 2}, Variants: []probeVariant{v, v}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rows {
+		if strings.Contains(r.Case, "worst query-status") {
+			if !r.Detail || !strings.Contains(r.Case, "no control") {
+				t.Errorf("row %q / %q shown without a control", r.Case, r.Variant)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no worst round trip row at all")
+	}
+}
+
+func TestParseMoveCases(t *testing.T) {
+	got, err := parseMoveCases("256x3c,1024x2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []moveCase{{MiB: 256, Rounds: 3, Control: true}, {MiB: 1024, Rounds: 2}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("parseMoveCases = %+v, want %+v", got, want)
+	}
+	for _, c := range moveCases(false) {
+		if back, err := parseMoveCases(c.String()); err != nil || back[0] != c {
+			t.Errorf("%+v does not survive its flag form %q: %+v, %v", c, c.String(), back, err)
+		}
+	}
+	for _, bad := range []string{"", "256", "256x", "x3", "256x0", "-1x2", "256x3cc", "256x3,"} {
+		if _, err := parseMoveCases(bad); err == nil {
+			t.Errorf("parseMoveCases(%q): no error", bad)
+		}
+	}
+}
+
 func TestMoveRowsRefusesShortProbe(t *testing.T) {
 	full := probeVariant{Name: "a", Samples: moveSamples(1, func(int, int) float64 { return 1 })}
 	short := probeVariant{Name: "b", Samples: [][]float64{{1}}}
@@ -160,7 +203,7 @@ func TestMoveRowsRefusesShortProbe(t *testing.T) {
 		"one variant":   {full},
 		"short metrics": {full, short},
 	} {
-		if _, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{MiB: 256, Variants: vs}}}); err == nil {
+		if _, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{moveCase: moveCase{MiB: 256, Rounds: 1}, Variants: vs}}}); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
