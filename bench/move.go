@@ -189,6 +189,7 @@ func moveFigure(ctx context.Context, e *env, f *Figure) error {
 		"qnuma: `qnuma run --host-nodes 0 --prealloc --vcpus 2 --memory SIZE`, then `qnuma move NAME --to-nodes 1 --json` (guest RAM by move_pages in batches, threads re-pinned, qemu's own memory through its cgroup); baseline: `numactl --membind=0 --cpunodebind=0 qemu -object memory-backend-memfd,prealloc=on` (the same kind of pages), then `migratepages PID 0 1` (every page of the process, threads left where they are)",
 		fmt.Sprintf("GiB/s is guest RAM that left node 0 (numa_maps, before and after) over the command's wall time from exec to exit; a round counts only with at least %d%% of the guest RAM on node 0 before and on node 1 after", moveMinPercent),
 		fmt.Sprintf("worst round trip: query-status asked over and over (%v apart) on a QMP socket of the bench's own while the command runs, against the same VM right after, as long, with nothing moving: a command is answered by qemu's main loop, so this is how long the main loop was held up (and the mover's CPU use on these 2 shared CPUs)", movePingGap),
+		"before the rounds, the free memory of node 1 is written once (numactl --membind=1 memhog): the test host's RAM is backed by this machine only once touched, which would otherwise slow the first moves onto node 1",
 		"a vCPU's own stall is not measured: the guest runs no OS that could time itself, so an idle firmware cannot show whether a vCPU waited for a page in migration",
 		"the worst round trip is shown for the sizes moved with the control (a round then watches the VM as long again with nothing moving); the others have it in the JSON only",
 		fmt.Sprintf("the test host's boot and every VM's start and preallocation are in this figure's %.0f s", res.Elapsed.Seconds()),
@@ -349,6 +350,9 @@ func probeMove(ctx context.Context, qnuma string, cases []moveCase) (*moveProbeR
 	if out, err := exec.CommandContext(ctx, qnuma, "move", "--help").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s move --help: %w: %s", qnuma, err, lastLines(string(out), 3))
 	}
+	if err := touchNode(ctx, e.numactl, moveTo); err != nil {
+		return nil, err
+	}
 	from, to := strconv.Itoa(moveFrom), strconv.Itoa(moveTo)
 	base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
 	pr := &moveProbeResult{}
@@ -378,6 +382,44 @@ func probeMove(ctx context.Context, qnuma string, cases []moveCase) (*moveProbeR
 		pr.Sizes = append(pr.Sizes, sr)
 	}
 	return pr, nil
+}
+
+// touchNode writes once to the free memory of node (all but 128 MiB of
+// it): the test host's RAM is backed by the machine only where it was
+// touched, so without this the first pages moved onto a node would also pay
+// for the machine's first touch of them, a cost of the test host and not
+// of the move.
+func touchNode(ctx context.Context, numactl string, node int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/node/node%d/meminfo", node))
+	if err != nil {
+		return fmt.Errorf("touch node %d's memory: %w", node, err)
+	}
+	free, err := nodeMemFreeKiB(string(b))
+	if err != nil {
+		return fmt.Errorf("touch node %d's memory: %w", node, err)
+	}
+	mib := free/1024 - 128
+	if mib <= 0 {
+		return fmt.Errorf("touch node %d's memory: only %d KiB free", node, free)
+	}
+	n := strconv.Itoa(node)
+	out, err := exec.CommandContext(ctx, numactl, "--membind="+n, "memhog", strconv.Itoa(mib)+"m").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("touch node %d's memory: numactl --membind=%s memhog %dm: %w: %s", node, n, mib, err, lastLines(string(out), 3))
+	}
+	return nil
+}
+
+// nodeMemFreeKiB reads MemFree from a node's meminfo ("Node 1 MemFree:
+// 1234 kB").
+func nodeMemFreeKiB(meminfo string) (int, error) {
+	for _, line := range strings.Split(meminfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && f[2] == "MemFree:" && f[4] == "kB" {
+			return strconv.Atoi(f[3])
+		}
+	}
+	return 0, errors.New("no MemFree in the node's meminfo")
 }
 
 // moveVariant starts a VM of mib on moveFrom (argv; nil: qnuma run with

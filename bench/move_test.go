@@ -236,3 +236,13 @@ func TestBytesOnAndSizeName(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeMemFreeKiB(t *testing.T) {
+	meminfo := "Node 1 MemTotal:        1572864 kB\nNode 1 MemFree:         1498112 kB\nNode 1 MemUsed:           74752 kB\n"
+	if got, err := nodeMemFreeKiB(meminfo); err != nil || got != 1498112 {
+		t.Errorf("nodeMemFreeKiB = %d, %v; want 1498112", got, err)
+	}
+	if _, err := nodeMemFreeKiB("Node 1 MemTotal: 1 kB\n"); err == nil {
+		t.Error("no MemFree: no error")
+	}
+}
