@@ -153,25 +153,27 @@ func TestMoveRows(t *testing.T) {
 	}
 }
 
-// Without the control there are no stall rows to show, only the worst
-// round trip during the move, in the JSON.
+// Without the control the worst round trips during the two moves are
+// compared with each other: migratepages is the baseline.
 func TestMoveRowsNoControl(t *testing.T) {
-	v := probeVariant{Name: "v", Samples: moveSamples(2, func(j, r int) float64 { return float64(j + 1 + r) })}
-	rows, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{moveCase: moveCase{MiB: 256, Rounds: 2}, Variants: []probeVariant{v, v}}}})
+	mp := probeVariant{Name: "migratepages PID 0 1", Samples: moveSamples(2, func(j, r int) float64 { return float64(10*(j+1) + r) })}
+	q := probeVariant{Name: "qnuma move --to-nodes 1", Samples: moveSamples(2, func(j, r int) float64 { return float64(20*(j+1) + r) })}
+	rows, err := moveRows(&moveProbeResult{Sizes: []moveSizeResult{{moveCase: moveCase{MiB: 256, Rounds: 2}, Variants: []probeVariant{mp, q}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	var st []Row
 	for _, r := range rows {
 		if strings.Contains(r.Case, "worst query-status") {
-			if !r.Detail || !strings.Contains(r.Case, "no control") {
-				t.Errorf("row %q / %q shown without a control", r.Case, r.Variant)
-			}
-			found = true
+			st = append(st, r)
+		}
+		if strings.Contains(r.Variant, "no move") {
+			t.Errorf("row %q / %q: a control that was not measured", r.Case, r.Variant)
 		}
 	}
-	if !found {
-		t.Error("no worst round trip row at all")
+	if len(st) != 2 || st[0].Detail || !st[0].Baseline || st[0].Variant != "during migratepages PID 0 1" ||
+		st[1].Summary.Median != 20*(mWorstMove+1)+0.5 || st[1].Ratio == nil {
+		t.Errorf("stall rows without a control = %+v", st)
 	}
 }
 
