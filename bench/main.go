@@ -1,6 +1,6 @@
 // Command bench measures what qnuma costs and what it buys against the
 // alternatives, in one run: start-up time, placement delay, memory
-// locality, planning speed and preallocation time. Each figure is the
+// locality, planning speed, preallocation time and moving a running VM. Each figure is the
 // median and spread of repeated, interleaved rounds, compared round by
 // round with a baseline measured in the same run. It prints a Markdown
 // table and writes the results as JSON.
@@ -38,11 +38,15 @@ var figures = []figureDef{
 	{"locality", "3. Locality in the two-node test host: guest RAM and vCPUs on the planned node 1", localityFigure},
 	{"planning", "4. Planning at scale: plans per second (plan.Make, go test -bench)", planningFigure},
 	{"prealloc", "5. Preallocation: start until QMP answers, guest RAM preallocated", preallocFigure},
+	{"move", "6. Moving a running VM: guest RAM from node 0 to node 1 in the test host", moveFigure},
 }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == probeArg {
 		os.Exit(probeMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == moveProbeArg {
+		os.Exit(moveProbeMain(os.Args[2:]))
 	}
 	os.Exit(benchMain(os.Args[1:]))
 }
@@ -52,7 +56,7 @@ func benchMain(args []string) int {
 	quick := fs.Bool("quick", false, "a smoke run: fewer rounds, smaller memory, a minute or two")
 	qnuma := fs.String("qnuma", "build/qnuma", "the qnuma binary to measure")
 	out := fs.String("out", "bench/out/results.json", "where to write the JSON results")
-	only := fs.String("only", "", "comma-separated figures to run (startup, placement, locality, planning, prealloc); all when empty")
+	only := fs.String("only", "", "comma-separated figures to run (startup, placement, locality, planning, prealloc, move); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
