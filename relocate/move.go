@@ -158,9 +158,9 @@ func setPolicy(sys affinity.Pages, job Job, b Backend, mode int, nodes []int) er
 
 // movePart moves the present pages of one guest node's memfd to its new
 // nodes (interleaved over them by page, as the policy would place them).
-func movePart(ctx context.Context, sys affinity.Pages, job Job, p Part) (PartResult, error) {
+func movePart(ctx context.Context, sys affinity.Pages, job Job, p Part) (pr PartResult, err error) {
 	t0 := time.Now()
-	pr := PartResult{GuestNode: p.GuestNode, Moved: map[int]uint64{}, PageSize: p.Backend.PageSize}
+	pr = PartResult{GuestNode: p.GuestNode, Moved: map[int]uint64{}, PageSize: p.Backend.PageSize}
 	page := p.Backend.PageSize
 	if page == 0 {
 		page = uint64(os.Getpagesize())
@@ -169,7 +169,13 @@ func movePart(ctx context.Context, sys affinity.Pages, job Job, p Part) (PartRes
 	to := cpuset.New(p.To...)
 	addrs := make([]uintptr, 0, batchPages)
 	where := make([]int, batchPages)
-	var moved uint64
+	targets := make([]int, batchPages)
+	var moved, onTarget uint64
+	if len(p.To) == 1 {
+		// Whatever ends the move (a failure too, after which the pages
+		// moved so far are moved back), say what moved.
+		defer func() { attribute(&pr, p, moved) }()
+	}
 	for _, r := range p.Backend.Ranges {
 		for a := r.Start; a < r.End; {
 			if err := ctx.Err(); err != nil {
@@ -183,6 +189,31 @@ func movePart(ctx context.Context, sys affinity.Pages, job Job, p Part) (PartRes
 			addrs = addrs[:0]
 			for ; a < r.End && len(addrs) < batchPages; a += page {
 				addrs = append(addrs, uintptr(a))
+			}
+			if len(p.To) == 1 {
+				// One target: every page is asked there, without asking
+				// first where it is (a page already there costs the kernel
+				// a look; a query first doubled the walk).
+				st := where[:len(addrs)]
+				for i := range targets[:len(addrs)] {
+					targets[i] = p.To[0]
+				}
+				if err := sys.MovePages(job.PID, addrs, targets[:len(addrs)], st); err != nil {
+					return pr, err
+				}
+				for _, n := range st {
+					switch {
+					case n == p.To[0]:
+						onTarget++
+					case n == -int(unix.ENOENT) || n == -int(unix.EFAULT):
+						pr.Absent++
+					default:
+						pr.Left++
+					}
+				}
+				moved = onTarget - min(onTarget, p.Backend.Pages[p.To[0]])
+				pace(ctx, job.BytesPerSecond, moved*page, time.Since(t0))
+				continue
 			}
 			st := where[:len(addrs)]
 			if err := sys.PageNodes(job.PID, addrs, st); err != nil {
@@ -223,6 +254,32 @@ func movePart(ctx context.Context, sys affinity.Pages, job Job, p Part) (PartRes
 	}
 	pr.Took = time.Since(t0)
 	return pr, nil
+}
+
+// attribute says where the pages moved to a single node came from: the
+// nodes they were on when found, less what stayed behind, at most what the
+// kernel moved.
+func attribute(pr *PartResult, p Part, moved uint64) {
+	left := pr.Left
+	for n, c := range p.Backend.Pages {
+		if n == p.To[0] {
+			continue
+		}
+		take := c - min(c, left)
+		left -= c - take
+		if take > 0 {
+			pr.Moved[n] = take
+		}
+	}
+	var sum uint64
+	for _, c := range pr.Moved {
+		sum += c
+	}
+	if sum > moved { // pages freed meanwhile, or a move cut short
+		for n := range pr.Moved {
+			pr.Moved[n] = pr.Moved[n] * moved / sum
+		}
+	}
 }
 
 // pace sleeps until done bytes in elapsed keep to rate bytes per second.
