@@ -19,6 +19,7 @@ import (
 	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/topology"
 	"github.com/qnuma/qnuma/vmcgroup"
 )
 
@@ -67,8 +68,20 @@ func (c *RunCmd) Run() error {
 	return launchVM(cfg, c.Verbose)
 }
 
-// vmCgroup gives a VM that can be moved its own cpuset cgroup, where the
-// host has one for root (cgroup v2 with cpuset, a v1 cpuset hierarchy, or a
+// memoryNodes counts the host's nodes with memory: with one, a VM has
+// nowhere to move (and its cgroup would cost a join for nothing).
+func memoryNodes(h *topology.Host) int {
+	n := 0
+	for _, node := range h.Nodes {
+		if node.MemTotal > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// vmCgroup gives a VM that can be moved its own cpuset cgroup, on a host
+// of several nodes with memory, where the host has one for root (cgroup v2 with cpuset, a v1 cpuset hierarchy, or a
 // systemd scope): its cpuset.mems then bounds qemu's own memory, which qnuma
 // move can change later. nil where there is none (not root, no cpuset
 // controller): the VM runs under its process mempolicy, and qnuma move says
@@ -76,8 +89,8 @@ func (c *RunCmd) Run() error {
 // a failure.
 func (c *RunCmd) vmCgroup(ctx context.Context, name string) *vmcgroup.Group {
 	pr := c.prepared
-	if pr.NotMovable != "" || os.Geteuid() != 0 {
-		return nil
+	if pr.NotMovable != "" || os.Geteuid() != 0 || memoryNodes(pr.Host) < 2 {
+		return nil // nowhere to move it, or no cgroup to make
 	}
 	h, err := vmcgroup.Detect("/")
 	if err != nil || h.Kind == vmcgroup.None {
