@@ -38,6 +38,7 @@ var figures = []figureDef{
 	{"locality", "3. Locality in the two-node test host: guest RAM and vCPUs on the planned node 1", localityFigure},
 	{"planning", "4. Planning at scale: plans per second (plan.Make, go test -bench)", planningFigure},
 	{"prealloc", "5. Preallocation: start until QMP answers, guest RAM preallocated", preallocFigure},
+	{"balance", "7. Rebalancing in the two-node test host: node 0 filled until one VM's guest RAM is on node 1", balanceFigure},
 }
 
 func main() {
