@@ -431,10 +431,10 @@ poll:
 		if err != nil {
 			return nil, err
 		}
-		b.note("%s round %d: vm %s on node %d after %.1f s, %.1f %% of its guest RAM there %.0f s later, qemu's main thread allowed CPUs %s (node %d: %s); the other vm %.1f %% there; %s",
+		b.note("%s, run %d: vm %s on node %d after %.1f s, %.1f %% of its guest RAM there %.0f s later, qemu's main thread allowed CPUs %s (node %d: %s); the other vm %.1f %% there; %s",
 			label, b.seq, vms[moved].name, balanceTo, took.Seconds(), reached, balanceSettle.Seconds(), cpus, balanceTo, b.nodeCPUs(balanceTo), on1[1-moved], log)
 	} else {
-		b.note("%s round %d: no vm on node %d within %.0f s (counted %.0f s); %s", label, b.seq, balanceTo, balanceTimeout.Seconds(), balanceTimeout.Seconds(), log)
+		b.note("%s, run %d: no vm on node %d within %.0f s (counted %.0f s); %s", label, b.seq, balanceTo, balanceTimeout.Seconds(), balanceTimeout.Seconds(), log)
 	}
 	for _, v := range vms {
 		if err := v.p.stop(); err != nil {
