@@ -277,7 +277,7 @@ type balanceVM struct {
 // round runs the scenario once with qnuma balance (withQnuma) or numad
 // and returns the round's metrics.
 func (b *balanceProbe) round(ctx context.Context, withQnuma bool) ([]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	b.seq++
 	dir := filepath.Join(b.dir, fmt.Sprintf("r%d", b.seq))
@@ -527,10 +527,12 @@ func (b *balanceProbe) startNumad() (func() (string, error), error) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			return "", fmt.Errorf("stop numad: %w: %s", err, out)
 		}
-		for t0 := time.Now(); syscall.Kill(pid, 0) == nil; time.Sleep(50 * time.Millisecond) {
-			if time.Since(t0) > 10*time.Second {
+		// numad exits from its message thread; a migrate_pages of its main
+		// thread under way finishes first (20 s or more here).
+		for t0 := time.Now(); alive(pid); time.Sleep(50 * time.Millisecond) {
+			if time.Since(t0) > numadStopGrace {
 				syscall.Kill(pid, syscall.SIGKILL)
-				return "", fmt.Errorf("stop numad: pid %d still there 10 s after numad -i 0: killed", pid)
+				return "", fmt.Errorf("stop numad: pid %d still there %v after numad -i 0: killed", pid, numadStopGrace)
 			}
 		}
 		if len(thp) > 0 {
@@ -543,6 +545,15 @@ func (b *balanceProbe) startNumad() (func() (string, error), error) {
 		moves := numadMoves(string(lb))
 		return fmt.Sprintf("numad: %d move(s): %s", len(moves), strings.Join(moves, "; ")), nil
 	}, nil
+}
+
+// numadStopGrace is how long numad has to exit after numad -i 0.
+const numadStopGrace = 90 * time.Second
+
+// alive says whether pid is a process that has not exited (a zombie has).
+func alive(pid int) bool {
+	st, err := numastat.ReadProcStat("/", pid)
+	return err == nil && st.State != 'Z'
 }
 
 // numadMoves are the moves numad logged at -l 6 (log level info): its
