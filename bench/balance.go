@@ -96,7 +96,7 @@ func balanceFigure(ctx context.Context, e *env, f *Figure) error {
 	topo := vm.TwoNodes()
 	res, err := vm.Run(ctx, vm.Options{
 		Topology: topo,
-		Timeout:  time.Duration(f.Rounds)*2*2*time.Minute + 2*time.Minute,
+		Timeout:  time.Duration(f.Rounds)*2*6*time.Minute + 2*time.Minute,
 		Shares:   []vm.Share{{HostPath: stage, GuestPath: "/bench"}},
 	}, script)
 	if err != nil {
@@ -277,7 +277,7 @@ type balanceVM struct {
 // round runs the scenario once with qnuma balance (withQnuma) or numad
 // and returns the round's metrics.
 func (b *balanceProbe) round(ctx context.Context, withQnuma bool) ([]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	b.seq++
 	dir := filepath.Join(b.dir, fmt.Sprintf("r%d", b.seq))
@@ -480,11 +480,17 @@ func (b *balanceProbe) startQnumaBalance(stateDir string) (func() (string, error
 		return nil, err
 	}
 	return func() (string, error) {
-		err := p.stop()
-		moves := qnumaMoves(p.stdout.text())
-		if err != nil {
-			return "", fmt.Errorf("qnuma balance: %w", err)
+		// SIGTERM: it finishes the round under way, a move included.
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		t := time.NewTimer(balanceStopGrace)
+		defer t.Stop()
+		select {
+		case <-p.exited:
+		case <-t.C:
+			p.kill()
+			return "", fmt.Errorf("qnuma balance did not exit within %v of SIGTERM: killed: %s", balanceStopGrace, lastLines(p.stderr.text(), 3))
 		}
+		moves := qnumaMoves(p.stdout.text())
 		if p.err != nil {
 			return "", fmt.Errorf("qnuma balance: %v: %s", p.err, lastLines(p.stderr.text(), 5))
 		}
@@ -528,7 +534,7 @@ func (b *balanceProbe) startNumad() (func() (string, error), error) {
 			return "", fmt.Errorf("stop numad: %w: %s", err, out)
 		}
 		// numad exits from its message thread; a migrate_pages of its main
-		// thread under way finishes first (20 s or more here).
+		// thread under way finishes first.
 		for t0 := time.Now(); alive(pid); time.Sleep(50 * time.Millisecond) {
 			if time.Since(t0) > numadStopGrace {
 				syscall.Kill(pid, syscall.SIGKILL)
@@ -547,8 +553,13 @@ func (b *balanceProbe) startNumad() (func() (string, error), error) {
 	}, nil
 }
 
-// numadStopGrace is how long numad has to exit after numad -i 0.
-const numadStopGrace = 90 * time.Second
+// numadStopGrace and balanceStopGrace are how long numad has to exit
+// after numad -i 0 and qnuma balance after SIGTERM: a move under way
+// finishes first, and one took 2 minutes in the loaded test host.
+const (
+	numadStopGrace   = 3 * time.Minute
+	balanceStopGrace = 3 * time.Minute
+)
 
 // alive says whether pid is a process that has not exited (a zombie has).
 func alive(pid int) bool {
