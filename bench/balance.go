@@ -67,8 +67,9 @@ func init() {
 // balanceResult is what the balance probe prints after balanceMarker.
 type balanceResult struct {
 	// Variants' Samples: seconds from node 0 filled to one VM's guest RAM
-	// ≥ balanceTarget % on node 1; that VM's guest RAM on node 1 after
-	// balanceSettle (%); VMs with ≥ balanceTarget % on node 1 then.
+	// ≥ balanceTarget % on node 1; the first move's own duration by the
+	// balancer's log (s); the difference (s); that VM's guest RAM on node
+	// 1 after balanceSettle (%); VMs with ≥ balanceTarget % on node 1 then.
 	Variants []probeVariant `json:"variants"`
 	// Notes are facts from the runs: which VM moved, the balancers' own
 	// lines, timeouts.
@@ -79,6 +80,8 @@ type balanceResult struct {
 
 var balanceMetrics = []struct{ name, unit string }{
 	{fmt.Sprintf("node 0 filled until one VM's guest RAM is ≥ %.0f %% on node 1", balanceTarget), "s"},
+	{"of which the move itself, as the balancer logs it", "s"},
+	{"the rest: the balancer's start, samples and decision (and up to 1 s of polling)", "s"},
 	{fmt.Sprintf("that VM's guest RAM on node 1, %.0f s later", balanceSettle.Seconds()), "%"},
 	{fmt.Sprintf("VMs with ≥ %.0f %% of their guest RAM on node 1 then (of 2)", balanceTarget), "VMs"},
 }
@@ -365,7 +368,7 @@ func (b *balanceProbe) round(ctx context.Context, withQnuma bool) ([]float64, er
 	filled := time.Now()
 
 	// The balancer, from then on.
-	var stop func() (string, error)
+	var stop balancerStop
 	if withQnuma {
 		stop, err = b.startQnumaBalance(stateDir)
 	} else {
@@ -419,7 +422,7 @@ poll:
 			onNode1++
 		}
 	}
-	log, err := stop()
+	log, moveTook, err := stop()
 	stopped = true
 	if err != nil {
 		return nil, err
@@ -445,7 +448,14 @@ poll:
 	if err := hp.stop(); err != nil {
 		return nil, err
 	}
-	return []float64{took.Seconds(), reached, float64(onNode1)}, nil
+	if moved >= 0 && moveTook == 0 {
+		b.note("%s, run %d: the balancer logged no move's duration; the move row counts 0 s", label, b.seq)
+	}
+	rest := 0.0
+	if moved >= 0 {
+		rest = max(took.Seconds()-moveTook.Seconds(), 0)
+	}
+	return []float64{took.Seconds(), moveTook.Seconds(), rest, reached, float64(onNode1)}, nil
 }
 
 func (b *balanceProbe) note(format string, args ...any) {
@@ -474,12 +484,16 @@ func (b *balanceProbe) ramOn(pid, node int) (float64, error) {
 // startQnumaBalance starts `qnuma balance` on the round's ledger; stop
 // sends it SIGTERM (it finishes the round under way and exits 0) and
 // returns its move lines.
-func (b *balanceProbe) startQnumaBalance(stateDir string) (func() (string, error), error) {
+// balancerStop stops a balancer and returns a line on what it did and how
+// long its first move took by its own log (0: none logged).
+type balancerStop func() (summary string, moveTook time.Duration, err error)
+
+func (b *balanceProbe) startQnumaBalance(stateDir string) (balancerStop, error) {
 	p, err := startProc([]string{b.qnuma, "balance", "--interval", balanceInterval, "--state-dir", stateDir}, "")
 	if err != nil {
 		return nil, err
 	}
-	return func() (string, error) {
+	return func() (string, time.Duration, error) {
 		// SIGTERM: it finishes the round under way, a move included.
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		t := time.NewTimer(balanceStopGrace)
@@ -488,16 +502,17 @@ func (b *balanceProbe) startQnumaBalance(stateDir string) (func() (string, error
 		case <-p.exited:
 		case <-t.C:
 			p.kill()
-			return "", fmt.Errorf("qnuma balance did not exit within %v of SIGTERM: killed: %s", balanceStopGrace, lastLines(p.stderr.text(), 3))
+			return "", 0, fmt.Errorf("qnuma balance did not exit within %v of SIGTERM: killed: %s", balanceStopGrace, lastLines(p.stderr.text(), 3))
 		}
 		moves := qnumaMoves(p.stdout.text())
 		if p.err != nil {
-			return "", fmt.Errorf("qnuma balance: %v: %s", p.err, lastLines(p.stderr.text(), 5))
+			return "", 0, fmt.Errorf("qnuma balance: %v: %s", p.err, lastLines(p.stderr.text(), 5))
 		}
 		if len(moves) == 0 {
-			return "qnuma balance moved nothing: " + lastLines(p.stdout.text()+p.stderr.text(), 3), nil
+			return "qnuma balance moved nothing: " + lastLines(p.stdout.text()+p.stderr.text(), 3), 0, nil
 		}
-		return fmt.Sprintf("qnuma balance: %d move(s): %s", len(moves), strings.Join(moves, "; ")), nil
+		took, _ := qnumaMoveTook(moves[0])
+		return fmt.Sprintf("qnuma balance: %d move(s): %s", len(moves), strings.Join(moves, "; ")), took, nil
 	}, nil
 }
 
@@ -511,7 +526,7 @@ const (
 // foreground flag in Debian's 0.5+20150602); stop ends it with numad -i 0,
 // as its man page says, puts back the khugepaged scan interval it changes,
 // and returns the moves it logged.
-func (b *balanceProbe) startNumad() (func() (string, error), error) {
+func (b *balanceProbe) startNumad() (balancerStop, error) {
 	for _, d := range []string{filepath.Dir(numadPidFile), filepath.Dir(numadLog)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("start numad: %w", err)
@@ -527,18 +542,18 @@ func (b *balanceProbe) startNumad() (func() (string, error), error) {
 	if err != nil {
 		return nil, err
 	}
-	return func() (string, error) {
+	return func() (string, time.Duration, error) {
 		out, err := exec.Command(b.numad, "-i", "0").CombinedOutput()
 		if err != nil {
 			syscall.Kill(pid, syscall.SIGKILL)
-			return "", fmt.Errorf("stop numad: %w: %s", err, out)
+			return "", 0, fmt.Errorf("stop numad: %w: %s", err, out)
 		}
 		// numad exits from its message thread; a migrate_pages of its main
 		// thread under way finishes first.
 		for t0 := time.Now(); alive(pid); time.Sleep(50 * time.Millisecond) {
 			if time.Since(t0) > numadStopGrace {
 				syscall.Kill(pid, syscall.SIGKILL)
-				return "", fmt.Errorf("stop numad: pid %d still there %v after numad -i 0: killed", pid, numadStopGrace)
+				return "", 0, fmt.Errorf("stop numad: pid %d still there %v after numad -i 0: killed", pid, numadStopGrace)
 			}
 		}
 		if len(thp) > 0 {
@@ -546,10 +561,14 @@ func (b *balanceProbe) startNumad() (func() (string, error), error) {
 		}
 		lb, err := os.ReadFile(numadLog)
 		if err != nil {
-			return "", fmt.Errorf("read numad's log: %w", err)
+			return "", 0, fmt.Errorf("read numad's log: %w", err)
 		}
 		moves := numadMoves(string(lb))
-		return fmt.Sprintf("numad: %d move(s): %s", len(moves), strings.Join(moves, "; ")), nil
+		var took time.Duration
+		if len(moves) > 0 {
+			took, _ = numadMoveTook(moves[0])
+		}
+		return fmt.Sprintf("numad: %d move(s): %s", len(moves), strings.Join(moves, "; ")), took, nil
 	}, nil
 }
 
@@ -579,6 +598,36 @@ func numadMoves(log string) []string {
 		}
 	}
 	return moves
+}
+
+// numadMoveTook is the duration in one of numadMoves' lines ("PID 144
+// moved to node(s) 1 in 20.61 seconds").
+func numadMoveTook(line string) (time.Duration, error) {
+	_, tail, ok := strings.Cut(line, " in ")
+	num, ok2 := strings.CutSuffix(tail, " seconds")
+	if !ok || !ok2 {
+		return 0, fmt.Errorf("numad move line %q: no \"in N seconds\"", line)
+	}
+	secs, err := strconv.ParseFloat(num, 64)
+	if err != nil || secs < 0 {
+		return 0, fmt.Errorf("numad move line %q: duration %q", line, num)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+// qnumaMoveTook is the duration in one of qnumaMoves' lines ("moved b:
+// guest nodes 0:0 -> 0:1, 81920 pages in 16.827s, locality ...").
+func qnumaMoveTook(line string) (time.Duration, error) {
+	_, tail, ok := strings.Cut(line, " pages in ")
+	d, _, ok2 := strings.Cut(tail, ",")
+	if !ok || !ok2 {
+		return 0, fmt.Errorf("qnuma balance move line %q: no \"pages in D,\"", line)
+	}
+	took, err := time.ParseDuration(d)
+	if err != nil || took < 0 {
+		return 0, fmt.Errorf("qnuma balance move line %q: duration %q", line, d)
+	}
+	return took, nil
 }
 
 // qnumaMoves are qnuma balance's move lines ("moved b: guest nodes ...").

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseNodeMemFree(t *testing.T) {
@@ -87,7 +88,7 @@ nothing to do: no node is over 85% use
 }
 
 func TestParseBalanceOutput(t *testing.T) {
-	v := probeVariant{Name: "qnuma balance --interval 5s", Samples: [][]float64{{21.5}, {100}, {1}}}
+	v := probeVariant{Name: "qnuma balance --interval 5s", Samples: [][]float64{{21.5}, {16.8}, {4.7}, {100}, {1}}}
 	line := func(br balanceResult) string {
 		b, err := json.Marshal(br)
 		if err != nil {
@@ -110,7 +111,7 @@ func TestParseBalanceOutput(t *testing.T) {
 	tests := []struct{ name, out, want string }{
 		{"no result line", "probe: vm a: exited\n", "printed no result"},
 		{"no variants", line(balanceResult{}), "no variants"},
-		{"a metric missing", line(balanceResult{Variants: []probeVariant{short}}), "has 2 metrics, want 3"},
+		{"a metric missing", line(balanceResult{Variants: []probeVariant{short}}), "has 2 metrics, want 5"},
 		{"broken JSON", balanceMarker + "{\"variants\": [", "parse balance probe result"},
 	}
 	for _, tt := range tests {
@@ -137,5 +138,38 @@ func TestSpinSector(t *testing.T) {
 		if c != 0 {
 			t.Fatalf("byte %d is %#x, want 0", i+2, c)
 		}
+	}
+}
+
+func TestMoveTook(t *testing.T) {
+	tests := []struct {
+		name, line string
+		parse      func(string) (time.Duration, error)
+		want       time.Duration
+		wantErr    string
+	}{
+		{"numad", "PID 144 moved to node(s) 1 in 20.61 seconds", numadMoveTook, 20610 * time.Millisecond, ""},
+		{"numad, whole seconds", "PID 9 moved to node(s) 0-1 in 3 seconds", numadMoveTook, 3 * time.Second, ""},
+		{"numad, no duration", "PID 144 moved to node(s) 1", numadMoveTook, 0, `no "in N seconds"`},
+		{"numad, not a number", "PID 144 moved to node(s) 1 in soon seconds", numadMoveTook, 0, `duration "soon"`},
+		{"numad, negative", "PID 144 moved to node(s) 1 in -2 seconds", numadMoveTook, 0, `duration "-2"`},
+		{"qnuma", "moved b: guest nodes 0:0 -> 0:1, 81920 pages in 16.827s, locality 100.0% -> 100.0%: node 0 is at 99.6% use", qnumaMoveTook, 16827 * time.Millisecond, ""},
+		{"qnuma, over a minute", "moved a: guest nodes 0:0 -> 0:1, 81920 pages in 1m11.35s, locality 100.0% -> 100.0%: why", qnumaMoveTook, 71350 * time.Millisecond, ""},
+		{"qnuma, no duration", "moved a: guest nodes 0:0 -> 0:1", qnumaMoveTook, 0, `no "pages in D,"`},
+		{"qnuma, bad duration", "moved a: guest nodes 0:0 -> 0:1, 81920 pages in 16 s, locality", qnumaMoveTook, 0, `duration "16 s"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.parse(tt.line)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
 	}
 }
