@@ -39,6 +39,7 @@ var figures = []figureDef{
 	{"planning", "4. Planning at scale: plans per second (plan.Make, go test -bench)", planningFigure},
 	{"prealloc", "5. Preallocation: start until QMP answers, guest RAM preallocated", preallocFigure},
 	{"move", "6. Moving a running VM: guest RAM from node 0 to node 1 in the test host", moveFigure},
+	{"balance", "7. Rebalancing in the two-node test host: node 0 filled until one VM's guest RAM is on node 1", balanceFigure},
 }
 
 func main() {
@@ -56,7 +57,7 @@ func benchMain(args []string) int {
 	quick := fs.Bool("quick", false, "a smoke run: fewer rounds, smaller memory, a minute or two")
 	qnuma := fs.String("qnuma", "build/qnuma", "the qnuma binary to measure")
 	out := fs.String("out", "bench/out/results.json", "where to write the JSON results")
-	only := fs.String("only", "", "comma-separated figures to run (startup, placement, locality, planning, prealloc, move); all when empty")
+	only := fs.String("only", "", "comma-separated figures to run (startup, placement, locality, planning, prealloc, move, balance); all when empty")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

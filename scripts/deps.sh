@@ -24,6 +24,8 @@ qemu_driver=$(ls /usr/lib/*/libvirt/connection-driver/libvirt_driver_qemu.so /us
 { have libvirtd && [ -n "$qemu_driver" ]; } || need+=(libvirt-daemon libvirt-daemon-driver-qemu)
 have unshare || need+=(util-linux)
 have mount || need+=(mount)
+# make bench's rebalancing figure runs numad against qnuma balance in the test host.
+have numad || need+=(numad)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
