@@ -60,6 +60,7 @@ demo: deps build
 	@scripts/demo.sh
 
 bench: deps build
+	@scripts/deps.sh bench
 	@scripts/bench.sh
 
 fmt:
