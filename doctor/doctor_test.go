@@ -23,13 +23,13 @@ const (
 // running, KSM off, balancing off, THP madvise.
 func tree(nodes, packages int) map[string]string {
 	f := map[string]string{
-		cpuDir + "online":                            "0-3\n",
-		"proc/self/status":                           "Name:\tqnuma\nCpus_allowed_list:\t0-3\nMems_allowed_list:\t0-" + fmt.Sprint(nodes-1) + "\n",
-		"proc/1/comm":                                "init\n",
-		"sys/kernel/mm/ksm/run":                      "0\n",
-		"sys/kernel/mm/ksm/merge_across_nodes":       "1\n",
-		"proc/sys/kernel/numa_balancing":             "0\n",
-		"sys/kernel/mm/transparent_hugepage/enabled": "always [madvise] never\n",
+		cpuDir + "online":                                  "0-3\n",
+		"proc/self/status":                                 "Name:\tqnuma\nCpus_allowed_list:\t0-3\nMems_allowed_list:\t0-" + fmt.Sprint(nodes-1) + "\n",
+		"proc/1/comm":                                      "init\n",
+		"sys/kernel/mm/ksm/run":                            "0\n",
+		"sys/kernel/mm/ksm/merge_across_nodes":             "1\n",
+		"proc/sys/kernel/numa_balancing":                   "0\n",
+		"sys/kernel/mm/transparent_hugepage/enabled":       "always [madvise] never\n",
 		"sys/kernel/mm/transparent_hugepage/shmem_enabled": "always within_size [advise] never deny force\n",
 		"dev/kvm":          "",
 		nodeDir + "online": "0-" + fmt.Sprint(nodes-1) + "\n",
