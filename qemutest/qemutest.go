@@ -104,7 +104,51 @@ func Start(t testing.TB, args ...string) (*VM, error) {
 	if err := vm.waitReady(ctx); err != nil {
 		return nil, fmt.Errorf("qemu %s: %w", strings.Join(args, " "), err)
 	}
+	if slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "debug-threads=on") }) {
+		if err := vm.waitVCPUNames(ctx, smpCount(args)); err != nil {
+			return nil, fmt.Errorf("qemu %s: %w", strings.Join(args, " "), err)
+		}
+	}
 	return vm, nil
+}
+
+// waitVCPUNames waits until n threads carry a vCPU's name ("CPU 0/TCG"):
+// QEMU names a thread from inside it once it runs, which under load can
+// be after QMP answers, and tests find vCPU threads by their names.
+func (vm *VM) waitVCPUNames(ctx context.Context, n int) error {
+	task := filepath.Join("/proc", fmt.Sprint(vm.PID()), "task")
+	for {
+		named := 0
+		ents, _ := os.ReadDir(task)
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(task, e.Name(), "comm")); err == nil && strings.HasPrefix(string(b), "CPU ") {
+				named++
+			}
+		}
+		if named >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d vcpu threads named: %w", named, n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// smpCount is the vCPU count of -smp N... in args (1 without -smp).
+func smpCount(args []string) int {
+	for i, a := range args {
+		if a == "-smp" && i+1 < len(args) {
+			v, _, _ := strings.Cut(args[i+1], ",")
+			v = strings.TrimPrefix(v, "cpus=")
+			var n int
+			if _, err := fmt.Sscan(v, &n); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 1
 }
 
 // MustStart is Start that fails the test when QEMU does not start.
