@@ -164,26 +164,19 @@ func stageForTestHost(e *env) (string, error) {
 // parseBalanceOutput finds the balance probe's result line in the test
 // host's output and checks that every variant has every metric.
 func parseBalanceOutput(out string) (*balanceResult, error) {
-	for _, line := range strings.Split(out, "\n") {
-		js, ok := strings.CutPrefix(strings.TrimSpace(line), balanceMarker)
-		if !ok {
-			continue
-		}
-		var br balanceResult
-		if err := json.Unmarshal([]byte(js), &br); err != nil {
-			return nil, fmt.Errorf("parse balance probe result: %w", err)
-		}
-		if len(br.Variants) == 0 {
-			return nil, errors.New("parse balance probe result: no variants")
-		}
-		for _, v := range br.Variants {
-			if len(v.Samples) != len(balanceMetrics) {
-				return nil, fmt.Errorf("parse balance probe result: %s has %d metrics, want %d", v.Name, len(v.Samples), len(balanceMetrics))
-			}
-		}
-		return &br, nil
+	br, err := probeLine[balanceResult](out, balanceMarker, "balance")
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("balance probe printed no result: %s", lastLines(out, 8))
+	if len(br.Variants) == 0 {
+		return nil, errors.New("parse balance probe result: no variants")
+	}
+	for _, v := range br.Variants {
+		if len(v.Samples) != len(balanceMetrics) {
+			return nil, fmt.Errorf("parse balance probe result: %s has %d metrics, want %d", v.Name, len(v.Samples), len(balanceMetrics))
+		}
+	}
+	return br, nil
 }
 
 // balanceProbeMain runs inside the test host: the rebalancing variants,

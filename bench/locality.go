@@ -94,23 +94,33 @@ func localityFigure(ctx context.Context, e *env, f *Figure) error {
 	return nil
 }
 
-// parseProbeOutput finds the probe's result line in the test host's output.
-func parseProbeOutput(out string) (*probeResult, error) {
+// probeLine finds a probe's result line (after marker) in the test host's
+// output and decodes it; what names the probe in errors.
+func probeLine[T any](out, marker, what string) (*T, error) {
 	for _, line := range strings.Split(out, "\n") {
-		js, ok := strings.CutPrefix(strings.TrimSpace(line), probeMarker)
+		js, ok := strings.CutPrefix(strings.TrimSpace(line), marker)
 		if !ok {
 			continue
 		}
-		var pr probeResult
-		if err := json.Unmarshal([]byte(js), &pr); err != nil {
-			return nil, fmt.Errorf("parse locality probe result: %w", err)
+		var r T
+		if err := json.Unmarshal([]byte(js), &r); err != nil {
+			return nil, fmt.Errorf("parse %s probe result: %w", what, err)
 		}
-		if len(pr.Variants) == 0 {
-			return nil, errors.New("parse locality probe result: no variants")
-		}
-		return &pr, nil
+		return &r, nil
 	}
-	return nil, fmt.Errorf("locality probe printed no result: %s", lastLines(out, 8))
+	return nil, fmt.Errorf("%s probe printed no result: %s", what, lastLines(out, 8))
+}
+
+// parseProbeOutput finds the probe's result line in the test host's output.
+func parseProbeOutput(out string) (*probeResult, error) {
+	pr, err := probeLine[probeResult](out, probeMarker, "locality")
+	if err != nil {
+		return nil, err
+	}
+	if len(pr.Variants) == 0 {
+		return nil, errors.New("parse locality probe result: no variants")
+	}
+	return pr, nil
 }
 
 func copyFile(src, dst string) error {

@@ -275,21 +275,14 @@ func sizeName(mib int) string {
 // parseMoveOutput finds the move probe's result line in the test host's
 // output.
 func parseMoveOutput(out string) (*moveProbeResult, error) {
-	for _, line := range strings.Split(out, "\n") {
-		js, ok := strings.CutPrefix(strings.TrimSpace(line), moveMarker)
-		if !ok {
-			continue
-		}
-		var pr moveProbeResult
-		if err := json.Unmarshal([]byte(js), &pr); err != nil {
-			return nil, fmt.Errorf("parse move probe result: %w", err)
-		}
-		if len(pr.Sizes) == 0 {
-			return nil, errors.New("parse move probe result: no sizes")
-		}
-		return &pr, nil
+	pr, err := probeLine[moveProbeResult](out, moveMarker, "move")
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("move probe printed no result: %s", lastLines(out, 8))
+	if len(pr.Sizes) == 0 {
+		return nil, errors.New("parse move probe result: no sizes")
+	}
+	return pr, nil
 }
 
 // moveProbeMain runs inside the test host: for each size, the two movers

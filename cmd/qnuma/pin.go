@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -603,18 +602,7 @@ func (c *PinCmd) run(ctx context.Context, stdout, stderr io.Writer, sys affinity
 		}
 		fmt.Fprintf(stderr, "qnuma: pid %d is not in the ledger %s: the new pins are not recorded there\n", t.PID, l.Dir())
 	}
-	check := func(tid int) error {
-		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(t.PID), "task", strconv.Itoa(tid))); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("thread %d is no longer one of qemu pid %d's: %w", tid, t.PID, errThreadGone)
-		} else if err != nil {
-			return fmt.Errorf("check thread %d of qemu pid %d: %w", tid, t.PID, err)
-		}
-		now, err := ledger.ProcOf(t.PID)
-		if err != nil || now.StartTime != t.Start {
-			return fmt.Errorf("qemu pid %d exited", t.PID)
-		}
-		return nil
-	}
+	check := threadCheck(t)
 	err = applyPins(sys, check, pins)
 	if err == nil && req.Emulator != nil {
 		err = pinNewThreads(sys, check, t.PID, threads, &pins, *req.Emulator)
