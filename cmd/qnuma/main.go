@@ -24,7 +24,11 @@ Examples:
   qnuma run --vcpus 4 --memory 2G -- qemu-system-x86_64 -nographic ...
   qnuma --membind=1 -- qemu-system-x86_64 ...     numactl's syntax, vCPUs pinned too
   qnuma plan --domain-xml dom.xml                 a libvirt domain's placement
-  qnuma pin web --vcpu 1 --cpus 6                 re-pin a running VM's vCPU`
+  qnuma pin web --vcpu 1 --cpus 6                 re-pin a running VM's vCPU
+  qnuma move web --to-nodes 1                     move a running VM to node 1, live
+  qnuma balance --once --dry-run                  what rebalancing would move now
+  qnuma vcpus web 4                               hot-add vCPUs (started with --max-vcpus)
+  qnuma libvirt place dom --live                  place a running libvirt domain`
 
 // CLI is qnuma's command line; each command lives in its own file.
 type CLI struct {
