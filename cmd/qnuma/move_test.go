@@ -76,6 +76,13 @@ func TestMoveLive(t *testing.T) {
 	if vcpus != 2 {
 		t.Errorf("%d vcpu threads re-pinned, want 2: %+v", vcpus, res.Threads)
 	}
+	// qnuma ps says which can be moved, and how often each was.
+	if e := psEntry(t, bin, state, "m"); !e.Movable || e.NMIG != 1 || e.NotMovable != "" {
+		t.Errorf("qnuma ps: vm m movable %v, nmig %d, %q; want movable, moved once", e.Movable, e.NMIG, e.NotMovable)
+	}
+	if e := psEntry(t, bin, state, "f"); e.Movable || !strings.Contains(e.NotMovable, "memory-backend-ram") || e.NMIG != 0 {
+		t.Errorf("qnuma ps: vm f movable %v (%q), nmig %d; want not movable, naming its ram backend", e.Movable, e.NotMovable, e.NMIG)
+	}
 	// The ledger records the move: qnuma stat's NMIG.
 	st, err := exec.Command(bin, "stat", "--state-dir", state, "--json", "m").Output()
 	if err != nil {

@@ -45,6 +45,13 @@ type psVM struct {
 	EmulatorCPUs string    `json:"emulator_cpus"`
 	Created      time.Time `json:"created"`
 	AgeSeconds   int64     `json:"age_seconds"`
+	// Movable: qnuma move can move it (NotMovable says why not); Locked:
+	// placed or pinned by hand, left alone by qnuma balance; NMIG: how
+	// many times it was moved.
+	Movable    bool   `json:"movable"`
+	NotMovable string `json:"not_movable,omitempty"`
+	Locked     bool   `json:"locked"`
+	NMIG       int    `json:"nmig"`
 }
 
 func (c *PsCmd) write(w io.Writer, now time.Time) error {
@@ -67,6 +74,8 @@ func (c *PsCmd) write(w io.Writer, now time.Time) error {
 			NodeVCPUs: e.VCPUs, DedicatedCPUs: e.DedicatedCPUs.String(), VCPUCPUs: e.VCPUCPUs.String(),
 			EmulatorCPUs: e.EmulatorCPUs.String(), Created: e.Created,
 			AgeSeconds: int64(now.Sub(e.Created) / time.Second),
+			Movable:    e.NotMovable == "" && len(e.GuestNodes) > 0, NotMovable: notMovableReason(e),
+			Locked: e.Locked, NMIG: len(e.Moves),
 		})
 	}
 	if c.Libvirt {
@@ -142,4 +151,15 @@ func intList(ids []int) string {
 		s[i] = fmt.Sprint(id)
 	}
 	return strings.Join(s, ",")
+}
+
+// notMovableReason is why qnuma move would refuse e ("" when it would not).
+func notMovableReason(e ledger.Entry) string {
+	if e.NotMovable != "" {
+		return e.NotMovable
+	}
+	if len(e.GuestNodes) == 0 {
+		return "no guest layout in the ledger (placed by an older qnuma)"
+	}
+	return ""
 }
