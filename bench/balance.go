@@ -97,16 +97,13 @@ func balanceFigure(ctx context.Context, e *env, f *Figure) error {
 	defer os.RemoveAll(stage)
 	script := fmt.Sprintf("/bench/qnuma-bench %s -qnuma /bench/qnuma -rounds %d", balanceProbeArg, f.Rounds)
 	topo := vm.TwoNodes()
-	res, err := vm.Run(ctx, vm.Options{
+	res, err := runProbe(ctx, "balance", vm.Options{
 		Topology: topo,
 		Timeout:  time.Duration(f.Rounds)*2*6*time.Minute + 2*time.Minute,
 		Shares:   []vm.Share{{HostPath: stage, GuestPath: "/bench"}},
 	}, script)
 	if err != nil {
 		return err
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("balance probe in the test host exited %d: %s", res.ExitCode, lastLines(res.Output, 8))
 	}
 	br, err := parseBalanceOutput(res.Output)
 	if err != nil {

@@ -55,16 +55,13 @@ func localityFigure(ctx context.Context, e *env, f *Figure) error {
 	}
 	script := fmt.Sprintf("/bench/qnuma-bench %s -qnuma /bench/qnuma -rounds %d", probeArg, f.Rounds)
 	topo := vm.TwoNodes()
-	res, err := vm.Run(ctx, vm.Options{
+	res, err := runProbe(ctx, "locality", vm.Options{
 		Topology: topo,
 		Timeout:  time.Duration(f.Rounds)*2*time.Minute + time.Minute,
 		Shares:   []vm.Share{{HostPath: stage, GuestPath: "/bench"}},
 	}, script)
 	if err != nil {
 		return err
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("locality probe in the test host exited %d: %s", res.ExitCode, lastLines(res.Output, 8))
 	}
 	pr, err := parseProbeOutput(res.Output)
 	if err != nil {
@@ -92,6 +89,20 @@ func localityFigure(ctx context.Context, e *env, f *Figure) error {
 		fmt.Sprintf("the test host boot took %.0f s of this figure", res.Elapsed.Seconds()),
 	)
 	return nil
+}
+
+// runProbe boots the test host with opts and runs script in it (the bench
+// itself in a probe mode), returning its result once it has exited 0; what
+// names the probe in errors.
+func runProbe(ctx context.Context, what string, opts vm.Options, script string) (*vm.Result, error) {
+	res, err := vm.Run(ctx, opts, script)
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return nil, fmt.Errorf("%s probe in the test host exited %d: %s", what, res.ExitCode, lastLines(res.Output, 8))
+	}
+	return res, nil
 }
 
 // probeLine finds a probe's result line (after marker) in the test host's

@@ -162,7 +162,7 @@ func moveFigure(ctx context.Context, e *env, f *Figure) error {
 	}
 	script := fmt.Sprintf("/bench/qnuma-bench %s -qnuma /bench/qnuma -cases %s", moveProbeArg, strings.Join(list, ","))
 	topo := moveTopology()
-	res, err := vm.Run(ctx, vm.Options{
+	res, err := runProbe(ctx, "move", vm.Options{
 		Topology: topo,
 		// A generous bound: 256 MiB takes about 8 s to move here under
 		// load, and as long to start and preallocate.
@@ -171,9 +171,6 @@ func moveFigure(ctx context.Context, e *env, f *Figure) error {
 	}, script)
 	if err != nil {
 		return err
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("move probe in the test host exited %d: %s", res.ExitCode, lastLines(res.Output, 8))
 	}
 	pr, err := parseMoveOutput(res.Output)
 	if err != nil {
@@ -436,20 +433,10 @@ func (e *env) moveVariant(name string, c moveCase, argv []string, mover func(pid
 			vmArgv = append(append(e.qnumaRun("--name", vmName, "--host-nodes", strconv.Itoa(moveFrom), "--prealloc",
 				"--vcpus", "2", "--memory", strconv.Itoa(mib)+"M", "--", e.qemu), tcgArgs...), "-nodefaults", "-display", "none")
 		}
-		sock := e.sock()
-		p, err := startProc(withQMP(vmArgv, sock), sock)
-		if err != nil {
-			return nil, err
+		p, pid, _, err := e.startRunning(ctx, vmArgv, 2)
+		if p != nil {
+			defer p.kill()
 		}
-		defer p.kill()
-		if _, err := p.waitRunning(ctx); err != nil {
-			return nil, err
-		}
-		tids, err := p.vcpuThreads(ctx, 2)
-		if err != nil {
-			return nil, err
-		}
-		pid, err := threadGroup(tids[0])
 		if err != nil {
 			return nil, err
 		}

@@ -87,20 +87,10 @@ func (e *env) localityVariant(name string, argv []string) variant {
 	return variant{name: name, argv: argv, run: func(ctx context.Context) ([]float64, error) {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
-		sock := e.sock()
-		p, err := startProc(withQMP(argv, sock), sock)
-		if err != nil {
-			return nil, err
+		p, pid, tids, err := e.startRunning(ctx, argv, 2)
+		if p != nil {
+			defer p.kill()
 		}
-		defer p.kill()
-		if _, err := p.waitRunning(ctx); err != nil {
-			return nil, err
-		}
-		tids, err := p.vcpuThreads(ctx, 2)
-		if err != nil {
-			return nil, err
-		}
-		pid, err := threadGroup(tids[0])
 		if err != nil {
 			return nil, err
 		}
@@ -146,4 +136,22 @@ func threadGroup(tid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("read process of thread %d: no Tgid", tid)
+}
+
+// startRunning starts argv with a QMP socket of the bench's and waits until
+// the guest runs with its vcpus threads: the process (nil when it did not
+// start; the caller kills it), qemu's pid and the vCPU threads.
+func (e *env) startRunning(ctx context.Context, argv []string, vcpus int) (p *proc, pid int, tids []int, err error) {
+	sock := e.sock()
+	if p, err = startProc(withQMP(argv, sock), sock); err != nil {
+		return nil, 0, nil, err
+	}
+	if _, err = p.waitRunning(ctx); err != nil {
+		return p, 0, nil, err
+	}
+	if tids, err = p.vcpuThreads(ctx, vcpus); err != nil {
+		return p, 0, nil, err
+	}
+	pid, err = threadGroup(tids[0])
+	return p, pid, tids, err
 }
