@@ -122,7 +122,7 @@ var errNoFit = errors.New("does not fit")
 // planJSON runs `qnuma plan --json` with flags. A VM that does not fit
 // returns errNoFit with qnuma's reason.
 func (e *env) planJSON(ctx context.Context, flags ...string) ([]byte, error) {
-	args := append([]string{"plan", "--json"}, flags...)
+	args := append([]string{"plan", "--json", "--state-dir", e.stateDir}, flags...)
 	cmd := exec.CommandContext(ctx, e.qnuma, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

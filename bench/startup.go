@@ -95,7 +95,7 @@ func (e *env) qnumaVariant(ctx context.Context, n int, mem string, qemuArgs []st
 	for i := range planned {
 		planned[i] = all
 	}
-	argv := append([]string{e.qnuma, "--membind=" + node, "--"}, qemu...)
+	argv := append([]string{e.qnuma, "--membind=" + node, "--state-dir=" + e.stateDir, "--"}, qemu...)
 	argv = append(argv, "-smp", strconv.Itoa(n), "-m", mem)
 	note := fmt.Sprintf("qnuma run refuses it on this host (%s), so the qnuma row is the numactl drop-in, which pins every vCPU to node %d's CPUs (%s)",
 		refusals[len(refusals)-1], e.node, all)
