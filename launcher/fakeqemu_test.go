@@ -58,6 +58,10 @@ func fakeConn(args []string) (net.Conn, error) {
 //	pipelined:     answers query-cpus-fast (one vCPU, its own pid) and
 //	               query-iothreads only once both have come: a launcher
 //	               that waits for one before sending the other stalls
+//	greet-last:    greets only once qmp_capabilities, query-cpus-fast and
+//	               query-iothreads have all come, then answers as ok: a
+//	               launcher that waits for the greeting (or for one
+//	               answer) before it asks stalls
 func fakeQEMU(mode string, args []string) int {
 	c, err := fakeConn(args)
 	if err != nil {
@@ -69,8 +73,40 @@ func fakeQEMU(mode string, args []string) int {
 		signal.Ignore(syscall.SIGTERM)
 		select {} // held open, never greeted
 	}
-	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}`)
+	const greeting = `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}`
 	in := bufio.NewScanner(c)
+	if mode == "greet-last" {
+		var got []string
+		var ids []json.RawMessage
+		for len(got) < 3 && in.Scan() {
+			var req struct {
+				Execute string          `json:"execute"`
+				ID      json.RawMessage `json:"id"`
+			}
+			if json.Unmarshal(in.Bytes(), &req) != nil {
+				return 1
+			}
+			got, ids = append(got, req.Execute), append(ids, req.ID)
+		}
+		if strings.Join(got, " ") != "qmp_capabilities query-cpus-fast query-iothreads" && strings.Join(got, " ") != "qmp_capabilities query-iothreads query-cpus-fast" {
+			fmt.Fprintf(os.Stderr, "fake qemu: before the greeting got %q\n", got)
+			return 1
+		}
+		fmt.Fprintln(c, greeting)
+		for i, cmd := range got {
+			switch cmd {
+			case "query-cpus-fast":
+				fmt.Fprintf(c, `{"return": [{"cpu-index": 0, "thread-id": %d, "props": {"core-id": 0}}], "id": %s}`+"\n", os.Getpid(), ids[i])
+			case "query-iothreads":
+				fmt.Fprintf(c, `{"return": [], "id": %s}`+"\n", ids[i])
+			default:
+				fmt.Fprintf(c, `{"return": {}, "id": %s}`+"\n", ids[i])
+			}
+		}
+		mode = "ok"
+	} else {
+		fmt.Fprintln(c, greeting)
+	}
 	held := map[string]json.RawMessage{} // pipelined: ids of the queries not yet answered
 	for in.Scan() {
 		var req struct {

@@ -22,21 +22,27 @@ import (
 const exitReapWait = drainWait + 2*time.Second
 
 // waitQMP waits within QMPTimeout for qemu's greeting on qnuma's end of the
-// socketpair, giving up as soon as qemu exits.
+// socketpair and negotiates capabilities. The launch's first questions
+// (query-cpus-fast, query-iothreads) go out with the negotiation, before
+// the greeting: qemu runs them in order as soon as its monitor is up, so
+// they cost no round trip of their own.
 func waitQMP(ctx context.Context, r *run) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.QMPTimeout)
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.QMPTimeout)
 	defer cancel()
 	// The greeting's wait ends when qemu dies.
 	go func() {
 		select {
 		case <-r.exited:
 			cancel()
-		case <-ctx.Done():
+		case <-rctx.Done():
 		}
 	}()
 	conn := r.conn
 	r.conn = nil // the client owns it from here, even when it fails
-	mon, err := qmp.NewClient(ctx, conn, fmt.Sprintf("qemu pid %d", r.pid))
+	mon := qmp.Start(conn, fmt.Sprintf("qemu pid %d", r.pid))
+	r.vcpusAsked = ask(ctx, r, mon.QueryCPUsFast)
+	r.ioThreads = ask(ctx, r, mon.QueryIOThreads)
+	err := mon.Ready(rctx)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		// A connection closed before the greeting means qemu is going
 		// away: wait for it to be reaped, so that the error gives its
@@ -48,10 +54,11 @@ func waitQMP(ctx context.Context, r *run) error {
 		}
 		exitWait.Stop()
 	}
+	if err != nil || r.hasExited() {
+		mon.Close()
+		r.vcpusAsked, r.ioThreads = nil, nil
+	}
 	if r.hasExited() {
-		if mon != nil {
-			mon.Close()
-		}
 		return r.exitedError()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -68,6 +75,43 @@ func waitQMP(ctx context.Context, r *run) error {
 		}
 	}
 	return nil
+}
+
+// answer is a QMP question's answer.
+type answer[T any] struct {
+	v   T
+	err error
+}
+
+// ask sends a QMP question now, from its own goroutine, and returns where
+// its answer will be. It may go out before qemu's greeting, so only the
+// launch (ctx) and the connection bound it; the step that needs the answer
+// bounds its own wait (awaitAnswer).
+func ask[T any](ctx context.Context, r *run, q func(context.Context) (T, error)) <-chan answer[T] {
+	ch := make(chan answer[T], 1)
+	go func() {
+		v, err := q(ctx)
+		ch <- answer[T]{v, err}
+	}()
+	return ch
+}
+
+// awaitAnswer waits for an asked question's answer within QMPTimeout,
+// ended early when qemu exits.
+func awaitAnswer[T any](ctx context.Context, r *run, command string, ch <-chan answer[T]) (T, error) {
+	var zero T
+	t := time.NewTimer(r.cfg.QMPTimeout)
+	defer t.Stop()
+	select {
+	case a := <-ch:
+		return a.v, a.err
+	case <-t.C:
+		return zero, fmt.Errorf("qemu (pid %d) did not answer %s within %v (--qmp-timeout): %w", r.pid, command, r.cfg.QMPTimeout, context.DeadlineExceeded)
+	case <-r.exited:
+		return zero, fmt.Errorf("qemu (pid %d) exited before it answered %s", r.pid, command)
+	case <-ctx.Done():
+		return zero, context.Cause(ctx)
+	}
 }
 
 // waitingHint names the user's sockets qemu may be waiting on.
@@ -98,38 +142,15 @@ func (r *run) qmpCall(ctx context.Context, command string, f func(context.Contex
 	return err
 }
 
-// ioReply is query-iothreads' answer.
-type ioReply struct {
-	threads []qmp.IOThread
-	err     error
-}
-
-// queryIOThreads sends query-iothreads now and returns where its answer
-// will be: the launch asks it alongside query-cpus-fast, so that the two
-// cost one round trip to qemu, not two.
-func (r *run) queryIOThreads(ctx context.Context) <-chan ioReply {
-	ch := make(chan ioReply, 1)
-	mon := r.mon
-	go func() {
-		var rep ioReply
-		rep.err = r.qmpCall(ctx, "query-iothreads", func(ctx context.Context) (err error) {
-			rep.threads, err = mon.QueryIOThreads(ctx)
-			return err
-		})
-		ch <- rep
-	}()
-	return ch
-}
-
-// queryVCPUs reads each vCPU's thread id and checks them against the plan.
-// query-iothreads, which pinEmulator needs, goes out with it.
+// queryVCPUs reads each vCPU's thread id (query-cpus-fast, asked by
+// waitQMP, or now) and checks them against the plan.
 func queryVCPUs(ctx context.Context, r *run) error {
-	r.ioThreads = r.queryIOThreads(ctx)
-	var cpus []qmp.CPU
-	err := r.qmpCall(ctx, "query-cpus-fast", func(ctx context.Context) (err error) {
-		cpus, err = r.mon.QueryCPUsFast(ctx)
-		return err
-	})
+	asked := r.vcpusAsked
+	r.vcpusAsked = nil
+	if asked == nil { // a step list without waitQMP's questions
+		asked = ask(ctx, r, r.mon.QueryCPUsFast)
+	}
+	cpus, err := awaitAnswer(ctx, r, "query-cpus-fast", asked)
 	if err != nil {
 		return r.orExited(fmt.Errorf("query vcpu threads of pid %d: %w", r.pid, err))
 	}
@@ -239,16 +260,10 @@ func pinEmulator(ctx context.Context, r *run) error {
 	}
 	asked := r.ioThreads
 	r.ioThreads = nil
-	if asked == nil { // a step list without queryVCPUs
-		asked = r.queryIOThreads(ctx)
+	if asked == nil { // a step list without waitQMP's questions
+		asked = ask(ctx, r, r.mon.QueryIOThreads)
 	}
-	var rep ioReply
-	select {
-	case rep = <-asked:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-	io, err := rep.threads, rep.err
+	io, err := awaitAnswer(ctx, r, "query-iothreads", asked)
 	if err != nil {
 		return r.orExited(fmt.Errorf("query io threads of pid %d: %w", r.pid, err))
 	}

@@ -39,6 +39,35 @@ func TestVCPUAndIOThreadQueriesGoTogether(t *testing.T) {
 	requireGone(t, res.PID)
 }
 
+// TestFirstQueriesGoBeforeTheGreeting: qmp_capabilities, query-cpus-fast
+// and query-iothreads are on the wire before qemu greets (it runs them in
+// order once its monitor is up), so that none costs a round trip after
+// qemu is ready. The fake greets only once all three have come; a launcher
+// that waited for the greeting first would time out.
+func TestFirstQueriesGoBeforeTheGreeting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a fake qemu: skipped under -short")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig(t, []string{self}, testPlan(t, 1))
+	cfg.Env = append(os.Environ(), fakeQEMUEnv+"=greet-last")
+	cfg.QMPTimeout = 3 * time.Second
+	cfg.Sys = &affinitytest.Fake{}
+	cfg.Timeout = 100 * time.Millisecond
+	cfg.Grace = 100 * time.Millisecond
+	res, err := Launch(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Launch: %v", err)
+	}
+	if !res.TimedOut || len(res.VCPUThreads) != 1 || res.VCPUThreads[0] != res.PID {
+		t.Errorf("Launch = %+v, want a VM whose vCPU 0 is the fake's pid %d, stopped by --timeout", res, res.PID)
+	}
+	requireGone(t, res.PID)
+}
+
 // TestStartedHookRunsWhileQEMUStarts: Hooks.OnStarted (the ledger's write
 // of qemu's pid) runs alongside the wait for QMP and the pins, not before
 // them, and cont waits for it. The hook here returns only once the first

@@ -49,8 +49,10 @@ type run struct {
 
 	mon         *qmp.Client
 	vcpuThreads []int // by vCPU index
-	// ioThreads is query-iothreads' answer to come, asked by queryVCPUs.
-	ioThreads   <-chan ioReply
+	// vcpusAsked and ioThreads are query-cpus-fast's and
+	// query-iothreads' answers to come, asked by waitQMP.
+	vcpusAsked  <-chan answer[[]qmp.CPU]
+	ioThreads   <-chan answer[[]qmp.IOThread]
 	interrupted os.Signal
 
 	mu     sync.Mutex // guards result.Warnings

@@ -57,9 +57,13 @@ type Client struct {
 
 	greeted  chan Greeting // the reader's greeting, once
 	greeting Greeting
-	events   chan Event
-	dropped  atomic.Uint64
-	done     chan struct{}
+	// negotiated is qmp_capabilities' outcome for a client made by Start;
+	// op names it in Ready's errors.
+	negotiated chan error
+	op         string
+	events     chan Event
+	dropped    atomic.Uint64
+	done       chan struct{}
 }
 
 // reply is a command's outcome as the reader hands it over.
@@ -90,6 +94,57 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 // owns conn from then on, also when NewClient fails.
 func NewClient(ctx context.Context, conn net.Conn, name string) (*Client, error) {
 	return handshake(ctx, conn, name, "qmp "+name)
+}
+
+// Start is NewClient that does not wait: it sends qmp_capabilities at once,
+// before QEMU's greeting, and returns. Commands called before Ready go out
+// behind it, so QEMU, which takes requests in order, runs them as soon as
+// it has negotiated: a launch's first queries cost no round trip of their
+// own. Ready waits for the greeting and the negotiation. The client owns
+// conn from then on.
+func Start(conn net.Conn, name string) *Client {
+	c := newClient(conn, name)
+	c.op = "qmp " + name
+	go c.read()
+	c.negotiated = make(chan error, 1)
+	// Written before Start returns, so that it is first on the wire; a
+	// socket's buffer takes it before QEMU reads.
+	id, ch, err := c.send(context.Background(), "qmp_capabilities", nil)
+	if err != nil {
+		c.negotiated <- err
+		return c
+	}
+	go func() {
+		// Bounded by the reader: it fails every pending call when the
+		// connection ends, and Close ends it.
+		_, err := c.await(context.Background(), "qmp_capabilities", id, ch)
+		c.negotiated <- err
+	}()
+	return c
+}
+
+// Ready waits, bounded by ctx, for the greeting and the capabilities
+// negotiation of a client made by Start; a failure closes the client.
+func (c *Client) Ready(ctx context.Context) error {
+	select {
+	case c.greeting = <-c.greeted:
+	case <-c.done:
+		return fmt.Errorf("%s: wait for greeting: %w", c.op, c.Err())
+	case <-ctx.Done():
+		c.Close()
+		return fmt.Errorf("%s: wait for greeting: %w", c.op, ctx.Err())
+	}
+	select {
+	case err := <-c.negotiated:
+		if err != nil {
+			c.Close()
+			return fmt.Errorf("%s: %w", c.op, err)
+		}
+		return nil
+	case <-ctx.Done():
+		c.Close()
+		return fmt.Errorf("%s: qmp_capabilities: %w", c.op, ctx.Err())
+	}
 }
 
 func handshake(ctx context.Context, conn net.Conn, name, op string) (*Client, error) {
@@ -167,10 +222,20 @@ type request struct {
 // command reached the socket, which Quit needs to tell "QEMU quit" from "QEMU
 // was already gone".
 func (c *Client) call(ctx context.Context, command string, args any) (ret json.RawMessage, sent bool, err error) {
+	id, ch, err := c.send(ctx, command, args)
+	if err != nil {
+		return nil, false, err
+	}
+	ret, err = c.await(ctx, command, id, ch)
+	return ret, true, err
+}
+
+// send writes command and returns where its reply will come.
+func (c *Client) send(ctx context.Context, command string, args any) (uint64, chan reply, error) {
 	id := c.nextID.Add(1)
 	b, err := json.Marshal(request{Execute: command, Arguments: args, ID: id})
 	if err != nil {
-		return nil, false, fmt.Errorf("qmp %s (%s): encode arguments: %w", command, c.path, err)
+		return 0, nil, fmt.Errorf("qmp %s (%s): encode arguments: %w", command, c.path, err)
 	}
 	b = append(b, '\n')
 
@@ -178,24 +243,29 @@ func (c *Client) call(ctx context.Context, command string, args any) (ret json.R
 	c.mu.Lock()
 	if c.err != nil || c.closing != nil {
 		c.mu.Unlock()
-		return nil, false, fmt.Errorf("qmp %s (%s): %w", command, c.path, c.closedErr())
+		return 0, nil, fmt.Errorf("qmp %s (%s): %w", command, c.path, c.closedErr())
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
 
 	if err := c.write(ctx, b); err != nil {
 		c.forget(id)
-		return nil, false, fmt.Errorf("qmp %s (%s): %w", command, c.path, err)
+		return 0, nil, fmt.Errorf("qmp %s (%s): %w", command, c.path, err)
 	}
+	return id, ch, nil
+}
+
+// await waits for the reply to a command sent as id.
+func (c *Client) await(ctx context.Context, command string, id uint64, ch chan reply) (json.RawMessage, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, true, fmt.Errorf("qmp %s (%s): %w", command, c.path, r.err)
+			return nil, fmt.Errorf("qmp %s (%s): %w", command, c.path, r.err)
 		}
-		return r.ret, true, nil
+		return r.ret, nil
 	case <-ctx.Done():
 		c.forget(id)
-		return nil, true, fmt.Errorf("qmp %s (%s): %w", command, c.path, ctx.Err())
+		return nil, fmt.Errorf("qmp %s (%s): %w", command, c.path, ctx.Err())
 	}
 }
 
