@@ -70,6 +70,7 @@ func main() {
 
 // run parses args and runs the command, returning the process exit code.
 func run(args []string) int {
+	startEarly(args)
 	if isNumactlSyntax(args) {
 		return runNumactl(args)
 	}

@@ -55,7 +55,7 @@ func numactl(args []string) error {
 	if _, err := exec.LookPath(o.Argv[0]); err != nil {
 		return badInput("execution of %s: %w: nothing was started", o.Argv[0], notFoundReason(err))
 	}
-	host, err := topology.Read("/")
+	host, err := readHost("/")
 	if err != nil {
 		return err
 	}

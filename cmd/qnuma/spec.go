@@ -126,7 +126,7 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if err := checkRoot(f.Root); err != nil {
 		return nil, err
 	}
-	if pr.Host, err = topology.Read(f.Root); err != nil {
+	if pr.Host, err = readHost(f.Root); err != nil {
 		return nil, err
 	}
 	trace.Mark("read host topology")
