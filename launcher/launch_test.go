@@ -274,7 +274,7 @@ func TestLaunchFailures(t *testing.T) {
 		env      []string
 		sys      affinity.Sys
 		plan     func(*plan.Plan)
-		started  func(pid int)
+		started  func(pid int) error
 		qmpWait  time.Duration
 		wantErr  []string
 		wantCode int
@@ -301,7 +301,7 @@ func TestLaunchFailures(t *testing.T) {
 		{
 			name:     "real qemu killed before qmp answers",
 			argv:     qemuArgv(1),
-			started:  func(pid int) { syscall.Kill(pid, syscall.SIGKILL) },
+			started:  func(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) },
 			wantErr:  []string{"wait for qmp", "killed by signal 9 (SIGKILL)", "OOM killer", "exit status 137"},
 			wantCode: 137,
 		},
@@ -335,6 +335,13 @@ func TestLaunchFailures(t *testing.T) {
 			wantCode: 1,
 		},
 		{
+			name:     "qemu started but not on record (the ledger's write failed)",
+			argv:     qemuArgv(2),
+			started:  func(int) error { return errors.New("record qemu of vm test: disk full") },
+			wantErr:  []string{"cont", "started: record qemu of vm test: disk full"},
+			wantCode: 1,
+		},
+		{
 			name:     "plan with more vcpus than qemu",
 			argv:     qemuArgv(1),
 			wantErr:  []string{"query vcpus", "qemu has 1 vcpus, the plan has 2"},
@@ -355,10 +362,11 @@ func TestLaunchFailures(t *testing.T) {
 			if tt.qmpWait > 0 {
 				cfg.QMPTimeout = tt.qmpWait
 			}
-			cfg.Hooks.OnStarted = func(pid int, _ string) {
+			cfg.Hooks.OnStarted = func(pid int, _ string) error {
 				if tt.started != nil {
-					tt.started(pid)
+					return tt.started(pid)
 				}
+				return nil
 			}
 			ranGuest := false
 			cfg.Hooks.OnRunning = func(int, []int) { ranGuest = true }

@@ -106,9 +106,10 @@ type Hooks struct {
 	// OnStarted runs once qemu has started, paused, under its mempolicy,
 	// in its own goroutine while qemu starts up and the launch waits for
 	// QMP; the guest runs (cont) only after it has returned, and Launch
-	// returns only after it has.
+	// returns only after it has. An error fails the launch at cont: qemu
+	// is stopped before the guest ran (the ledger could not record it).
 	// qmpSocket is "": qnuma's monitor is a socketpair, with no path.
-	OnStarted func(pid int, qmpSocket string)
+	OnStarted func(pid int, qmpSocket string) error
 	// OnRunning runs once every thread is pinned and the guest runs (or is
 	// left paused as asked).
 	OnRunning func(pid int, vcpuThreads []int)
@@ -254,7 +255,10 @@ func findQEMU(ctx context.Context, r *run) error {
 }
 
 func cont(ctx context.Context, r *run) error {
-	r.waitStartedHook() // the guest runs only once qemu is on record
+	// The guest runs only once qemu is on record.
+	if err := r.waitStartedHook(); err != nil {
+		return fmt.Errorf("qemu (pid %d) started: %w", r.pid, err)
+	}
 	if r.cfg.UserPaused {
 		r.log.Info("left paused: -S was given", "pid", r.pid)
 		return nil

@@ -96,7 +96,7 @@ func TestStartedHookRunsWhileQEMUStarts(t *testing.T) {
 	cfg.UserPaused = true // the launch ends at cont, the VM left paused
 	cfg.Timeout = 100 * time.Millisecond
 	cfg.Grace = 100 * time.Millisecond
-	cfg.Hooks.OnStarted = func(pid int, _ string) {
+	cfg.Hooks.OnStarted = func(pid int, _ string) error {
 		select {
 		case <-pinned:
 			time.Sleep(50 * time.Millisecond) // cont must wait for this
@@ -104,6 +104,7 @@ func TestStartedHookRunsWhileQEMUStarts(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			note("hook saw no pin")
 		}
+		return nil
 	}
 	cfg.Hooks.OnRunning = func(int, []int) { note("running") }
 	res, err := Launch(context.Background(), cfg)

@@ -46,6 +46,7 @@ type run struct {
 	// startedHook is closed once Hooks.OnStarted has returned; nil when
 	// it was not called.
 	startedHook chan struct{}
+	startedErr  error // the hook's, once startedHook is closed
 
 	mon         *qmp.Client
 	vcpuThreads []int // by vCPU index

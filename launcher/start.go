@@ -80,18 +80,20 @@ func start(ctx context.Context, r *run) error {
 		r.startedHook = done
 		go func() {
 			defer close(done)
-			r.cfg.Hooks.OnStarted(r.pid, "")
+			r.startedErr = r.cfg.Hooks.OnStarted(r.pid, "")
 		}()
 	}
 	return nil
 }
 
-// waitStartedHook returns once the OnStarted hook has returned (at once
-// when there is none).
-func (r *run) waitStartedHook() {
-	if r.startedHook != nil {
-		<-r.startedHook
+// waitStartedHook returns the OnStarted hook's error once it has returned
+// (at once, nil, when there is none).
+func (r *run) waitStartedHook() error {
+	if r.startedHook == nil {
+		return nil
 	}
+	<-r.startedHook
+	return r.startedErr
 }
 
 // stderrCopy passes qemu's stderr to the user and keeps its tail. A

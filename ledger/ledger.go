@@ -89,9 +89,11 @@ func (l *Ledger) lockPath() string { return filepath.Join(l.dir, "lock") }
 
 // Reservation is a VM's entry, owned by this process until Release.
 type Reservation struct {
-	l     *Ledger
-	Entry Entry
-	Plan  *plan.Plan
+	l *Ledger
+	// unlock, while not nil, ends PlaceHeld's hold: nothing is written yet.
+	unlock func()
+	Entry  Entry
+	Plan   *plan.Plan
 	// Reclaimed names the entries of dead VMs removed while placing.
 	Reclaimed []string
 	// Quarantined lists corrupt entry files moved to DIR/corrupt/.
@@ -145,6 +147,20 @@ var ErrCPUTaken = errors.New("cpu held by another vm")
 // plan.ErrDoesNotFit still matches. The state directory is made here when
 // missing, and refused (ErrUnsafeDir) when another user could change it.
 func (l *Ledger) Place(ctx context.Context, name string, planFn func(placed []plan.Placed) (*plan.Plan, error)) (*Reservation, error) {
+	return l.place(ctx, name, planFn, false)
+}
+
+// PlaceHeld is Place that keeps the ledger locked and writes nothing yet:
+// the caller starts the VM's qemu, then Commit writes the entry once, with
+// qemu's pid, and unlocks, so that the write overlaps qemu's own start and
+// nobody else places a VM in between. Release without Commit unlocks and
+// leaves no entry. Until then every other placement waits, so the caller
+// only starts qemu in between.
+func (l *Ledger) PlaceHeld(ctx context.Context, name string, planFn func(placed []plan.Placed) (*plan.Plan, error)) (*Reservation, error) {
+	return l.place(ctx, name, planFn, true)
+}
+
+func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []plan.Placed) (*plan.Plan, error), hold bool) (_ *Reservation, err error) {
 	op := "place vm " + name
 	if name == "" {
 		op = "place a new vm"
@@ -162,7 +178,11 @@ func (l *Ledger) Place(ctx context.Context, name string, planFn func(placed []pl
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	defer unlock()
+	defer func() {
+		if err != nil || !hold {
+			unlock()
+		}
+	}()
 
 	sc, err := l.scan(true)
 	if err != nil {
@@ -198,10 +218,14 @@ func (l *Ledger) Place(ctx context.Context, name string, planFn func(placed []pl
 		}
 	}
 	e.Name, e.Owner, e.Created = name, owner, l.now().UTC()
+	r.Entry, r.Plan = e, p
+	if hold {
+		r.unlock = unlock
+		return r, nil
+	}
 	if err := l.write(e); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	r.Entry, r.Plan = e, p
 	return r, nil
 }
 
@@ -267,9 +291,43 @@ func (r *Reservation) SetQEMU(pid int, also ...func(*Entry)) error {
 	})
 }
 
-// Release removes the VM's entry. Releasing twice, or an entry already
-// reclaimed, is not an error.
+// Commit writes a held reservation's entry (PlaceHeld) with the VM's qemu
+// process, and what more the caller learnt by then (also), and unlocks the
+// ledger. On failure nothing is recorded and the ledger is unlocked too:
+// the caller must stop qemu, which would otherwise run with its room held
+// nowhere.
+func (r *Reservation) Commit(pid int, also ...func(*Entry)) error {
+	if r.unlock == nil {
+		return fmt.Errorf("record qemu of vm %s: the reservation is not held (PlaceHeld) or already committed", r.Entry.Name)
+	}
+	unlock := r.unlock
+	r.unlock = nil
+	defer unlock()
+	q, err := ProcOf(pid)
+	if err != nil {
+		return fmt.Errorf("record qemu of vm %s: %w", r.Entry.Name, err)
+	}
+	e := r.Entry
+	e.QEMU = q
+	for _, f := range also {
+		f(&e)
+	}
+	if err := r.l.write(e); err != nil {
+		return fmt.Errorf("record qemu of vm %s: %w", r.Entry.Name, err)
+	}
+	r.Entry = e
+	return nil
+}
+
+// Release removes the VM's entry, or ends a hold that was never committed
+// (no entry was written). Releasing twice, or an entry already reclaimed,
+// is not an error.
 func (r *Reservation) Release() error {
+	if r.unlock != nil {
+		r.unlock()
+		r.unlock = nil
+		return nil
+	}
 	return r.update("release", nil)
 }
 

@@ -109,16 +109,18 @@ func NotMovable(argv []string, withBinary bool) string {
 	return c.NotMovable()
 }
 
-// Place plans the VM around the VMs in the ledger, under its lock, and
-// records it there as name ("" for a free one): two VMs placed at once
-// never get the same dedicated CPUs or the same memory. emu, when not
-// empty, is where qemu's other threads run (--emulator-cpus), recorded as
-// the VM's. mark, when not nil, is told each step (qnuma's trace).
+// Place plans the VM around the VMs in the ledger, under its lock, as name
+// ("" for a free one), and keeps the lock (ledger.PlaceHeld): the caller
+// starts qemu, then the reservation's Commit records the VM with qemu's pid
+// (or Release gives the hold up), so two VMs placed at once never get the
+// same dedicated CPUs or the same memory. emu, when not empty, is where
+// qemu's other threads run (--emulator-cpus), recorded as the VM's. mark,
+// when not nil, is told each step (qnuma's trace).
 func (pr *VM) Place(ctx context.Context, l *ledger.Ledger, name string, emu cpuset.CPUSet, mark func(string)) (*ledger.Reservation, error) {
 	if mark == nil {
 		mark = func(string) {}
 	}
-	return l.Place(ctx, name, func(placed []plan.Placed) (*plan.Plan, error) {
+	return l.PlaceHeld(ctx, name, func(placed []plan.Placed) (*plan.Plan, error) {
 		mark(fmt.Sprintf("locked ledger, read %d entries", len(placed)))
 		if err := pr.PlanFor(placed); err != nil {
 			return nil, err

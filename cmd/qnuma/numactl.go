@@ -101,15 +101,16 @@ func numactl(args []string) error {
 	}, o.Verbose)
 }
 
-// reserveNumactl records a VM started with numactl's spelling in the
-// ledger, so that `qnuma ps` lists it and later VMs are planned around it.
-// Its placement is the user's: the ledger only learns of it.
+// reserveNumactl reserves a VM started with numactl's spelling in the
+// ledger, held until its qemu starts and Commit records it, so that `qnuma
+// ps` lists it and later VMs are planned around it. Its placement is the
+// user's: the ledger only learns of it.
 func reserveNumactl(stateDir string, p *plan.Plan) (*ledger.Reservation, error) {
 	l, err := ledger.Open(stateDir)
 	if err != nil {
 		return nil, err
 	}
-	r, err := l.Place(context.Background(), "", func([]plan.Placed) (*plan.Plan, error) { return p, nil })
+	r, err := l.PlaceHeld(context.Background(), "", func([]plan.Placed) (*plan.Plan, error) { return p, nil })
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +120,11 @@ func reserveNumactl(stateDir string, p *plan.Plan) (*ledger.Reservation, error) 
 	return r, nil
 }
 
-// recordQEMU is the OnStarted hook that records qemu's pid in the ledger.
-func recordQEMU(r *ledger.Reservation) func(int, string) {
-	return func(pid int, _ string) {
-		if err := r.SetQEMU(pid); err != nil {
-			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
-		}
-	}
+// recordQEMU is the OnStarted hook that records the VM in the ledger with
+// qemu's pid (the reservation is held until then); a VM it cannot record
+// is stopped before its guest runs.
+func recordQEMU(r *ledger.Reservation) func(int, string) error {
+	return func(pid int, _ string) error { return r.Commit(pid) }
 }
 
 // numactlPlan places a QEMU guest within the nodes given, keeping the
@@ -292,8 +291,8 @@ func execQEMU(b numactlBinding, p *plan.Plan, q *plan.QEMUArgv, verbose bool, re
 		return fmt.Errorf("qmp socket for qemu: %w", os.NewSyscallError("fcntl", err))
 	}
 	argv := q.Final(nil, launcher.ExtraArgs(qemuFD, "", q.Paused, q.HasName)...)
-	if err := res.SetQEMU(os.Getpid()); err != nil {
-		fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", os.Getpid(), err)
+	if err := res.Commit(os.Getpid()); err != nil {
+		return err // not on record: qnuma does not become qemu
 	}
 	runtime.LockOSThread()
 	if err := bindSelf(affinity.Real{}, b); err != nil {

@@ -112,8 +112,9 @@ func (c *RunCmd) vmCgroup(ctx context.Context, name string) *vmcgroup.Group {
 }
 
 // reserve plans the VM around the VMs in the ledger, under its lock, and
-// records it there: two qnuma run started at once never get the same
-// dedicated CPUs or the same memory. The entry records every CPU the VM's
+// records it there once qemu has started (the lock held until then): two
+// qnuma run started at once never get the same dedicated CPUs or the same
+// memory. The entry records every CPU the VM's
 // threads may run on, --emulator-cpus included; emulator CPUs on another
 // VM's dedicated CPUs are refused (exit 2). The caller releases the entry
 // when qemu has exited.
@@ -133,7 +134,7 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	if err != nil {
 		return nil, err
 	}
-	trace.Mark("recorded in ledger")
+	trace.Mark("reserved in ledger, held until qemu starts")
 	pr := c.prepared
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(os.Stderr, "qnuma: warning: %v (moved aside; its room is no longer held)\n", q)
@@ -144,10 +145,11 @@ func (c *RunCmd) reserve(ctx context.Context, cfg *launcher.Config) (*ledger.Res
 	// balance leaves it where the user put it, as ESXi leaves VMs with
 	// manual affinity (qnuma pin --unlock hands it over).
 	byHand := pr.Spec.HostNodes != nil || len(pr.Spec.VCPUPins) > 0 || pr.Spec.EmulatorPin != nil || c.emu.Size() > 0
-	cfg.Hooks.OnStarted = func(pid int, _ string) {
-		if err := r.SetQEMU(pid, func(e *ledger.Entry) { e.NotMovable, e.Cgroup, e.Locked = notMovable, c.cgroupDir, byHand }); err != nil {
-			fmt.Fprintf(os.Stderr, "qnuma: warning: record qemu pid %d in the ledger: %v\n", pid, err)
-		}
+	// Written once, with qemu's pid, while qemu starts up; the ledger
+	// stays locked until then. A VM that cannot be recorded is stopped
+	// before its guest runs: nobody would know its room is taken.
+	cfg.Hooks.OnStarted = func(pid int, _ string) error {
+		return r.Commit(pid, func(e *ledger.Entry) { e.NotMovable, e.Cgroup, e.Locked = notMovable, c.cgroupDir, byHand })
 	}
 	serveControl(cfg, l.Dir(), r.Entry.Name)
 	return r, nil
