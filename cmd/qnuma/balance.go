@@ -27,7 +27,7 @@ type BalanceCmd struct {
 	DryRun      bool          `name:"dry-run" help:"Print the move each round would make, and make none."`
 	JSON        bool          `help:"Print one JSON object per round: each node's room, each VM's locality and home, the move chosen and why, or why none."`
 	Interval    time.Duration `default:"15s" placeholder:"D" help:"Time between samples, 100ms to 1h. Default ${default}: numad scans every 5 to 15 s; after a move the next round comes 5 s later, as numad's (or --interval when shorter)."`
-	Locality    float64       `default:"90" placeholder:"P" help:"Locality target in percent, 1 to 100: a VM with less of its guest RAM on its home nodes, two samples in a row, gets it back. Default ${default}: numad's target (esxtop flags N%L under 80)."`
+	Locality    float64       `default:"90" placeholder:"P" help:"Locality target in percent, 1 to 100: a VM with a guest node that has less of its RAM on the host nodes the ledger plans for it (the VM's RAM on its home nodes, where its guest nodes cannot be told apart), two samples in a row, gets it back. Default ${default}: numad's target (esxtop flags N%L under 80)."`
 	NodeUse     float64       `name:"node-use" default:"85" placeholder:"P" help:"Node use target in percent, 1 to 100, of its memory (MemFree + Inactive(file) counted free) or of its CPUs' time: a node over it two samples in a row sheds a VM, and no move may push a node over it. Default ${default}: numad's target."`
 	MinInterval time.Duration `name:"min-interval" default:"300s" placeholder:"D" help:"Least time between two moves of one VM, 0 to 24h, counted from its last move in the ledger or its last try. Default ${default}: numad reconsiders a process at most every 300 s."`
 	MinGain     float64       `name:"min-gain" default:"10" placeholder:"P" help:"Least gain for a move, in percentage points, 0 to 100: the use gap between the node left and the node taken must narrow by this much, or the VM's locality rise by it. Default ${default}: ESXi's Numa.MigImbalanceThreshold (10%)."`
@@ -50,9 +50,12 @@ guest RAM per node (numa_maps) and vCPU run time, then makes at most one move
   - a node over --node-use (memory or CPU), in this sample and the one before,
     sends one of its VMs to a node that stays under it, when that narrows the
     gap between the two nodes' use by --min-gain points;
-  - a VM with less than --locality of its guest RAM on its home nodes, in this
-    sample and the one before, has its memory brought home, or, for a VM on one
-    node, moves to the node holding most of it: whichever moves fewer pages.
+  - a VM with a guest node that has less than --locality of its RAM on the host
+    nodes the ledger plans for it (its memfd's pages in numa_maps; the VM's
+    RAM on its home nodes where its guest nodes cannot be told apart), in this
+    sample and the one before, has its memory brought home (a move in place),
+    or, for a VM on one node, moves to the node holding most of it: whichever
+    moves fewer pages.
 The planner must accept the new layout (room, distances, other VMs' dedicated
 CPUs, hugepages) before anything moves; the move itself is qnuma move's.
 
@@ -63,7 +66,7 @@ tried. A load that comes and goes between two samples moves nothing.
 
 Output: a line per move (VM, guest nodes from and to, pages, time, locality
 before and after); with --once or --dry-run also a line saying why nothing
-moved. --json prints one object per round. SIGTERM or ^C ends it after the
+moved. --json prints one object per round, each VM's locality per guest node too. SIGTERM or ^C ends it after the
 round under way (a move is never cut short): exit 0.
 
 Examples:
