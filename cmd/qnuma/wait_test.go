@@ -1,0 +1,152 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/qnuma/qnuma/qemutest"
+)
+
+// waitHost starts vm a holding both CPUs of this two-CPU host dedicated,
+// so that a dedicated 1-vCPU VM does not fit while a runs: the qnuma
+// binary, the state directory and a's qnuma.
+func waitHost(t *testing.T) (bin, state string, a *proc) {
+	t.Helper()
+	qemutest.Require(t)
+	twoCPUHost(t)
+	bin, state = buildQnuma(t), t.TempDir()
+	a = startQnuma(t, []string{bin}, append([]string{"run", "-v", "--state-dir", state, "--name", "a", "--cpus-dedicated", "--vcpus", "2", "--memory", "64M", "--"}, append(bareQEMU, "-S")...)...)
+	a.waitLine(t, `^qnuma: step cont:`)
+	return bin, state, a
+}
+
+// startWaiting starts vm c (dedicated, 1 vCPU) with --wait d and returns
+// once it says it waits.
+func startWaiting(t *testing.T, bin, state, d string) *proc {
+	t.Helper()
+	c := startQnuma(t, []string{bin}, append([]string{"run", "-v", "--state-dir", state, "--name", "c", "--wait", d, "--cpus-dedicated", "--vcpus", "1", "--memory", "64M", "--"}, append(bareQEMU, "-S")...)...)
+	c.waitLine(t, `^qnuma: vm c does not fit now: .*; waiting up to `+d)
+	return c
+}
+
+// psStates is each VM's state in qnuma ps --json.
+func psStates(t *testing.T, bin, state string) map[string]string {
+	t.Helper()
+	out, err := exec.Command(bin, "ps", "--json", "--state-dir", state).Output()
+	if err != nil {
+		t.Fatalf("qnuma ps: %v", err)
+	}
+	var vms []psVM
+	if err := json.Unmarshal(out, &vms); err != nil {
+		t.Fatalf("qnuma ps --json: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, v := range vms {
+		got[v.Name] = v.State
+	}
+	return got
+}
+
+// waitingFiles are the waiting entries in state.
+func waitingFiles(t *testing.T, state string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(state, "*.waiting"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRunWaitStartsOnceRoomComes: c does not fit while a holds every CPU;
+// with --wait it is listed as waiting, has not started its qemu, and
+// starts as soon as a stops.
+func TestRunWaitStartsOnceRoomComes(t *testing.T) {
+	bin, state, a := waitHost(t)
+	c := startWaiting(t, bin, state, "2m")
+	if got := psStates(t, bin, state); got["a"] != "running" || got["c"] != "waiting" || len(got) != 2 {
+		t.Errorf("qnuma ps while c waits: %v, want a running, c waiting", got)
+	}
+	if strings.Contains(c.stderr.String(), "started qemu") {
+		t.Fatalf("c started while a holds every CPU:\n%s", c.stderr)
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if code := a.wait(t); code != 0 {
+		t.Fatalf("vm a exit %d", code)
+	}
+	c.waitLine(t, `^qnuma: vm c got room after waiting \S+: starting`)
+	c.waitLine(t, `^qnuma: step cont:`)
+	if got := psStates(t, bin, state); got["c"] != "running" || len(got) != 1 {
+		t.Errorf("qnuma ps once c runs: %v, want c running alone", got)
+	}
+	if w := waitingFiles(t, state); len(w) != 0 {
+		t.Errorf("waiting entries left once c started: %v", w)
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	if code := c.wait(t); code != 0 {
+		t.Errorf("vm c exit %d:\n%s", code, c.stderr)
+	}
+}
+
+// TestRunWaitTimesOut: with a still running when --wait runs out, c exits
+// 2 saying what was short, and leaves no entry.
+func TestRunWaitTimesOut(t *testing.T) {
+	bin, state, _ := waitHost(t)
+	c := startWaiting(t, bin, state, "1s")
+	if code := c.wait(t); code != 2 {
+		t.Errorf("exit %d, want 2:\n%s", code, c.stderr)
+	}
+	if out := c.stderr.String(); !strings.Contains(out, "vm c waited 1s for room and still does not fit; nothing started") || !strings.Contains(out, "does not fit") || strings.Contains(out, "started qemu") {
+		t.Errorf("output:\n%s\nwant the wait's end and what was short", out)
+	}
+	if w := waitingFiles(t, state); len(w) != 0 {
+		t.Errorf("waiting entries left: %v", w)
+	}
+	if got := psStates(t, bin, state); len(got) != 1 || got["a"] != "running" {
+		t.Errorf("qnuma ps: %v, want a alone", got)
+	}
+}
+
+// TestRunWaitSignal: SIGTERM or SIGINT while c waits removes its entry
+// and exits 128 + the signal; the control without a signal still waits.
+func TestRunWaitSignal(t *testing.T) {
+	bin, state, _ := waitHost(t)
+	for _, s := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		c := startWaiting(t, bin, state, "2m")
+		if w := waitingFiles(t, state); len(w) != 1 {
+			t.Fatalf("waiting entries %v, want c's", w)
+		}
+		c.cmd.Process.Signal(s)
+		if code := c.wait(t); code != 128+int(s) {
+			t.Errorf("%s: exit %d, want %d:\n%s", s, code, 128+int(s), c.stderr)
+		}
+		if !strings.Contains(c.stderr.String(), "stopped waiting for room on "+s.String()) {
+			t.Errorf("%s: output:\n%s", s, c.stderr)
+		}
+		if w := waitingFiles(t, state); len(w) != 0 {
+			t.Errorf("%s: waiting entries left: %v", s, w)
+		}
+	}
+}
+
+// TestRunWaitNeverFits: a VM no wait can fit (more dedicated vCPUs than
+// the host has CPUs) exits 2 at once, recording nothing.
+func TestRunWaitNeverFits(t *testing.T) {
+	qemutest.Require(t)
+	twoCPUHost(t)
+	bin, state := buildQnuma(t), t.TempDir()
+	out, err := exec.Command(bin, append([]string{"run", "--state-dir", state, "--wait", "10m", "--cpus-dedicated", "--vcpus", "3", "--memory", "64M", "--"}, append(bareQEMU, "-S")...)...).CombinedOutput()
+	if code := exitCodeOf(err); code != 2 || !strings.Contains(string(out), "would not fit this host even with every node's memory free and no other VM") {
+		t.Errorf("exit %d:\n%s\nwant 2 at once, saying no wait helps", code, out)
+	}
+	if w := waitingFiles(t, state); len(w) != 0 {
+		t.Errorf("waiting entries: %v", w)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Fatal(err)
+	}
+}
