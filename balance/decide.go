@@ -60,6 +60,10 @@ type Config struct {
 	// Fits asks the planner whether vm fits the host nodes of to (guest
 	// node → host nodes). Required.
 	Fits func(vm ledger.Entry, to map[int][]int) error
+	// WaitingFits asks the planner whether the waiting VM w fits the host
+	// now (moved nil), or once moved is moved to to: a hypothetical
+	// ledger, nothing changed. nil: waiting VMs get no room made.
+	WaitingFits func(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error
 }
 
 // DefaultConfig is Config with numad's and ESXi's defaults and no Fits.
@@ -136,12 +140,15 @@ type Move struct {
 	LocalityBefore float64
 	// Gain in percentage points (see Config.MinGain).
 	Gain float64
+	// ForWaiting names the waiting VM a KindWaiting move makes room for.
+	ForWaiting string
 }
 
 // Kinds of move.
 const (
 	KindNodeUse  = "node-use" // its home node is over the use target
 	KindLocality = "locality" // its memory is not where its home is
+	// KindWaiting (waiting.go): moving it frees room a waiting VM needs.
 )
 
 // Request is the move as a Mover takes it.
@@ -170,12 +177,16 @@ func (m Move) Request() MoveRequest {
 //     cfg.MinGain points.
 //
 // Node use moves come first, the largest gain first, then fewer bytes;
-// the first that cfg.Fits accepts is the move.
+// the first that cfg.Fits accepts is the move. Only when neither rule
+// moves a VM, a VM may move to free room a waiting VM needs (waiting.go).
 func Decide(s Sample, h History, cfg Config) Decision {
 	r := &decider{s: s, h: h, cfg: cfg, d: Decision{At: s.At}}
 	r.nodes()
 	r.vms()
 	r.choose(r.candidates())
+	if r.d.Move == nil {
+		r.waiting() // waiting.go
+	}
 	r.explain()
 	return r.d
 }
@@ -196,6 +207,8 @@ type decider struct {
 	lowNow   []bool
 	// lowLocal counts the VMs under the locality target in both samples.
 	lowLocal int
+	// waitNotes say why no move was made for each waiting VM.
+	waitNotes []string
 }
 
 func (r *decider) note(i int, format string, a ...any) {
@@ -384,5 +397,8 @@ func (r *decider) explain() {
 		if len(why) == 0 {
 			r.d.Why = "no move: " + strings.Join(problems, ", ") + ", and no VM in the ledger"
 		}
+	}
+	if r.d.Move == nil && len(r.waitNotes) > 0 {
+		r.d.Why += "; " + strings.Join(r.waitNotes, "; ")
 	}
 }

@@ -23,6 +23,9 @@ type Sample struct {
 	CPUKnown bool
 	Nodes    []Node
 	VMs      []VM
+	// Waiting are the ledger's waiting VMs (qnuma run --wait), which the
+	// caller lists: the Sampler does not.
+	Waiting []ledger.Waiting
 }
 
 // Node is one host node as a sample saw it.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/qnuma/qnuma/balance"
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology/topotest"
 )
 
@@ -166,12 +167,14 @@ func stat(pid int, comm string, ticks, start uint64, cpu int) string {
 }
 
 // Mover is a balance.Mover that records its calls. Fit and Err, when
-// set, answer Fits and Move; Result is what a move returns.
+// set, answer Fits and Move, WaitFit WaitingFits (unset: no waiting VM
+// fits); Result is what a move returns.
 type Mover struct {
-	mu     sync.Mutex
-	Fit    func(vm ledger.Entry, to map[int][]int) error
-	Err    error
-	Result balance.MoveResult
+	mu      sync.Mutex
+	Fit     func(vm ledger.Entry, to map[int][]int) error
+	WaitFit func(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error
+	Err     error
+	Result  balance.MoveResult
 	// Asked are the Fits calls ("vm 0:1"); Moved the moves made.
 	Asked []string
 	Moved []balance.MoveRequest
@@ -187,6 +190,14 @@ func (m *Mover) Fits(vm ledger.Entry, to map[int][]int) error {
 		return m.Fit(vm, to)
 	}
 	return nil
+}
+
+// WaitingFits answers with WaitFit (Config.WaitingFits).
+func (m *Mover) WaitingFits(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error {
+	if m.WaitFit != nil {
+		return m.WaitFit(w, moved, to)
+	}
+	return fmt.Errorf("%w: balancetest.Mover has no WaitFit", plan.ErrDoesNotFit)
 }
 
 func (m *Mover) Move(ctx context.Context, req balance.MoveRequest) (balance.MoveResult, error) {

@@ -160,6 +160,9 @@ const (
 // config checks the flags and makes balance's Config.
 func (c *BalanceCmd) config(m balance.Mover) (balance.Config, error) {
 	cfg := balance.Config{NodeUse: c.NodeUse, Locality: c.Locality, MinInterval: c.MinInterval, MinGain: c.MinGain, PagesPerSecond: c.Budget, Fits: m.Fits}
+	if wm, ok := m.(waitingMover); ok {
+		cfg.WaitingFits = wm.WaitingFits // balance_waiting.go
+	}
 	percent := func(flag string, v, lo float64) error {
 		if math.IsNaN(v) || v < lo || v > 100 {
 			return badInput("%s %v: want a percentage from %v to 100", flag, v, lo)
@@ -268,6 +271,9 @@ func (b *balancer) sample(ctx context.Context) (balance.Sample, error) {
 	if err != nil {
 		return balance.Sample{}, err
 	}
+	if s.Waiting, err = b.waiting(ctx); err != nil { // balance_waiting.go
+		return balance.Sample{}, err
+	}
 	return s, nil
 }
 
@@ -282,7 +288,7 @@ func (b *balancer) round(ctx context.Context, n int) (moved bool, err error) {
 	}
 	d := balance.Decide(s, b.history, b.cfg)
 	b.history.Observe(s)
-	r := roundReport{Round: n, At: d.At, DryRun: b.cmd.DryRun, Nodes: d.Nodes, VMs: d.VMs, Why: d.Why, Corrupt: slices.Clone(b.corrupt)}
+	r := roundReport{Round: n, At: d.At, DryRun: b.cmd.DryRun, Nodes: d.Nodes, VMs: d.VMs, Waiting: waitingReports(s), Why: d.Why, Corrupt: slices.Clone(b.corrupt)}
 	if r.Nodes == nil {
 		r.Nodes = []balance.NodeState{}
 	}
@@ -317,7 +323,9 @@ type roundReport struct {
 	DryRun bool                `json:"dry_run"`
 	Nodes  []balance.NodeState `json:"nodes"`
 	VMs    []balance.VMState   `json:"vms"`
-	Move   *moveReport         `json:"move"`
+	// Waiting are the VMs waiting for room (qnuma run --wait).
+	Waiting []waitingReport `json:"waiting"`
+	Move    *moveReport     `json:"move"`
 	// Why the move, or why none.
 	Why string `json:"why"`
 	// Corrupt are ledger entries that could not be read: VMs balance
@@ -352,12 +360,13 @@ func (m moveReport) MarshalJSON() ([]byte, error) {
 		PagesPerSecond int           `json:"pages_per_second"`
 		Gain           float64       `json:"gain_points"`
 		LocalityBefore float64       `json:"locality_before"`
+		ForWaiting     string        `json:"for_waiting_vm,omitempty"`
 		Done           bool          `json:"done"`
 		Result         *result       `json:"result,omitempty"`
 		Error          string        `json:"error,omitempty"`
 	}{
 		VM: m.VM, PID: m.QEMU.PID, From: m.From, To: m.To, Kind: m.Kind, Why: m.Why, Bytes: m.Bytes, Pages: m.Pages,
-		PagesPerSecond: m.PagesPerSecond, Gain: m.Gain, LocalityBefore: math.Round(m.LocalityBefore*10) / 10,
+		PagesPerSecond: m.PagesPerSecond, Gain: m.Gain, LocalityBefore: math.Round(m.LocalityBefore*10) / 10, ForWaiting: m.ForWaiting,
 		Done: m.Result != nil, Error: m.Err,
 	}
 	if r := m.Result; r != nil {

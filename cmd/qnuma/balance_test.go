@@ -175,6 +175,14 @@ type balanceRound struct {
 		VCPUUse        float64 `json:"vcpu_use_cpus"`
 		Verdict        string  `json:"verdict"`
 	} `json:"vms"`
+	Waiting []struct {
+		Name     string    `json:"name"`
+		OwnerPID int       `json:"owner_pid"`
+		Since    time.Time `json:"since"`
+		VCPUs    int       `json:"vcpus"`
+		Memory   uint64    `json:"memory_bytes"`
+		Short    string    `json:"short"`
+	} `json:"waiting"`
 	Move *struct {
 		VM     string           `json:"vm"`
 		PID    int              `json:"pid"`
@@ -187,6 +195,7 @@ type balanceRound struct {
 		Budget int              `json:"pages_per_second"`
 		Gain   float64          `json:"gain_points"`
 		Before float64          `json:"locality_before"`
+		For    string           `json:"for_waiting_vm"`
 		Done   bool             `json:"done"`
 		Result *struct {
 			Pages   uint64            `json:"pages"`
@@ -529,6 +538,77 @@ func TestBalanceGuestNodeLocality(t *testing.T) {
 		}
 		if v := r.VMs[0]; v.Local != 100 || len(v.GuestNodes) != 2 || v.GuestNodes[0].Local != 25 || v.GuestNodes[0].RAM["1"] != 3*balanceGiB/4 || v.GuestNodes[1].Local != 100 {
 			t.Errorf("vm a: %.1f%% local, per guest node %+v: want 100%%, guest node 0 25%%, guest node 1 100%%", v.Local, v.GuestNodes)
+		}
+	}
+}
+
+// TestBalanceWaiting: with nothing else to do, balance moves the VM whose
+// move lets a waiting VM fit, and says so (line and JSON); the control
+// without a waiting VM moves nothing.
+func TestBalanceWaiting(t *testing.T) {
+	for _, waiting := range []bool{true, false} {
+		root := balancetest.Machine(2, 4, 16, 8, 8).Write(t)
+		balancetest.WriteCPUTimes(t, root, map[int]balance.CPUTime{0: {Busy: 1, Idle: 9}})
+		state, _ := balanceHost(t)
+		// balanceHost's VMs, on a host with room: only the waiting rule acts.
+		for _, name := range []string{"a", "b"} {
+			b, err := os.ReadFile(filepath.Join(state, name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e ledger.Entry
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			q := balancetest.QEMU{PID: e.QEMU.PID, StartTime: e.QEMU.StartTime, RAM: map[int]uint64{0: 2 * balanceGiB}, VCPUTicks: []uint64{10}, VCPUCPUs: cpuset.New(0, 1, 2, 3),
+				GuestNodes: []balancetest.GuestNode{{Size: 2 * balanceGiB, HostNodes: []int{0}, RAM: map[int]uint64{0: 2 * balanceGiB}}}}
+			q.Write(t, root)
+		}
+		if waiting {
+			l, err := ledger.Open(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Wait(context.Background(), "c", plan.Spec{VCPUs: 1, MemoryBytes: 12 * balanceGiB}, "no node has 12 GiB free"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var asked []string
+		m := &balancetest.Mover{WaitFit: func(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error {
+			if moved == nil {
+				return fmt.Errorf("%w: no node has 12 GiB free", plan.ErrDoesNotFit)
+			}
+			asked = append(asked, moved.Name+" "+balance.FormatLayout(to))
+			if moved.Name == "b" && balance.FormatLayout(to) == "0:1" {
+				return nil
+			}
+			return fmt.Errorf("%w: still short", plan.ErrDoesNotFit)
+		}}
+		out, err := runBalance(t, root, m, "--once", "--state-dir", state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moves := m.Moves()
+		if !waiting {
+			if len(moves) != 0 || len(asked) != 0 || !strings.HasPrefix(out, "nothing to do") {
+				t.Errorf("control: moves %+v, asked %q, output %q", moves, asked, out)
+			}
+			continue
+		}
+		if len(moves) != 1 || moves[0].VM != "b" || balance.FormatLayout(moves[0].To) != "0:1" {
+			t.Fatalf("moves %+v (asked %q), output %q: want b to node 1", moves, asked, out)
+		}
+		if !strings.HasPrefix(out, "moved b: guest nodes 0:0 -> 0:1") || !strings.Contains(out, "frees room for waiting VM c") {
+			t.Errorf("output %q", out)
+		}
+		out, err = runBalance(t, root, m, "--once", "--dry-run", "--json", "--state-dir", state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := decodeRounds(t, out)[0]
+		if r.Move == nil || r.Move.Kind != "waiting" || r.Move.For != "c" || !strings.Contains(r.Move.Why, "frees room for waiting VM c") ||
+			len(r.Waiting) != 1 || r.Waiting[0].Name != "c" || r.Waiting[0].OwnerPID != os.Getpid() || r.Waiting[0].Memory != 12*balanceGiB || r.Waiting[0].Short != "no node has 12 GiB free" {
+			t.Errorf("json move %+v, waiting %+v", r.Move, r.Waiting)
 		}
 	}
 }
