@@ -67,6 +67,13 @@ func (c *RunCmd) waitForRoom(ctx context.Context, cfg *launcher.Config, short er
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	return waitLoop(ctx, os.Stderr, label, c.Wait, short, changed, sigs, func() (*ledger.Reservation, error) {
+		// The host's free memory is read anew: room comes from VMs that
+		// leave or move (balance) as much as from the ledger.
+		host, err := topology.Read(c.Root)
+		if err != nil {
+			return nil, err
+		}
+		pr.Host = host
 		res, err := c.reserve(ctx, cfg)
 		if errors.Is(err, plan.ErrDoesNotFit) {
 			if serr := tk.SetShort(shortText(err)); serr != nil {
