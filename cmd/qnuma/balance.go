@@ -55,7 +55,12 @@ guest RAM per node (numa_maps) and vCPU run time, then makes at most one move
     RAM on its home nodes where its guest nodes cannot be told apart), in this
     sample and the one before, has its memory brought home (a move in place),
     or, for a VM on one node, moves to the node holding most of it: whichever
-    moves fewer pages.
+    moves fewer pages;
+  - only when neither moves anything: a VM waiting for room (qnuma run --wait)
+    that fits no node gets the move after which the planner fits it (asked on
+    a hypothetical ledger, nothing changed), the one moving the fewest guest
+    RAM pages; oldest waiting VM first. The line says "frees room for waiting
+    VM NAME", and the waiting VM's qnuma starts it.
 The planner must accept the new layout (room, distances, other VMs' dedicated
 CPUs, hugepages) before anything moves; the move itself is qnuma move's.
 
