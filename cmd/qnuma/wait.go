@@ -26,6 +26,10 @@ type WaitFlags struct {
 // change: room also comes from processes outside the ledger.
 const waitPoll = time.Second
 
+// waitGap is the least time between two tries that changes of the ledger
+// wake.
+const waitGap = 100 * time.Millisecond
+
 // waitForRoom is qnuma run --wait after the first plan found no room
 // (short): it records the VM as waiting, plans again on every change of
 // the ledger and every waitPoll under the ledger's lock as run does, and
@@ -96,9 +100,18 @@ func waitLoop(ctx context.Context, w io.Writer, label string, wait time.Duration
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	last := short
+	// A change wakes a try at most every waitGap: this qnuma's own writes
+	// (what is short, which may name amounts that change) are changes too.
+	var soon <-chan time.Time
+	lastTry := start
 	for {
 		select {
 		case <-changed:
+			if soon == nil {
+				soon = time.After(max(0, waitGap-time.Since(lastTry)))
+			}
+			continue
+		case <-soon:
 		case <-tick.C:
 		case <-deadline.C:
 			return nil, fmt.Errorf("vm %s waited %s for room and still does not fit; nothing started: %w", label, wait, last)
@@ -111,6 +124,7 @@ func waitLoop(ctx context.Context, w io.Writer, label string, wait time.Duration
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		soon, lastTry = nil, time.Now()
 		res, err := try()
 		if err == nil {
 			fmt.Fprintf(w, "qnuma: vm %s got room after waiting %s: starting\n", res.Entry.Name, time.Since(start).Round(time.Millisecond))

@@ -1,14 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/qemutest"
 )
 
@@ -148,5 +156,53 @@ func TestRunWaitNeverFits(t *testing.T) {
 	}
 	if _, err := os.Stat(state); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWaitLoop drives the wait with a fake try: a change wakes it (its
+// own writes are changes too, and each try waits waitGap after the last
+// one), a fit returns the reservation, the wait's end the last refusal
+// (exit 2), a signal its exit code; nothing else tries.
+func TestWaitLoop(t *testing.T) {
+	short := fmt.Errorf("place vm c: %w", &plan.FitError{Reason: "no node has 1 GiB free"})
+	var out bytes.Buffer
+	changed := make(chan struct{}, 1)
+	changed <- struct{}{}
+	var at []time.Time
+	res, err := waitLoop(context.Background(), &out, "c", time.Hour, short, changed, nil, func() (*ledger.Reservation, error) {
+		at = append(at, time.Now())
+		if len(at) < 3 {
+			changed <- struct{}{} // as this qnuma's own write of what is short
+			return nil, short
+		}
+		return &ledger.Reservation{Entry: ledger.Entry{Name: "c"}}, nil
+	})
+	if err != nil || res == nil || len(at) != 3 {
+		t.Fatalf("res %v, err %v after %d tries", res, err, len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < waitGap {
+			t.Errorf("try %d came %s after the one before, under %s", i, gap, waitGap)
+		}
+	}
+	if got := out.String(); !strings.HasPrefix(got, "qnuma: vm c does not fit now: no node has 1 GiB free; waiting up to 1h0m0s") || !strings.Contains(got, "qnuma: vm c got room after waiting ") {
+		t.Errorf("output %q", got)
+	}
+
+	// The wait runs out: the last refusal, which is exit 2.
+	_, err = waitLoop(context.Background(), io.Discard, "c", 10*time.Millisecond, short, nil, nil, func() (*ledger.Reservation, error) {
+		t.Error("tried with no change and before the first tick")
+		return nil, short
+	})
+	if !errors.Is(err, plan.ErrDoesNotFit) || !IsUsage(err) || !strings.Contains(err.Error(), "vm c waited 10ms for room and still does not fit") {
+		t.Errorf("wait ran out: %v", err)
+	}
+	// A signal: 128 + its number.
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM
+	_, err = waitLoop(context.Background(), io.Discard, "c", time.Hour, short, nil, sigs, nil)
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 143 || !strings.Contains(err.Error(), "stopped waiting for room on terminated") {
+		t.Errorf("sigterm: %v", err)
 	}
 }
