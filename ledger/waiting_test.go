@@ -161,3 +161,32 @@ func TestWatchSeesChanges(t *testing.T) {
 		t.Fatal("releasing a VM woke no watcher")
 	}
 }
+
+// FuzzWaitingJSON: a waiting file from outside never panics, its cpu
+// lists are bounded, and what parses writes back to the same entry.
+func FuzzWaitingJSON(f *testing.F) {
+	f.Add(`{"version":1,"name":"c","owner":{"pid":42,"start_time":9},"since":"2026-12-01T00:00:00Z","short":"x","spec":{"VCPUs":2,"MemoryBytes":1073741824},"vcpu_pins":{"1":{"cpus":"2-3"}},"emulator_pin":{"cpus":"0"}}`)
+	f.Add(`{"version":1,"owner":{"pid":1},"spec":{"IOThreads":[{"ID":"io1"}]},"io_thread_pins":{"io1":{"cpus":"0-4294967297"}}}`)
+	f.Add(`{"version":1,"owner":{"pid":1},"spec":{"HostNodes":[-1]}}`)
+	f.Add(`{"version":1,"owner":{"pid":1},"spec":{"Cells":[{"ID":0,"VCPUs":[0],"MemoryBytes":1,"Object":{"ID":"m0"}}]}}`)
+	f.Add(`{"version":2}`)
+	f.Add(`{`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var w Waiting
+		if err := json.Unmarshal([]byte(s), &w); err != nil {
+			return
+		}
+		b, err := json.Marshal(w)
+		if err != nil {
+			t.Fatalf("marshal %+v: %v", w, err)
+		}
+		var back Waiting
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("re-read %s: %v", b, err)
+		}
+		b2, err := json.Marshal(back)
+		if err != nil || string(b2) != string(b) {
+			t.Errorf("round trip of %s: %s, then %s (%v)", s, b, b2, err)
+		}
+	})
+}
