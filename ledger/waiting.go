@@ -135,24 +135,9 @@ func (l *Ledger) ListWaiting(ctx context.Context) ([]Waiting, []Corrupt, error) 
 	return live, corrupt, nil
 }
 
-// ReapWaiting removes the waiting entries whose qnuma is gone (killed
+// reapWaiting removes the waiting entries whose qnuma is gone (killed
 // outright: one that ends otherwise removes its own), as Place reclaims
-// dead VMs, and returns their labels.
-func (l *Ledger) ReapWaiting(ctx context.Context) ([]string, error) {
-	if err := checkDir(l.dir, true); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("reap waiting vms: %w", err)
-	}
-	unlock, err := l.lock(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reap waiting vms: %w", err)
-	}
-	defer unlock()
-	return l.reapWaiting()
-}
-
-// reapWaiting is ReapWaiting under the lock the caller holds.
+// dead VMs, and returns their labels. Callers hold the lock.
 func (l *Ledger) reapWaiting() ([]string, error) {
 	_, dead, _, err := l.scanWaiting()
 	if err != nil {
