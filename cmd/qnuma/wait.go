@@ -22,6 +22,14 @@ type WaitFlags struct {
 	Wait time.Duration `name:"wait" placeholder:"DURATION" help:"When the VM does not fit now for lack of room, wait up to DURATION for it: qnuma records it in the ledger as waiting (qnuma ps shows it; it holds no room, and qnuma balance may move another VM to make room for it), plans again whenever the ledger changes and every second, and starts it the moment it fits. After DURATION, exit 2 saying what was short; SIGINT or SIGTERM stops the wait (exit 130 or 143). A VM that would not fit this host even empty, and bad input, exit 2 at once."`
 }
 
+// Validate refuses a negative --wait before anything starts (exit 2).
+func (f *WaitFlags) Validate() error {
+	if f.Wait < 0 {
+		return fmt.Errorf("--wait %s: want a duration such as 10m (0: do not wait)", f.Wait)
+	}
+	return nil
+}
+
 // waitPoll is how often a waiting VM plans again when the ledger does not
 // change: room also comes from processes outside the ledger.
 const waitPoll = time.Second
@@ -36,9 +44,6 @@ const waitGap = 100 * time.Millisecond
 // returns the VM's reservation once it fits. The waiting entry is gone
 // when it returns, whatever the outcome.
 func (c *RunCmd) waitForRoom(ctx context.Context, cfg *launcher.Config, short error) (*ledger.Reservation, error) {
-	if c.Wait < 0 {
-		return nil, badInput("--wait %s: want a duration such as 10m", c.Wait)
-	}
 	pr := c.prepared
 	if err := fitsEmpty(pr.Host, pr.Spec); errors.Is(err, plan.ErrDoesNotFit) {
 		return nil, badInput("%w\n(--wait: it would not fit this host even with every node's memory free and no other VM, so no wait can help; nothing started)", short)

@@ -206,3 +206,18 @@ func TestWaitLoop(t *testing.T) {
 		t.Errorf("sigterm: %v", err)
 	}
 }
+
+// TestRunWaitNegative: a negative --wait is refused when the flags are
+// read, before anything is planned or started.
+func TestRunWaitNegative(t *testing.T) {
+	for _, tt := range []struct {
+		wait string
+		bad  bool
+	}{{"-1s", true}, {"0s", false}, {"10m", false}} {
+		var cli CLI
+		_, err, _ := parseOnly(t, &cli, []string{"run", "--wait=" + tt.wait, "--", "qemu-system-x86_64"})
+		if got := strings.Contains(err, "--wait -1s: want a duration"); got != tt.bad {
+			t.Errorf("--wait %s: error %q", tt.wait, err)
+		}
+	}
+}
