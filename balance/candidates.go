@@ -69,23 +69,22 @@ func nodeUseMoves(v VM, layout map[int][]int, n Node, room []Node, cfg Config) (
 }
 
 // localityMoves are the moves that restore v's locality: its memory back
-// to its home nodes, or, for a VM on one host node, the VM to the node
-// holding most of its memory; nodes are those with room.
+// to its home nodes (each guest node's pages to the host nodes the ledger
+// plans for it: a move in place), or, for a VM on one host node, the VM to
+// the node holding most of its memory; nodes are those with room. A guest
+// node under the target counts even when the VM as a whole is over it
+// (its pages strayed to another node of the VM).
 func localityMoves(v VM, layout map[int][]int, nodes map[int]Node, cfg Config) ([]candidate, string) {
 	home := homeNodes(layout)
-	gain := 100 - v.LocalPercent
+	worst := v.worstLocal()
+	gain := 100 - worst
 	if gain < cfg.MinGain {
-		return nil, fmt.Sprintf("%.1f%% of its memory on its home nodes, under %.0f%%, but moving it gains %.1f points, under %.1f (--min-gain)", v.LocalPercent, cfg.Locality, gain, cfg.MinGain)
+		return nil, fmt.Sprintf("%s, under %.0f%%, but moving it gains %.1f points, under %.1f (--min-gain)", localText(v), cfg.Locality, gain, cfg.MinGain)
 	}
 	var out []candidate
 	var refused []string
-	// Home: the pages elsewhere come back, spread over the home nodes.
-	var away uint64
-	for n, b := range v.RAM {
-		if !slices.Contains(home, n) {
-			away += b
-		}
-	}
+	// Home: the pages elsewhere come back to each guest node's host nodes.
+	to, away := v.strayTo(home)
 	ok := true
 	for _, h := range home {
 		n, known := nodes[h]
@@ -94,19 +93,23 @@ func localityMoves(v VM, layout map[int][]int, nodes map[int]Node, cfg Config) (
 			refused = append(refused, fmt.Sprintf("home node %d is over %.0f%% use (now or at the previous sample)", h, cfg.NodeUse))
 			break
 		}
-		if after := n.MemPercent() + pct(away/uint64(len(home)), n.TotalBytes); after > cfg.NodeUse {
+		if after := n.MemPercent() + pct(to[h], n.TotalBytes); after > cfg.NodeUse {
 			ok = false
 			refused = append(refused, fmt.Sprintf("home node %d would be at %.1f%% memory use", h, after))
 		}
 	}
-	if ok {
+	if ok && away > 0 {
+		why := fmt.Sprintf("%.1f%% of its memory is on its home nodes, under %.0f%%: its memory moves home", v.LocalPercent, cfg.Locality)
+		if g := v.worstGuestNode(); g != nil && g.LocalPercent < cfg.Locality {
+			why = fmt.Sprintf("guest node %d has %.1f%% of its memory on host node%s %s, under %.0f%% (the VM as a whole %.1f%%): its memory moves home",
+				g.ID, g.LocalPercent, plural(len(g.HomeNodes)), nodeList(g.HomeNodes), cfg.Locality, v.LocalPercent)
+		}
 		out = append(out, candidate{
-			to: replaceNode(layout, -1, -1) /* a copy: the same nodes */, kind: KindLocality, gain: gain, bytes: away,
-			why: fmt.Sprintf("%.1f%% of its memory is on its home nodes, under %.0f%%: its memory moves home", v.LocalPercent, cfg.Locality),
+			to: replaceNode(layout, -1, -1) /* a copy: the same nodes */, kind: KindLocality, gain: gain, bytes: away, why: why,
 		})
 	}
 	// Follow the memory: the node other than its home with most of it.
-	if len(home) == 1 {
+	if len(home) == 1 && v.LocalPercent < cfg.Locality {
 		best, most := -1, uint64(0)
 		for n, b := range v.RAM {
 			if n != home[0] && (b > most || b == most && best >= 0 && n < best) {
@@ -129,7 +132,33 @@ func localityMoves(v VM, layout map[int][]int, nodes map[int]Node, cfg Config) (
 	if len(out) > 0 {
 		return out, ""
 	}
-	return nil, fmt.Sprintf("%.1f%% of its memory on its home nodes, under %.0f%%, and no move restores it: %s", v.LocalPercent, cfg.Locality, strings.Join(refused, ", "))
+	return nil, fmt.Sprintf("%s, under %.0f%%, and no move restores it: %s", localText(v), cfg.Locality, strings.Join(refused, ", "))
+}
+
+// localText says where v's memory is: on its home nodes as a whole, and
+// for the guest node furthest from its own host nodes when it is further.
+func localText(v VM) string {
+	s := fmt.Sprintf("%.1f%% of its memory on its home nodes", v.LocalPercent)
+	if g := v.worstGuestNode(); g != nil {
+		s += fmt.Sprintf(", guest node %d %.1f%% on host node%s %s", g.ID, g.LocalPercent, plural(len(g.HomeNodes)), nodeList(g.HomeNodes))
+	}
+	return s
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// nodeList writes node ids as "0,2".
+func nodeList(ids []int) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
 }
 
 // roomNodes indexes nodes by id.

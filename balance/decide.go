@@ -44,8 +44,10 @@ type Config struct {
 	// time, over which a node is overloaded, and which no move may push
 	// a target node over.
 	NodeUse float64
-	// Locality is the share of a VM's guest RAM on its home nodes, in
-	// percent, under which it is moved to restore it.
+	// Locality is the share of a guest node's RAM on the host nodes the
+	// ledger plans for it (of the VM's on its home nodes, where its guest
+	// nodes cannot be told apart), in percent, under which the VM is
+	// moved to restore it.
 	Locality float64
 	// MinInterval is the least time between two moves of one VM.
 	MinInterval time.Duration
@@ -58,6 +60,10 @@ type Config struct {
 	// Fits asks the planner whether vm fits the host nodes of to (guest
 	// node → host nodes). Required.
 	Fits func(vm ledger.Entry, to map[int][]int) error
+	// WaitingFits asks the planner whether the waiting VM w fits the host
+	// now (moved nil), or once moved is moved to to: a hypothetical
+	// ledger, nothing changed. nil: waiting VMs get no room made.
+	WaitingFits func(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error
 }
 
 // DefaultConfig is Config with numad's and ESXi's defaults and no Fits.
@@ -100,10 +106,22 @@ type VMState struct {
 	Layout       map[int][]int  `json:"guest_nodes"`
 	RAM          map[int]uint64 `json:"guest_ram_bytes"`
 	LocalPercent float64        `json:"local_percent"`
-	VCPUUse      float64        `json:"vcpu_use_cpus"`
+	// GuestNodeLocality is each guest node's locality against the host
+	// nodes the ledger plans for it; GuestNodeNote says why there is none.
+	GuestNodeLocality []GuestNodeState `json:"guest_node_locality"`
+	GuestNodeNote     string           `json:"guest_node_locality_note,omitempty"`
+	VCPUUse           float64          `json:"vcpu_use_cpus"`
 	// Verdict says what Decide made of it: left alone and why, fine, or a
 	// move and why (not) chosen.
 	Verdict string `json:"verdict"`
+}
+
+// GuestNodeState is one guest node's RAM as the decision saw it.
+type GuestNodeState struct {
+	ID           int            `json:"guest_node"`
+	HomeNodes    []int          `json:"home_nodes"`
+	RAM          map[int]uint64 `json:"ram_bytes"`
+	LocalPercent float64        `json:"local_percent"`
 }
 
 // Move is one move Decide chose.
@@ -122,12 +140,15 @@ type Move struct {
 	LocalityBefore float64
 	// Gain in percentage points (see Config.MinGain).
 	Gain float64
+	// ForWaiting names the waiting VM a KindWaiting move makes room for.
+	ForWaiting string
 }
 
 // Kinds of move.
 const (
 	KindNodeUse  = "node-use" // its home node is over the use target
 	KindLocality = "locality" // its memory is not where its home is
+	// KindWaiting (waiting.go): moving it frees room a waiting VM needs.
 )
 
 // Request is the move as a Mover takes it.
@@ -147,19 +168,25 @@ func (m Move) Request() MoveRequest {
 //     another node would stay under it with the VM added, and moving it
 //     narrows the gap between the two nodes' use by cfg.MinGain points:
 //     the node is replaced by the other in its layout;
-//   - its locality is under cfg.Locality: its memory is moved home, or,
+//   - the locality of one of its guest nodes (or of the VM as a whole,
+//     where its guest nodes cannot be told apart) is under cfg.Locality:
+//     its memory is moved home (a move in place), or,
 //     for a VM on one host node, the VM is moved to the node holding
 //     most of its memory, whichever moves fewer pages, provided the nodes
 //     it goes to stay under cfg.NodeUse and locality rises by
 //     cfg.MinGain points.
 //
 // Node use moves come first, the largest gain first, then fewer bytes;
-// the first that cfg.Fits accepts is the move.
+// the first that cfg.Fits accepts is the move. Only when neither rule
+// moves a VM, a VM may move to free room a waiting VM needs (waiting.go).
 func Decide(s Sample, h History, cfg Config) Decision {
 	r := &decider{s: s, h: h, cfg: cfg, d: Decision{At: s.At}}
 	r.nodes()
 	r.vms()
 	r.choose(r.candidates())
+	if r.d.Move == nil {
+		r.waiting() // waiting.go
+	}
 	r.explain()
 	return r.d
 }
@@ -180,6 +207,8 @@ type decider struct {
 	lowNow   []bool
 	// lowLocal counts the VMs under the locality target in both samples.
 	lowLocal int
+	// waitNotes say why no move was made for each waiting VM.
+	waitNotes []string
 }
 
 func (r *decider) note(i int, format string, a ...any) {
@@ -211,8 +240,13 @@ func (r *decider) vms() {
 	for i, v := range r.s.VMs {
 		e := v.Entry
 		layout := Layout(e)
-		r.d.VMs = append(r.d.VMs, VMState{Name: e.Name, PID: e.QEMU.PID, HomeNodes: homeNodes(layout), Layout: layout, RAM: v.RAM, LocalPercent: round1(v.LocalPercent), VCPUUse: round2(v.VCPUUse)})
-		low := v.NotSampled == "" && v.RAMBytes() > 0 && v.LocalPercent < r.cfg.Locality
+		vs := VMState{Name: e.Name, PID: e.QEMU.PID, HomeNodes: homeNodes(layout), Layout: layout, RAM: v.RAM, LocalPercent: round1(v.LocalPercent),
+			GuestNodeLocality: []GuestNodeState{}, GuestNodeNote: v.GuestNodesNote, VCPUUse: round2(v.VCPUUse)}
+		for _, g := range v.GuestNodes {
+			vs.GuestNodeLocality = append(vs.GuestNodeLocality, GuestNodeState{ID: g.ID, HomeNodes: g.HomeNodes, RAM: g.RAM, LocalPercent: round1(g.LocalPercent)})
+		}
+		r.d.VMs = append(r.d.VMs, vs)
+		low := v.NotSampled == "" && v.RAMBytes() > 0 && v.worstLocal() < r.cfg.Locality
 		r.lowNow[i] = low && !r.h.wasLow(e.QEMU, r.cfg.Locality)
 		if low && !r.lowNow[i] {
 			r.lowLocal++
@@ -258,9 +292,9 @@ func (r *decider) candidates() []candidate {
 	}
 	for i, v := range r.s.VMs {
 		switch {
-		case !r.eligible[i] || v.RAMBytes() == 0 || v.LocalPercent >= r.cfg.Locality:
+		case !r.eligible[i] || v.RAMBytes() == 0 || v.worstLocal() >= r.cfg.Locality:
 		case r.lowNow[i]:
-			r.note(i, "%.1f%% of its memory on its home nodes, under %.0f%%, but not at the previous sample: waiting a round to see it last", v.LocalPercent, r.cfg.Locality)
+			r.note(i, "%s, under %.0f%%, but not at the previous sample: waiting a round to see it last", localText(v), r.cfg.Locality)
 		default:
 			c, why := localityMoves(v, r.d.VMs[i].Layout, roomNodes(r.room), r.cfg)
 			add(i, c, why)
@@ -326,7 +360,7 @@ var errNoPlanner = errors.New("no planner given (Config.Fits)")
 func (r *decider) explain() {
 	for i := range r.d.VMs {
 		if len(r.notes[i]) == 0 {
-			r.note(i, "fine: %.1f%% of its memory on its home nodes", r.s.VMs[i].LocalPercent)
+			r.note(i, "fine: %s", localText(r.s.VMs[i]))
 		}
 		r.d.VMs[i].Verdict = strings.Join(r.notes[i], "; ")
 	}
@@ -341,10 +375,10 @@ func (r *decider) explain() {
 		}
 		for i, low := range r.lowNow {
 			if low {
-				passed = append(passed, fmt.Sprintf("vm %s has %.1f%% of its memory on its home nodes", r.d.VMs[i].Name, r.s.VMs[i].LocalPercent))
+				passed = append(passed, fmt.Sprintf("vm %s has %s", r.d.VMs[i].Name, localText(r.s.VMs[i])))
 			}
 		}
-		r.d.Why = fmt.Sprintf("nothing to do: no node is over %.0f%% use and every VM has at least %.0f%% of its memory on its home nodes", cfg.NodeUse, cfg.Locality)
+		r.d.Why = fmt.Sprintf("nothing to do: no node is over %.0f%% use and every VM has at least %.0f%% of each guest node's memory on its home nodes", cfg.NodeUse, cfg.Locality)
 		if len(passed) > 0 {
 			r.d.Why = fmt.Sprintf("nothing to do yet: %s, but not at the previous sample: waiting a round to see it last", strings.Join(passed, ", "))
 		}
@@ -363,5 +397,8 @@ func (r *decider) explain() {
 		if len(why) == 0 {
 			r.d.Why = "no move: " + strings.Join(problems, ", ") + ", and no VM in the ledger"
 		}
+	}
+	if r.d.Move == nil && len(r.waitNotes) > 0 {
+		r.d.Why += "; " + strings.Join(r.waitNotes, "; ")
 	}
 }

@@ -1,6 +1,7 @@
 package balance
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -487,5 +488,77 @@ func TestDecideWaitsForASecondSample(t *testing.T) {
 	hl.Observe(low)
 	if d := Decide(low, hl, cfgWith(fitsAll)); d.Move == nil {
 		t.Errorf("low locality in two samples: no move: %s", d.Why)
+	}
+}
+
+// withGuestNodes gives v each guest node's RAM per host node, as the
+// sampler finds it in the guest node's memfd.
+func withGuestNodes(v VM, ram map[int]map[int]uint64) VM {
+	v.GuestNodes = nil
+	for _, g := range v.Entry.GuestNodes {
+		r := GuestNodeRAM{ID: g.ID, HomeNodes: g.HostNodes, RAM: ram[g.ID], LocalPercent: 100}
+		if all := r.Bytes(); all > 0 {
+			r.LocalPercent = 100 * float64(all-r.Away()) / float64(all)
+		}
+		v.GuestNodes = append(v.GuestNodes, r)
+	}
+	return v
+}
+
+// TestDecideGuestNodeLocality: a VM of two guest nodes on host nodes 0
+// and 1 whose guest node 0 has most of its pages on host node 1. The VM
+// as a whole is 100% local (host node 1 is one of its nodes), but guest
+// node 0 is 25% local: it is moved in place, its stray pages home.
+func TestDecideGuestNodeLocality(t *testing.T) {
+	nodes := []Node{node(0, 16, 50, 0), node(1, 16, 50, 0)}
+	layout := map[int][]int{0: {0}, 1: {1}}
+	stray := map[int]map[int]uint64{0: {0: gib / 2, 1: 3 * gib / 2}, 1: {1: 2 * gib}}
+	v := withGuestNodes(vm("a", layout, map[int]uint64{0: gib / 2, 1: 7 * gib / 2}), stray)
+	if v.LocalPercent != 100 {
+		t.Fatalf("the VM as a whole is %.1f%% local, want 100", v.LocalPercent)
+	}
+	s := Sample{At: t0, Nodes: nodes, VMs: []VM{v}}
+	d := Decide(s, History{}, cfgWith(fitsAll))
+	if d.Move == nil {
+		t.Fatalf("no move: %s", d.Why)
+	}
+	if m := d.Move; FormatLayout(m.To) != "0:0 1:1" || m.Kind != KindLocality || m.Bytes != 3*gib/2 || !strings.Contains(m.Why, "guest node 0 has 25.0% of its memory on host node 0, under 90%") {
+		t.Errorf("move %+v, want guest node 0's 1.5 GiB home in place (0:0 1:1)", *m)
+	}
+	gl := d.VMs[0].GuestNodeLocality
+	if len(gl) != 2 || gl[0].ID != 0 || gl[0].LocalPercent != 25 || gl[1].LocalPercent != 100 || d.VMs[0].LocalPercent != 100 {
+		t.Errorf("guest node locality %+v (vm %.1f%%), want 25%% and 100%%", gl, d.VMs[0].LocalPercent)
+	}
+	b, err := json.Marshal(d.VMs[0])
+	if err != nil || !strings.Contains(string(b), `"guest_node_locality":[{"guest_node":0,"home_nodes":[0],"ram_bytes":{"0":536870912,"1":1610612736},"local_percent":25}`) {
+		t.Errorf("json %s (%v): want each guest node's locality", b, err)
+	}
+	// Home full: its pages cannot go back, so no move.
+	full := Sample{At: t0, Nodes: []Node{node(0, 16, 84, 0), node(1, 16, 50, 0)}, VMs: []VM{v}}
+	if d := Decide(full, History{}, cfgWith(fitsAll)); d.Move != nil || !strings.Contains(verdict(d, "a"), "home node 0 would be at") {
+		t.Errorf("home full: move %v, verdict %q", d.Move, verdict(d, "a"))
+	}
+	// It waits for a second sample as a whole VM does.
+	var h History
+	h.Observe(Sample{Nodes: nodes, VMs: []VM{withGuestNodes(v, map[int]map[int]uint64{0: {0: 2 * gib}, 1: {1: 2 * gib}})}})
+	if d := Decide(s, h, cfgWith(fitsAll)); d.Move != nil || !strings.Contains(verdict(d, "a"), "guest node 0 25.0% on host node 0, under 90%, but not at the previous sample") {
+		t.Errorf("first low sample: move %v, verdict %q", d.Move, verdict(d, "a"))
+	}
+	h.Observe(s)
+	if d := Decide(s, h, cfgWith(fitsAll)); d.Move == nil {
+		t.Errorf("low in two samples: no move: %s", d.Why)
+	}
+
+	// Negative control: the same VM with each guest node's pages at home
+	// (90% of guest node 0's, numad's target) moves nothing.
+	home := withGuestNodes(vm("a", layout, map[int]uint64{0: 18 * gib / 10, 1: 22 * gib / 10}), map[int]map[int]uint64{0: {0: 18 * gib / 10, 1: 2 * gib / 10}, 1: {1: 2 * gib}})
+	d = Decide(Sample{At: t0, Nodes: nodes, VMs: []VM{home}}, History{}, cfgWith(fitsAll))
+	if d.Move != nil || !strings.HasPrefix(d.Why, "nothing to do") {
+		t.Errorf("every guest node at least 90%% local: move %v, why %q", d.Move, d.Why)
+	}
+	// Nor does the VM-wide rule see the stray guest node without them.
+	v.GuestNodes = nil
+	if d := Decide(Sample{At: t0, Nodes: nodes, VMs: []VM{v}}, History{}, cfgWith(fitsAll)); d.Move != nil {
+		t.Errorf("without guest nodes told apart: moved %+v", *d.Move)
 	}
 }

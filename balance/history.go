@@ -23,7 +23,7 @@ type observed struct {
 	mem, cpu map[int]float64 // node id → MemPercent, CPUPercent
 	// cpuKnown: the sample measured CPU use (a Sampler's first does not).
 	cpuKnown bool
-	local    map[ledger.Proc]float64 // each sampled VM's LocalPercent, by its qemu
+	local    map[ledger.Proc]float64 // each sampled VM's lowest locality (worstLocal), by its qemu
 }
 
 // Record notes a move of vm (whose qemu is qemu) made or tried at at: it
@@ -49,7 +49,7 @@ func (h *History) Observe(s Sample) {
 	}
 	for _, v := range s.VMs {
 		if v.NotSampled == "" {
-			o.local[v.Entry.QEMU] = v.LocalPercent
+			o.local[v.Entry.QEMU] = v.worstLocal()
 		}
 	}
 	h.prev = o

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/numastat"
+	"github.com/qnuma/qnuma/procfs"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -22,6 +23,9 @@ type Sample struct {
 	CPUKnown bool
 	Nodes    []Node
 	VMs      []VM
+	// Waiting are the ledger's waiting VMs (qnuma run --wait), which the
+	// caller lists: the Sampler does not.
+	Waiting []ledger.Waiting
 }
 
 // Node is one host node as a sample saw it.
@@ -58,6 +62,11 @@ type VM struct {
 	// LocalPercent is the share of RAM on its home nodes (the ledger's
 	// host nodes), 100 with none resident.
 	LocalPercent float64
+	// GuestNodes is each guest node's RAM and locality against the host
+	// nodes the ledger plans for it (MatchGuestNodes); nil when they could
+	// not be told apart, and GuestNodesNote says why.
+	GuestNodes     []GuestNodeRAM
+	GuestNodesNote string
 	// VCPUUse is its vCPU threads' run time over the interval, in CPUs
 	// (1.5: one and a half CPUs busy); 0 without an interval.
 	VCPUUse float64
@@ -182,7 +191,9 @@ func (s *Sampler) sampleVM(host *topology.Host, e ledger.Entry) (VM, uint64, err
 		v.NotSampled = fmt.Sprintf("pid %d is no longer its qemu (started at tick %d, the ledger's at %d)", e.QEMU.PID, st.StartTime, e.QEMU.StartTime)
 		return v, 0, nil
 	}
-	smp, err := numastat.Take(s.Root, host, e.QEMU.PID, numastat.Home{Nodes: slices.Clone(e.HostNodes), VCPUs: e.VCPUHomeNodes})
+	// numastat.Take's reads, kept: the mappings also tell the guest nodes
+	// apart.
+	smp, ms, err := take(s.Root, host, e)
 	if gone(err) {
 		v.NotSampled = fmt.Sprintf("its qemu (pid %d) has exited", e.QEMU.PID)
 		return v, 0, nil
@@ -190,6 +201,7 @@ func (s *Sampler) sampleVM(host *topology.Host, e ledger.Entry) (VM, uint64, err
 	if err != nil {
 		return v, 0, fmt.Errorf("sample vm %s: %w", e.Name, err)
 	}
+	v.GuestNodes, v.GuestNodesNote = MatchGuestNodes(e, ms)
 	v.RAM = map[int]uint64{}
 	for _, nb := range smp.RAM {
 		v.RAM[nb.Node] = nb.Bytes
@@ -205,6 +217,29 @@ func (s *Sampler) sampleVM(host *topology.Host, e ledger.Entry) (VM, uint64, err
 		}
 	}
 	return v, ticks, nil
+}
+
+// take is numastat.Take of e's qemu, with the mappings it read.
+func take(root string, host *topology.Host, e ledger.Entry) (*numastat.Sample, []numastat.Mapping, error) {
+	pid := e.QEMU.PID
+	cmdline, err := procfs.Read(root, procfs.PID(pid, "cmdline"), procfs.Small)
+	if err != nil {
+		return nil, nil, err
+	}
+	sizes, err := numastat.RAMSizes(cmdline)
+	if err != nil {
+		return nil, nil, err
+	}
+	ms, err := numastat.ReadMappings(root, pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	threads, err := numastat.ReadThreads(root, pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	home := numastat.Home{Nodes: slices.Clone(e.HostNodes), VCPUs: e.VCPUHomeNodes}
+	return numastat.Build(host, pid, ms, sizes, threads, home), ms, nil
 }
 
 // gone: the process exited while being read.

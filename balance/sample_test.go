@@ -158,3 +158,57 @@ func TestSamplerFaults(t *testing.T) {
 		t.Errorf("bad numa_maps: %v", err)
 	}
 }
+
+// TestSamplerGuestNodes: each guest node's memfd is told apart by its size
+// and the host nodes its policy binds it to, and its pages judged against
+// the ledger's host nodes for it; without a guest layout, or with a memfd
+// the ledger does not describe, only the VM as a whole is judged.
+func TestSamplerGuestNodes(t *testing.T) {
+	root := balancetest.Machine(2, 4, 16).Write(t)
+	balancetest.WriteCPUTimes(t, root, map[int]balance.CPUTime{0: {}, 1: {}})
+	q := balancetest.QEMU{PID: 77, StartTime: 3, RAM: map[int]uint64{0: gib / 2, 1: 7 * gib / 2}, GuestNodes: []balancetest.GuestNode{
+		{Size: 2 * gib, HostNodes: []int{0}, RAM: map[int]uint64{0: gib / 2, 1: 3 * gib / 2}},
+		{Size: gib, HostNodes: []int{1}, RAM: map[int]uint64{1: gib}},
+		{Size: gib, HostNodes: []int{1}, RAM: map[int]uint64{1: gib}},
+	}}
+	q.Write(t, root)
+	e := ledger.Entry{Name: "a", QEMU: q.Proc(), HostNodes: []int{0, 1}, GuestNodes: []ledger.GuestNode{
+		{ID: 0, HostNodes: []int{0}, MemoryBytes: 2 * gib, Policy: "bind"},
+		{ID: 1, HostNodes: []int{1}, MemoryBytes: gib, Policy: "bind"},
+		{ID: 2, HostNodes: []int{1}, MemoryBytes: gib, Policy: "bind"},
+	}}
+	s, err := (&balance.Sampler{Root: root}).Sample([]ledger.Entry{e}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := s.VMs[0]
+	if v.LocalPercent != 100 || v.RAMBytes() != 4*gib {
+		t.Errorf("vm a: %.1f%% local, %d bytes: want 100%% of 4 GiB as a whole", v.LocalPercent, v.RAMBytes())
+	}
+	if len(v.GuestNodes) != 3 || v.GuestNodesNote != "" {
+		t.Fatalf("guest nodes %+v (%s), want 3", v.GuestNodes, v.GuestNodesNote)
+	}
+	if g := v.GuestNodes[0]; g.ID != 0 || g.LocalPercent != 25 || g.RAM[1] != 3*gib/2 || g.Away() != 3*gib/2 {
+		t.Errorf("guest node 0: %+v, want 25%% local, 1.5 GiB away on host node 1", g)
+	}
+	for _, g := range v.GuestNodes[1:] {
+		if g.LocalPercent != 100 || g.Bytes() != gib {
+			t.Errorf("guest node %d: %+v, want 1 GiB all local", g.ID, g)
+		}
+	}
+	// Control: a ledger whose guest node 0 is bound elsewhere than its
+	// memfd finds no guest nodes, and says why.
+	e.GuestNodes[0].HostNodes = []int{1}
+	s, err = (&balance.Sampler{Root: root}).Sample([]ledger.Entry{e}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := s.VMs[0]; v.GuestNodes != nil || !strings.Contains(v.GuestNodesNote, "no memfd mapping of qemu holds guest node 0") {
+		t.Errorf("guest nodes %+v, note %q: want none found for guest node 0", v.GuestNodes, v.GuestNodesNote)
+	}
+	e.GuestNodes = nil
+	s, _ = (&balance.Sampler{Root: root}).Sample([]ledger.Entry{e}, time.Now())
+	if v := s.VMs[0]; v.GuestNodes != nil || !strings.Contains(v.GuestNodesNote, "no guest layout") {
+		t.Errorf("no layout: guest nodes %+v, note %q", v.GuestNodes, v.GuestNodesNote)
+	}
+}

@@ -189,6 +189,10 @@ func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []pl
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	r := &Reservation{l: l, Reclaimed: sc.dead}
+	// Waiting VMs hold no room; those whose qnuma is gone are reaped too.
+	if _, err := l.reapWaiting(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	for _, c := range sc.corrupt {
 		if err := l.quarantine(c.Path); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)

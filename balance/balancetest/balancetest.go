@@ -17,6 +17,7 @@ import (
 
 	"github.com/qnuma/qnuma/balance"
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology/topotest"
 )
 
@@ -74,6 +75,17 @@ type QEMU struct {
 	// VCPUTicks are each vCPU thread's utime+stime; VCPUCPUs where it may run.
 	VCPUTicks []uint64
 	VCPUCPUs  cpuset.CPUSet
+	// GuestNodes, when set, stand for RAM: a memory-backend-memfd per
+	// guest node, mapped shared, bound to its host nodes.
+	GuestNodes []GuestNode
+}
+
+// GuestNode is one guest node's memfd: its size, the host nodes its
+// policy binds it to, and its pages resident per host node.
+type GuestNode struct {
+	Size      uint64
+	HostNodes []int
+	RAM       map[int]uint64
 }
 
 // Proc is q as the ledger names it.
@@ -88,16 +100,47 @@ func (q QEMU) Write(t testing.TB, root string) {
 	}
 	const start = 0x7f0000000000
 	dir := filepath.Join("proc", fmt.Sprint(q.PID))
-	var nodes strings.Builder
-	for _, n := range slices.Sorted(maps.Keys(q.RAM)) {
-		fmt.Fprintf(&nodes, " N%d=%d", n, q.RAM[n]/4096)
+	pages := func(ram map[int]uint64) string {
+		var b strings.Builder
+		for _, n := range slices.Sorted(maps.Keys(ram)) {
+			fmt.Fprintf(&b, " N%d=%d", n, ram[n]/4096)
+		}
+		return b.String()
 	}
+	argv := []string{"qemu-system-x86_64", "-m", fmt.Sprintf("%dM", size>>20)}
+	numaMaps := "55d000000000 default file=/usr/bin/qemu-system-x86_64 mapped=10 N0=10 kernelpagesize_kB=4\n"
+	mapsFile := "55d000000000-55d000010000 r-xp 00000000 fe:00 1 /usr/bin/qemu-system-x86_64\n"
+	if len(q.GuestNodes) == 0 {
+		numaMaps += fmt.Sprintf("%x default anon=%d dirty=%d%s kernelpagesize_kB=4\n", start, size/4096, size/4096, pages(q.RAM))
+		mapsFile += fmt.Sprintf("%x-%x rw-p 00000000 00:00 0\n", start, start+size)
+	}
+	at := uint64(start)
+	var total uint64
+	for i, g := range q.GuestNodes {
+		total += g.Size
+		hs := make([]string, len(g.HostNodes))
+		for j, h := range g.HostNodes {
+			hs[j] = fmt.Sprint(h)
+		}
+		nodes := strings.Join(hs, ",")
+		argv = append(argv, "-object", fmt.Sprintf("memory-backend-memfd,id=m%d,size=%d,host-nodes=%s,policy=bind", i, g.Size, nodes))
+		var resident uint64
+		for _, b := range g.RAM {
+			resident += b
+		}
+		numaMaps += fmt.Sprintf("%x bind:%s file=/memfd:memory-backend-memfd\\040(deleted) dirty=%d mapped=%d%s kernelpagesize_kB=4\n", at, nodes, resident/4096, resident/4096, pages(g.RAM))
+		mapsFile += fmt.Sprintf("%x-%x rw-s 00000000 00:01 %d /memfd:memory-backend-memfd (deleted)\n", at, at+g.Size, 1000+i)
+		at += g.Size + 1<<20
+	}
+	if total > 0 {
+		argv[2] = fmt.Sprintf("%dM", total>>20)
+	}
+	argv = append(argv, "-name", "vm,debug-threads=on", "")
 	f := map[string]string{
-		dir + "/cmdline": strings.Join([]string{"qemu-system-x86_64", "-m", fmt.Sprintf("%dM", size>>20), "-name", "vm,debug-threads=on", ""}, "\x00"),
-		dir + "/numa_maps": fmt.Sprintf("55d000000000 default file=/usr/bin/qemu-system-x86_64 mapped=10 N0=10 kernelpagesize_kB=4\n%x default anon=%d dirty=%d%s kernelpagesize_kB=4\n",
-			start, size/4096, size/4096, nodes.String()),
-		dir + "/maps": fmt.Sprintf("55d000000000-55d000010000 r-xp 00000000 fe:00 1 /usr/bin/qemu-system-x86_64\n%x-%x rw-p 00000000 00:00 0\n", start, start+size),
-		dir + "/stat": stat(q.PID, "qemu-system-x86", 0, q.StartTime, 0),
+		dir + "/cmdline":   strings.Join(argv, "\x00"),
+		dir + "/numa_maps": numaMaps,
+		dir + "/maps":      mapsFile,
+		dir + "/stat":      stat(q.PID, "qemu-system-x86", 0, q.StartTime, 0),
 	}
 	cpus := q.VCPUCPUs.String()
 	f[dir+fmt.Sprintf("/task/%d/stat", q.PID)] = stat(q.PID, "qemu-system-x86", 0, q.StartTime, 0)
@@ -124,12 +167,14 @@ func stat(pid int, comm string, ticks, start uint64, cpu int) string {
 }
 
 // Mover is a balance.Mover that records its calls. Fit and Err, when
-// set, answer Fits and Move; Result is what a move returns.
+// set, answer Fits and Move, WaitFit WaitingFits (unset: no waiting VM
+// fits); Result is what a move returns.
 type Mover struct {
-	mu     sync.Mutex
-	Fit    func(vm ledger.Entry, to map[int][]int) error
-	Err    error
-	Result balance.MoveResult
+	mu      sync.Mutex
+	Fit     func(vm ledger.Entry, to map[int][]int) error
+	WaitFit func(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error
+	Err     error
+	Result  balance.MoveResult
 	// Asked are the Fits calls ("vm 0:1"); Moved the moves made.
 	Asked []string
 	Moved []balance.MoveRequest
@@ -145,6 +190,14 @@ func (m *Mover) Fits(vm ledger.Entry, to map[int][]int) error {
 		return m.Fit(vm, to)
 	}
 	return nil
+}
+
+// WaitingFits answers with WaitFit (Config.WaitingFits).
+func (m *Mover) WaitingFits(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error {
+	if m.WaitFit != nil {
+		return m.WaitFit(w, moved, to)
+	}
+	return fmt.Errorf("%w: balancetest.Mover has no WaitFit", plan.ErrDoesNotFit)
 }
 
 func (m *Mover) Move(ctx context.Context, req balance.MoveRequest) (balance.MoveResult, error) {

@@ -27,7 +27,7 @@ type BalanceCmd struct {
 	DryRun      bool          `name:"dry-run" help:"Print the move each round would make, and make none."`
 	JSON        bool          `help:"Print one JSON object per round: each node's room, each VM's locality and home, the move chosen and why, or why none."`
 	Interval    time.Duration `default:"15s" placeholder:"D" help:"Time between samples, 100ms to 1h. Default ${default}: numad scans every 5 to 15 s; after a move the next round comes 5 s later, as numad's (or --interval when shorter)."`
-	Locality    float64       `default:"90" placeholder:"P" help:"Locality target in percent, 1 to 100: a VM with less of its guest RAM on its home nodes, two samples in a row, gets it back. Default ${default}: numad's target (esxtop flags N%L under 80)."`
+	Locality    float64       `default:"90" placeholder:"P" help:"Locality target in percent, 1 to 100: a VM with a guest node that has less of its RAM on the host nodes the ledger plans for it (the VM's RAM on its home nodes, where its guest nodes cannot be told apart), two samples in a row, gets it back. Default ${default}: numad's target (esxtop flags N%L under 80)."`
 	NodeUse     float64       `name:"node-use" default:"85" placeholder:"P" help:"Node use target in percent, 1 to 100, of its memory (MemFree + Inactive(file) counted free) or of its CPUs' time: a node over it two samples in a row sheds a VM, and no move may push a node over it. Default ${default}: numad's target."`
 	MinInterval time.Duration `name:"min-interval" default:"300s" placeholder:"D" help:"Least time between two moves of one VM, 0 to 24h, counted from its last move in the ledger or its last try. Default ${default}: numad reconsiders a process at most every 300 s."`
 	MinGain     float64       `name:"min-gain" default:"10" placeholder:"P" help:"Least gain for a move, in percentage points, 0 to 100: the use gap between the node left and the node taken must narrow by this much, or the VM's locality rise by it. Default ${default}: ESXi's Numa.MigImbalanceThreshold (10%)."`
@@ -50,9 +50,17 @@ guest RAM per node (numa_maps) and vCPU run time, then makes at most one move
   - a node over --node-use (memory or CPU), in this sample and the one before,
     sends one of its VMs to a node that stays under it, when that narrows the
     gap between the two nodes' use by --min-gain points;
-  - a VM with less than --locality of its guest RAM on its home nodes, in this
-    sample and the one before, has its memory brought home, or, for a VM on one
-    node, moves to the node holding most of it: whichever moves fewer pages.
+  - a VM with a guest node that has less than --locality of its RAM on the host
+    nodes the ledger plans for it (its memfd's pages in numa_maps; the VM's
+    RAM on its home nodes where its guest nodes cannot be told apart), in this
+    sample and the one before, has its memory brought home (a move in place),
+    or, for a VM on one node, moves to the node holding most of it: whichever
+    moves fewer pages;
+  - only when neither moves anything: a VM waiting for room (qnuma run --wait)
+    that fits no node gets the move after which the planner fits it (asked on
+    a hypothetical ledger, nothing changed), the one moving the fewest guest
+    RAM pages; oldest waiting VM first. The line says "frees room for waiting
+    VM NAME", and the waiting VM's qnuma starts it.
 The planner must accept the new layout (room, distances, other VMs' dedicated
 CPUs, hugepages) before anything moves; the move itself is qnuma move's.
 
@@ -63,7 +71,7 @@ tried. A load that comes and goes between two samples moves nothing.
 
 Output: a line per move (VM, guest nodes from and to, pages, time, locality
 before and after); with --once or --dry-run also a line saying why nothing
-moved. --json prints one object per round. SIGTERM or ^C ends it after the
+moved. --json prints one object per round, each VM's locality per guest node too. SIGTERM or ^C ends it after the
 round under way (a move is never cut short): exit 0.
 
 Examples:
@@ -157,6 +165,9 @@ const (
 // config checks the flags and makes balance's Config.
 func (c *BalanceCmd) config(m balance.Mover) (balance.Config, error) {
 	cfg := balance.Config{NodeUse: c.NodeUse, Locality: c.Locality, MinInterval: c.MinInterval, MinGain: c.MinGain, PagesPerSecond: c.Budget, Fits: m.Fits}
+	if wm, ok := m.(waitingMover); ok {
+		cfg.WaitingFits = wm.WaitingFits // balance_waiting.go
+	}
 	percent := func(flag string, v, lo float64) error {
 		if math.IsNaN(v) || v < lo || v > 100 {
 			return badInput("%s %v: want a percentage from %v to 100", flag, v, lo)
@@ -265,6 +276,9 @@ func (b *balancer) sample(ctx context.Context) (balance.Sample, error) {
 	if err != nil {
 		return balance.Sample{}, err
 	}
+	if s.Waiting, err = b.waiting(ctx); err != nil { // balance_waiting.go
+		return balance.Sample{}, err
+	}
 	return s, nil
 }
 
@@ -279,7 +293,7 @@ func (b *balancer) round(ctx context.Context, n int) (moved bool, err error) {
 	}
 	d := balance.Decide(s, b.history, b.cfg)
 	b.history.Observe(s)
-	r := roundReport{Round: n, At: d.At, DryRun: b.cmd.DryRun, Nodes: d.Nodes, VMs: d.VMs, Why: d.Why, Corrupt: slices.Clone(b.corrupt)}
+	r := roundReport{Round: n, At: d.At, DryRun: b.cmd.DryRun, Nodes: d.Nodes, VMs: d.VMs, Waiting: waitingReports(s), Why: d.Why, Corrupt: slices.Clone(b.corrupt)}
 	if r.Nodes == nil {
 		r.Nodes = []balance.NodeState{}
 	}
@@ -314,7 +328,9 @@ type roundReport struct {
 	DryRun bool                `json:"dry_run"`
 	Nodes  []balance.NodeState `json:"nodes"`
 	VMs    []balance.VMState   `json:"vms"`
-	Move   *moveReport         `json:"move"`
+	// Waiting are the VMs waiting for room (qnuma run --wait).
+	Waiting []waitingReport `json:"waiting"`
+	Move    *moveReport     `json:"move"`
 	// Why the move, or why none.
 	Why string `json:"why"`
 	// Corrupt are ledger entries that could not be read: VMs balance
@@ -349,12 +365,13 @@ func (m moveReport) MarshalJSON() ([]byte, error) {
 		PagesPerSecond int           `json:"pages_per_second"`
 		Gain           float64       `json:"gain_points"`
 		LocalityBefore float64       `json:"locality_before"`
+		ForWaiting     string        `json:"for_waiting_vm,omitempty"`
 		Done           bool          `json:"done"`
 		Result         *result       `json:"result,omitempty"`
 		Error          string        `json:"error,omitempty"`
 	}{
 		VM: m.VM, PID: m.QEMU.PID, From: m.From, To: m.To, Kind: m.Kind, Why: m.Why, Bytes: m.Bytes, Pages: m.Pages,
-		PagesPerSecond: m.PagesPerSecond, Gain: m.Gain, LocalityBefore: math.Round(m.LocalityBefore*10) / 10,
+		PagesPerSecond: m.PagesPerSecond, Gain: m.Gain, LocalityBefore: math.Round(m.LocalityBefore*10) / 10, ForWaiting: m.ForWaiting,
 		Done: m.Result != nil, Error: m.Err,
 	}
 	if r := m.Result; r != nil {

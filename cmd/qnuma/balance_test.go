@@ -43,7 +43,8 @@ func balanceHost(t *testing.T) (state, root string) {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"a", "b"} {
-		q := balancetest.QEMU{PID: 50001 + 10*i, StartTime: 77, RAM: map[int]uint64{0: 2 * balanceGiB}, VCPUTicks: []uint64{10}, VCPUCPUs: cpuset.New(0, 1, 2, 3)}
+		q := balancetest.QEMU{PID: 50001 + 10*i, StartTime: 77, RAM: map[int]uint64{0: 2 * balanceGiB}, VCPUTicks: []uint64{10}, VCPUCPUs: cpuset.New(0, 1, 2, 3),
+			GuestNodes: []balancetest.GuestNode{{Size: 2 * balanceGiB, HostNodes: []int{0}, RAM: map[int]uint64{0: 2 * balanceGiB}}}}
 		q.Write(t, root)
 		plantBalanceEntry(t, state, ledger.Entry{
 			Name: name, Owner: self, QEMU: q.Proc(), HostNodes: []int{0},
@@ -157,15 +158,31 @@ type balanceRound struct {
 		Sustained  bool    `json:"over_since_last_sample"`
 	} `json:"nodes"`
 	VMs []struct {
-		Name    string            `json:"name"`
-		PID     int               `json:"pid"`
-		Home    []int             `json:"home_nodes"`
-		Layout  map[string][]int  `json:"guest_nodes"`
-		RAM     map[string]uint64 `json:"guest_ram_bytes"`
-		Local   float64           `json:"local_percent"`
-		VCPUUse float64           `json:"vcpu_use_cpus"`
-		Verdict string            `json:"verdict"`
+		Name   string            `json:"name"`
+		PID    int               `json:"pid"`
+		Home   []int             `json:"home_nodes"`
+		Layout map[string][]int  `json:"guest_nodes"`
+		RAM    map[string]uint64 `json:"guest_ram_bytes"`
+		Local  float64           `json:"local_percent"`
+		// Each guest node's locality.
+		GuestNodes []struct {
+			ID    int               `json:"guest_node"`
+			Home  []int             `json:"home_nodes"`
+			RAM   map[string]uint64 `json:"ram_bytes"`
+			Local float64           `json:"local_percent"`
+		} `json:"guest_node_locality"`
+		GuestNodesNote string  `json:"guest_node_locality_note"`
+		VCPUUse        float64 `json:"vcpu_use_cpus"`
+		Verdict        string  `json:"verdict"`
 	} `json:"vms"`
+	Waiting []struct {
+		Name     string    `json:"name"`
+		OwnerPID int       `json:"owner_pid"`
+		Since    time.Time `json:"since"`
+		VCPUs    int       `json:"vcpus"`
+		Memory   uint64    `json:"memory_bytes"`
+		Short    string    `json:"short"`
+	} `json:"waiting"`
 	Move *struct {
 		VM     string           `json:"vm"`
 		PID    int              `json:"pid"`
@@ -178,6 +195,7 @@ type balanceRound struct {
 		Budget int              `json:"pages_per_second"`
 		Gain   float64          `json:"gain_points"`
 		Before float64          `json:"locality_before"`
+		For    string           `json:"for_waiting_vm"`
 		Done   bool             `json:"done"`
 		Result *struct {
 			Pages   uint64            `json:"pages"`
@@ -239,6 +257,9 @@ func TestBalanceJSON(t *testing.T) {
 	if len(r.VMs) != 2 || r.VMs[0].Name != "a" || r.VMs[0].PID != 50001 || r.VMs[0].Local != 100 || r.VMs[0].RAM["0"] != 2*balanceGiB ||
 		!reflect.DeepEqual(r.VMs[0].Home, []int{0}) || !reflect.DeepEqual(r.VMs[0].Layout, map[string][]int{"0": {0}}) {
 		t.Errorf("vms %+v", r.VMs)
+	}
+	if g := r.VMs[0].GuestNodes; len(g) != 1 || g[0].ID != 0 || !reflect.DeepEqual(g[0].Home, []int{0}) || g[0].RAM["0"] != 2*balanceGiB || g[0].Local != 100 || r.VMs[0].GuestNodesNote != "" {
+		t.Errorf("vm a's locality per guest node %+v (%s), want guest node 0's 2 GiB all on host node 0", g, r.VMs[0].GuestNodesNote)
 	}
 	if !strings.Contains(r.VMs[1].Verdict, "placed or pinned by hand, so locked") {
 		t.Errorf("vm b verdict %q", r.VMs[1].Verdict)
@@ -462,5 +483,132 @@ func TestBalanceCorruptEntry(t *testing.T) {
 	out, err = runBalance(t, root, &balancetest.Mover{}, "--once", "--dry-run", "--json", "--state-dir", state)
 	if r := decodeRounds(t, out); err != nil || len(r) != 1 || len(r[0].Corrupt) != 1 || r[0].Move == nil {
 		t.Errorf("%v, output %q", err, out)
+	}
+}
+
+// TestBalanceGuestNodeLocality: a VM on host nodes 0 and 1, one guest node
+// each, whose guest node 0 has 3/4 of its pages on host node 1. As a whole
+// it is 100% local; its guest node 0 is 25% local, so balance --once moves
+// it in place (every guest node to the nodes it has), which brings the
+// stray pages home. The control, its pages at home, moves nothing.
+func TestBalanceGuestNodeLocality(t *testing.T) {
+	for _, stray := range []bool{true, false} {
+		root := balancetest.Machine(2, 4, 16, 8, 8).Write(t)
+		balancetest.WriteCPUTimes(t, root, map[int]balance.CPUTime{0: {Busy: 1, Idle: 9}})
+		state := t.TempDir()
+		self, err := ledger.ProcOf(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		g0 := map[int]uint64{0: balanceGiB}
+		if stray {
+			g0 = map[int]uint64{0: balanceGiB / 4, 1: 3 * balanceGiB / 4}
+		}
+		q := balancetest.QEMU{PID: 50100, StartTime: 7, RAM: map[int]uint64{0: g0[0], 1: g0[1] + balanceGiB}, VCPUTicks: []uint64{1, 1}, VCPUCPUs: cpuset.New(0, 1, 2, 3, 4, 5, 6, 7),
+			GuestNodes: []balancetest.GuestNode{{Size: balanceGiB, HostNodes: []int{0}, RAM: g0}, {Size: balanceGiB, HostNodes: []int{1}, RAM: map[int]uint64{1: balanceGiB}}}}
+		q.Write(t, root)
+		plantBalanceEntry(t, state, ledger.Entry{
+			Name: "a", Owner: self, QEMU: q.Proc(), HostNodes: []int{0, 1},
+			MemoryBytes: map[int]uint64{0: balanceGiB, 1: balanceGiB}, VCPUs: map[int]int{0: 1, 1: 1},
+			DedicatedCPUs: cpuset.New(), VCPUCPUs: cpuset.New(0, 1, 2, 3, 4, 5, 6, 7), EmulatorCPUs: cpuset.New(0, 1, 2, 3, 4, 5, 6, 7),
+			VCPUHomeNodes: [][]int{{0}, {1}}, Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+			GuestNodes: []ledger.GuestNode{
+				{ID: 0, HostNodes: []int{0}, VCPUs: []int{0}, MemoryBytes: balanceGiB, Backend: "m0", Policy: "bind"},
+				{ID: 1, HostNodes: []int{1}, VCPUs: []int{1}, MemoryBytes: balanceGiB, Backend: "m1", Policy: "bind"},
+			},
+		})
+		m := &balancetest.Mover{}
+		out, err := runBalance(t, root, m, "--once", "--json", "--state-dir", state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := decodeRounds(t, out)[0]
+		moves := m.Moves()
+		if !stray {
+			if len(moves) != 0 || r.Move != nil {
+				t.Errorf("control: every guest node at home, moved %+v", moves)
+			}
+			continue
+		}
+		if len(moves) != 1 || balance.FormatLayout(moves[0].To) != "0:0 1:1" {
+			t.Fatalf("moves %+v (%s), want a moved in place", moves, out)
+		}
+		if r.Move == nil || r.Move.Kind != "locality" || !strings.Contains(r.Move.Why, "guest node 0 has 25.0% of its memory on host node 0") {
+			t.Errorf("move %+v", r.Move)
+		}
+		if v := r.VMs[0]; v.Local != 100 || len(v.GuestNodes) != 2 || v.GuestNodes[0].Local != 25 || v.GuestNodes[0].RAM["1"] != 3*balanceGiB/4 || v.GuestNodes[1].Local != 100 {
+			t.Errorf("vm a: %.1f%% local, per guest node %+v: want 100%%, guest node 0 25%%, guest node 1 100%%", v.Local, v.GuestNodes)
+		}
+	}
+}
+
+// TestBalanceWaiting: with nothing else to do, balance moves the VM whose
+// move lets a waiting VM fit, and says so (line and JSON); the control
+// without a waiting VM moves nothing.
+func TestBalanceWaiting(t *testing.T) {
+	for _, waiting := range []bool{true, false} {
+		root := balancetest.Machine(2, 4, 16, 8, 8).Write(t)
+		balancetest.WriteCPUTimes(t, root, map[int]balance.CPUTime{0: {Busy: 1, Idle: 9}})
+		state, _ := balanceHost(t)
+		// balanceHost's VMs, on a host with room: only the waiting rule acts.
+		for _, name := range []string{"a", "b"} {
+			b, err := os.ReadFile(filepath.Join(state, name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e ledger.Entry
+			if err := json.Unmarshal(b, &e); err != nil {
+				t.Fatal(err)
+			}
+			q := balancetest.QEMU{PID: e.QEMU.PID, StartTime: e.QEMU.StartTime, RAM: map[int]uint64{0: 2 * balanceGiB}, VCPUTicks: []uint64{10}, VCPUCPUs: cpuset.New(0, 1, 2, 3),
+				GuestNodes: []balancetest.GuestNode{{Size: 2 * balanceGiB, HostNodes: []int{0}, RAM: map[int]uint64{0: 2 * balanceGiB}}}}
+			q.Write(t, root)
+		}
+		if waiting {
+			l, err := ledger.Open(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Wait(context.Background(), "c", plan.Spec{VCPUs: 1, MemoryBytes: 12 * balanceGiB}, "no node has 12 GiB free"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var asked []string
+		m := &balancetest.Mover{WaitFit: func(w ledger.Waiting, moved *ledger.Entry, to map[int][]int) error {
+			if moved == nil {
+				return fmt.Errorf("%w: no node has 12 GiB free", plan.ErrDoesNotFit)
+			}
+			asked = append(asked, moved.Name+" "+balance.FormatLayout(to))
+			if moved.Name == "b" && balance.FormatLayout(to) == "0:1" {
+				return nil
+			}
+			return fmt.Errorf("%w: still short", plan.ErrDoesNotFit)
+		}}
+		out, err := runBalance(t, root, m, "--once", "--state-dir", state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moves := m.Moves()
+		if !waiting {
+			if len(moves) != 0 || len(asked) != 0 || !strings.HasPrefix(out, "nothing to do") {
+				t.Errorf("control: moves %+v, asked %q, output %q", moves, asked, out)
+			}
+			continue
+		}
+		if len(moves) != 1 || moves[0].VM != "b" || balance.FormatLayout(moves[0].To) != "0:1" {
+			t.Fatalf("moves %+v (asked %q), output %q: want b to node 1", moves, asked, out)
+		}
+		if !strings.HasPrefix(out, "moved b: guest nodes 0:0 -> 0:1") || !strings.Contains(out, "frees room for waiting VM c") {
+			t.Errorf("output %q", out)
+		}
+		out, err = runBalance(t, root, m, "--once", "--dry-run", "--json", "--state-dir", state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := decodeRounds(t, out)[0]
+		if r.Move == nil || r.Move.Kind != "waiting" || r.Move.For != "c" || !strings.Contains(r.Move.Why, "frees room for waiting VM c") ||
+			len(r.Waiting) != 1 || r.Waiting[0].Name != "c" || r.Waiting[0].OwnerPID != os.Getpid() || r.Waiting[0].Memory != 12*balanceGiB || r.Waiting[0].Short != "no node has 12 GiB free" {
+			t.Errorf("json move %+v, waiting %+v", r.Move, r.Waiting)
+		}
 	}
 }

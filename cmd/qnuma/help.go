@@ -16,6 +16,7 @@ Examples:
   qnuma run -- qemu-system-x86_64 -smp 8 -m 16G disk.qcow2     # -smp/-m are the spec
   qnuma run --host-nodes 1 --cpus-dedicated --prealloc -- qemu-system-x86_64 ...
   qnuma run --timeout 60s --vcpus 2 --memory 512M -- qemu-system-x86_64 ...  # exit 124 at 60 s
+  qnuma run --wait 10m --vcpus 8 --memory 32G -- qemu-system-x86_64 ...  # start when it fits
   qnuma run --bind-only -- qemu-system-x86_64 -numa node,... ...  # keep your own -numa
   qnuma run --domain-xml dom.xml -- qemu-system-x86_64 -nographic disk.qcow2  # libvirt's placement`
 }

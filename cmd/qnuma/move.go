@@ -169,7 +169,11 @@ func checkMovable(e ledger.Entry) error {
 
 // running is the VM of entry e as plan.Move takes it.
 func running(l *ledger.Ledger, e ledger.Entry) plan.Running {
-	self := l.Placed([]ledger.Entry{e})[0]
+	return runningWith(e, l.Placed([]ledger.Entry{e})[0])
+}
+
+// runningWith is running with e as the planner counts it already read.
+func runningWith(e ledger.Entry, self plan.Placed) plan.Running {
 	r := plan.Running{Name: e.Name, VCPUs: e.TotalVCPUs(), Dedicated: e.Dedicated, HugepageBytes: e.HugepageBytes, Self: self}
 	for _, g := range e.GuestNodes {
 		r.GuestNodes = append(r.GuestNodes, plan.GuestNode{ID: g.ID, HostNodes: g.HostNodes, VCPUs: g.VCPUs, MemoryBytes: g.MemoryBytes})

@@ -52,6 +52,12 @@ type psVM struct {
 	NotMovable string `json:"not_movable,omitempty"`
 	Locked     bool   `json:"locked"`
 	NMIG       int    `json:"nmig"`
+	// State is running, starting (qnuma has not started its qemu yet) or
+	// waiting (qnuma run --wait: it did not fit, holds no room, and
+	// WaitingFor says what was short at its last try; Created is when it
+	// began to wait). Libvirt's domains have none.
+	State      string `json:"state,omitempty"`
+	WaitingFor string `json:"waiting_for,omitempty"`
 }
 
 func (c *PsCmd) write(w io.Writer, now time.Time) error {
@@ -75,9 +81,15 @@ func (c *PsCmd) write(w io.Writer, now time.Time) error {
 			EmulatorCPUs: e.EmulatorCPUs.String(), Created: e.Created,
 			AgeSeconds: int64(now.Sub(e.Created) / time.Second),
 			Movable:    e.NotMovable == "" && len(e.GuestNodes) > 0, NotMovable: notMovableReason(e),
-			Locked: e.Locked, NMIG: len(e.Moves),
+			Locked: e.Locked, NMIG: len(e.Moves), State: entryState(e),
 		})
 	}
+	waiting, corrupt, err := l.ListWaiting(context.Background())
+	if err != nil {
+		return err
+	}
+	st.Corrupt = append(st.Corrupt, corrupt...)
+	vms = append(vms, waitingVMs(waiting, now)...)
 	if c.Libvirt {
 		more, err := c.libvirtVMs()
 		if err != nil {
@@ -102,16 +114,29 @@ func psTable(w io.Writer, vms []psVM) error {
 	fmt.Fprintln(tw, "NAME\tPID\tNODES\tVCPUS\tCPUS\tMEMORY\tAGE")
 	for _, v := range vms {
 		pid := fmt.Sprint(v.PID)
-		if v.PID == 0 && v.OwnerPID != 0 {
+		switch {
+		case v.State == stateWaiting:
+			pid = fmt.Sprintf("waiting (qnuma %d)", v.OwnerPID)
+		case v.PID == 0 && v.OwnerPID != 0:
 			pid = fmt.Sprintf("starting (qnuma %d)", v.OwnerPID)
-		} else if v.PID == 0 {
+		case v.PID == 0:
 			pid = "-" // a libvirt domain on a remote host
 		}
 		cpus := v.DedicatedCPUs
-		if cpus == "" {
+		switch {
+		case v.State == stateWaiting:
+			cpus = "-" // none yet
+		case cpus == "":
 			cpus = "shared"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Name, pid, intList(v.HostNodes), v.VCPUs, cpus,
+		name, nodes := v.Name, intList(v.HostNodes)
+		if name == "" {
+			name = "-" // a waiting VM whose name qnuma chooses at start
+		}
+		if nodes == "" {
+			nodes = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", name, pid, nodes, v.VCPUs, cpus,
 			memobj.FormatSize(v.MemoryBytes), time.Duration(v.AgeSeconds)*time.Second)
 	}
 	return tw.Flush()

@@ -201,3 +201,50 @@ func TestPsRootLedgerAsNobody(t *testing.T) {
 		t.Errorf("root's ledger holds %v after nobody's ps and plan, want db.json and lock", names)
 	}
 }
+
+// TestPsWaiting: a waiting VM (qnuma run --wait) is listed after the
+// ledger's VMs, state waiting, with what it asks for and what was short.
+func TestPsWaiting(t *testing.T) {
+	dir := t.TempDir()
+	a := placeOne(t, dir, "a", 0, 1<<30, 1)
+	l, err := ledger.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := l.Wait(context.Background(), "c", plan.Spec{VCPUs: 2, MemoryBytes: 3 << 30}, "no node has 3 GiB free")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := tk.Entry().Since.Add(5 * time.Second)
+	var out bytes.Buffer
+	if err := (&PsCmd{JSON: true, StateDir: dir}).write(&out, now); err != nil {
+		t.Fatal(err)
+	}
+	var got []psVM
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if len(got) != 2 || got[0].Name != "a" || got[0].State != "starting" {
+		t.Fatalf("ps --json = %s", out.String())
+	}
+	if c := got[1]; c.Name != "c" || c.State != "waiting" || c.OwnerPID != os.Getpid() || c.VCPUs != 2 || c.MemoryBytes != 3<<30 || c.AgeSeconds != 5 || c.WaitingFor != "no node has 3 GiB free" || c.PID != 0 {
+		t.Errorf("waiting vm = %+v", c)
+	}
+	out.Reset()
+	if err := (&PsCmd{StateDir: dir}).write(&out, now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !reflect.DeepEqual(strings.Fields(lines[2]), []string{"c", "waiting", "(qnuma", itoa(os.Getpid()) + ")", "-", "2", "-", "3G", "5s"}) {
+		t.Errorf("ps table:\n%s", out.String())
+	}
+	// Control: once it stops waiting, ps lists a alone.
+	if err := tk.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := (&PsCmd{StateDir: dir}).write(&out, now); err != nil || strings.Contains(out.String(), "waiting") {
+		t.Errorf("after the wait: %v\n%s", err, out.String())
+	}
+	a.Release()
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/qnuma/qnuma/launcher"
 	"github.com/qnuma/qnuma/ledger"
 	"github.com/qnuma/qnuma/memobj"
+	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/topology"
 	"github.com/qnuma/qnuma/vmcgroup"
 )
@@ -27,6 +28,7 @@ import (
 // thread, let the guest run, and supervise it.
 type RunCmd struct {
 	SpecFlags `embed:""`
+	WaitFlags `embed:""`
 
 	Name         string        `name:"name" placeholder:"NAME" help:"VM name, for -name qnuma-NAME when the QEMU command line has no -name."`
 	Timeout      time.Duration `name:"timeout" placeholder:"DURATION" help:"Stop the VM after it has run this long (powerdown, then kill after --grace) and exit 124."`
@@ -50,6 +52,9 @@ func (c *RunCmd) Run() error {
 		return err
 	}
 	res, err := c.reserve(ctx, &cfg)
+	if c.Wait != 0 && errors.Is(err, plan.ErrDoesNotFit) {
+		res, err = c.waitForRoom(ctx, &cfg, err) // wait.go
+	}
 	if err != nil {
 		return err
 	}
