@@ -96,3 +96,30 @@ func TestPlaceHeldReleasedOrFailed(t *testing.T) {
 		t.Errorf("Place after a failed Commit: %v (the ledger stayed locked?)", err)
 	}
 }
+
+// TestPlaceRemovesOwnWaiting: placing the VM this process waits for
+// (qnuma run --wait) removes its waiting entry under the same lock, so the
+// two are never seen together; a waiting entry for another VM stays.
+func TestPlaceRemovesOwnWaiting(t *testing.T) {
+	ctx := context.Background()
+	l := open(t)
+	if _, err := l.Wait(ctx, "c", plan.Spec{VCPUs: 1, MemoryBytes: 1 << 20}, "short"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.PlaceHeld(ctx, "other", fixed(onePlan(0, 1<<20, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(l.waitingPath(os.Getpid())); err != nil {
+		t.Errorf("placing another vm removed the waiting entry of c: %v", err)
+	}
+	r.Release()
+	r, err = l.PlaceHeld(ctx, "c", fixed(onePlan(0, 1<<20, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	if _, err := os.Stat(l.waitingPath(os.Getpid())); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("c placed (held, not committed) but its waiting entry is still there: %v", err)
+	}
+}

@@ -199,6 +199,7 @@ func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []pl
 		}
 		r.Quarantined = append(r.Quarantined, c)
 	}
+	asked := name
 	if name == "" {
 		name = freeName(sc.live)
 		op = "place vm " + name
@@ -223,6 +224,11 @@ func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []pl
 	}
 	e.Name, e.Owner, e.Created = name, owner, l.now().UTC()
 	r.Entry, r.Plan = e, p
+	// Placed now, so no longer waiting (qnuma run --wait): its waiting
+	// entry goes under the same lock, never seen beside the VM's.
+	if err := l.placedWaiting(owner, asked); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	if hold {
 		r.unlock = unlock
 		return r, nil

@@ -50,6 +50,24 @@ func (l *Ledger) waitingPath(pid int) string {
 	return filepath.Join(l.dir, strconv.Itoa(pid)+waitingSuffix)
 }
 
+// placedWaiting removes owner's waiting entry for the VM named name ("":
+// a free name) as that VM is placed; the lock is held.
+func (l *Ledger) placedWaiting(owner Proc, name string) error {
+	path := l.waitingPath(owner.PID)
+	b, err := readRegular(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var w Waiting
+	if err != nil || json.Unmarshal(b, &w) != nil || w.Owner != owner || w.Name != name {
+		return nil // another's, or another VM's: not this placement's to remove
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove its waiting entry: %w", err)
+	}
+	return nil
+}
+
 // WaitTicket is this process's waiting entry, until Remove.
 type WaitTicket struct {
 	l *Ledger

@@ -42,8 +42,9 @@ const waitGap = 100 * time.Millisecond
 // (short): it records the VM as waiting, plans again on every change of
 // the ledger and every waitPoll under the ledger's lock as run does, and
 // returns the VM's reservation once it fits. The waiting entry is gone
-// when it returns, whatever the outcome.
-func (c *RunCmd) waitForRoom(ctx context.Context, cfg *launcher.Config, short error) (*ledger.Reservation, error) {
+// when it returns, whatever the outcome: placing the VM removes it under
+// the ledger's lock (which the reservation holds until qemu starts).
+func (c *RunCmd) waitForRoom(ctx context.Context, cfg *launcher.Config, short error) (res *ledger.Reservation, err error) {
 	pr := c.prepared
 	if err := fitsEmpty(pr.Host, pr.Spec); errors.Is(err, plan.ErrDoesNotFit) {
 		return nil, badInput("%w\n(--wait: it would not fit this host even with every node's memory free and no other VM, so no wait can help; nothing started)", short)
@@ -61,6 +62,9 @@ func (c *RunCmd) waitForRoom(ctx context.Context, cfg *launcher.Config, short er
 	}
 	label := tk.Entry().Label()
 	defer func() {
+		if err == nil {
+			return // placed: Place removed it
+		}
 		if err := tk.Remove(); err != nil {
 			fmt.Fprintf(os.Stderr, "qnuma: warning: %v\n", err)
 		}
