@@ -205,6 +205,11 @@ func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
 		_, err := splitMemory(e.Name, size, boot, nil, c.Node)
 		return err
 	}
+	unlock, err := lockChange(ctx, l, e.Name, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout+max(c.Wait, 0))
 	defer cancel()
 	mon, err := control.Dial(ctx, l.Dir(), e)
@@ -226,6 +231,9 @@ func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
 	}
 	if why := hostLacks(host, slots, target); why != "" {
 		return badInput("vm %s to %s: %s; nothing changed", e.Name, memobj.FormatSize(size), why)
+	}
+	if changePlanned != nil {
+		changePlanned(e.Name)
 	}
 	for i, s := range slots {
 		if target[i] == s.Requested {
