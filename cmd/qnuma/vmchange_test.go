@@ -9,6 +9,7 @@ import (
 
 	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/qemutest"
 )
 
@@ -83,5 +84,41 @@ func TestVCPUsConcurrent(t *testing.T) {
 	e, _, err := l.Get(context.Background(), "c")
 	if err != nil || len(e.VCPUSlots) != 3 || !e.VCPUSlots[1].Present || e.VCPUSlots[2].Present || len(e.VCPUHomeNodes) != 2 {
 		t.Errorf("ledger: %+v %v; want slot 1 present, slot 2 not", e.VCPUSlots, err)
+	}
+}
+
+// Two qnuma memory of one DIMM VM at once, each deciding while the other
+// could: serialized, the second sees the first's DIMM and has nothing to
+// add; qemu has one 128 MiB DIMM and the ledger 128 MiB. Without the lock
+// both add qnuma-dimm0-1 (the second fails, or, numbered apart, the VM
+// gets 256 MiB for 384M asked).
+func TestMemoryConcurrent(t *testing.T) {
+	qemutest.Require(t)
+	bin := buildQnuma(t)
+	state := t.TempDir()
+	args := []string{"run", "-v", "--state-dir", state, "--name", "c", "--vcpus", "1", "--memory", "256M", "--max-memory", "512M", "--memory-hotplug", "dimm", "--"}
+	p := startQnuma(t, []string{bin}, append(args, bareQEMU...)...)
+	p.readPins(t, 1)
+	mon := vmQMP(t, state, "c")
+	widenChangeWindow(t, 2)
+	var out [2]bytes.Buffer
+	grow := func(i int) func() error {
+		return func() error {
+			c := &MemoryCmd{VM: "c", Size: "384M", Node: -1, Wait: time.Second, StateDir: state}
+			return c.run(context.Background(), &out[i])
+		}
+	}
+	for i, err := range concurrently(grow(0), grow(1)) {
+		if err != nil {
+			t.Errorf("memory c 384M, #%d: %v\n%s", i, err, out[i].String())
+		}
+	}
+	devs, _ := queryDIMMs(t, mon)
+	if len(devs) != 1 || devs[0].Data.Size != 128*memobj.MiB {
+		t.Errorf("qemu's memory devices %+v, want one DIMM of 128M", devs)
+	}
+	l, _ := ledger.Open(state)
+	if e, _, err := l.Get(context.Background(), "c"); err != nil || len(e.MemorySlots) != 1 || e.MemorySlots[0].RequestedBytes != 128*memobj.MiB {
+		t.Errorf("ledger: %+v %v; want 128M asked", e.MemorySlots, err)
 	}
 }
