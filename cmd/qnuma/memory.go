@@ -250,7 +250,7 @@ func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
 	if why := hostLacks(host, slots, target); why != "" {
 		return badInput("vm %s to %s: %s; nothing changed", e.Name, memobj.FormatSize(size), why)
 	}
-	dimms, err := prepareDIMMs(ctx, mon, e, slots, target)
+	dimms, err := prepareDIMMs(ctx, mon, e, slots, target, c.Wait)
 	if err != nil {
 		return err
 	}

@@ -252,8 +252,9 @@ func vmRunning(ctx context.Context, mon *qmp.Client, e ledger.Entry) error {
 // prepareDIMMs is what a change of DIMM slots needs before anything is
 // asked: the backends of DIMMs the guest released meanwhile removed, each
 // growing slot's backend model read (by slot index), and a shrink refused
-// when the VM is not running.
-func prepareDIMMs(ctx context.Context, mon *qmp.Client, e ledger.Entry, slots []memSlot, target []uint64) ([]dimmBackend, error) {
+// when the VM is not running or wait is 0 (a DIMM's backend goes only once
+// the guest has released it).
+func prepareDIMMs(ctx context.Context, mon *qmp.Client, e ledger.Entry, slots []memSlot, target []uint64, wait time.Duration) ([]dimmBackend, error) {
 	out := make([]dimmBackend, len(slots))
 	var memdevs []memdevInfo
 	asked := false
@@ -278,6 +279,9 @@ func prepareDIMMs(ctx context.Context, mon *qmp.Client, e ledger.Entry, slots []
 			}
 			out[i] = b
 		case target[i] < s.Plugged:
+			if wait <= 0 {
+				return nil, badInput("vm %s: --wait %s: removing a DIMM waits for the guest to release it: give --wait DURATION; nothing changed", e.Name, wait)
+			}
 			if err := vmRunning(ctx, mon, e); err != nil {
 				return nil, err
 			}

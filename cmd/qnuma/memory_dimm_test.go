@@ -153,6 +153,9 @@ func TestMemoryDIMMLive(t *testing.T) {
 		t.Errorf("memory d 512M --node 0: exit %d, %s in %+v\n%s", code, memobj.FormatSize(sum), devs, out)
 	}
 
+	if code, out := memory("d", "384M", "--wait", "0"); code != 2 || !strings.Contains(out, "give --wait DURATION") {
+		t.Errorf("memory d 384M --wait 0: exit %d\n%s\nwant exit 2", code, out)
+	}
 	// Paused: refused at once.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
