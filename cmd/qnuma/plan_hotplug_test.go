@@ -63,6 +63,7 @@ func TestPlanMemoryHotplugFlag(t *testing.T) {
 	}{
 		{name: "auto on 5.0", args: []string{"--qemu-version", "5.0"}, want: dimmArgs, says: "plugged as DIMMs: qemu 5.0.0 has no virtio-mem"},
 		{name: "dimm on 7.2", args: []string{"--qemu-version", "7.2", "--memory-hotplug", "dimm"}, want: dimmArgs, says: "DIMMs of 128 MiB"},
+		{name: "dimm without room", args: []string{"--qemu-version", "7.2", "--memory-hotplug", "dimm", "--max-memory", "1G"}, usage: "give --max-memory SIZE"},
 		{name: "virtio-mem on 5.0", args: []string{"--qemu-version", "5.0", "--memory-hotplug", "virtio-mem"}, usage: "plan it with --memory-hotplug dimm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,6 +142,9 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	if pr.QEMU, err = f.qemuVersion(ctx, pr.User); err != nil {
 		return nil, err
 	}
+	if f.MemHotplug != "" && f.MemHotplug != "auto" && pr.Spec.MaxMemoryBytes <= pr.Spec.MemoryBytes {
+		return nil, badInput("--memory-hotplug %s is how memory grows: give --max-memory SIZE (or -m ...,maxmem=) above --memory too, or drop it", f.MemHotplug)
+	}
 	if pr.Spec.MaxMemoryBytes > pr.Spec.MemoryBytes {
 		var note string
 		pr.Spec.MemoryHotplug, note = memoryHotplug(f.MemHotplug, pr.QEMU, pr.User)
