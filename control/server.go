@@ -39,6 +39,10 @@ import (
 // reads only *.json there.
 const suffix = ".ctl"
 
+// tmpSuffix names the socket while Serve makes it, as long as suffix so
+// that a path that fits one fits the other.
+const tmpSuffix = ".ctn"
+
 // maxSocketPath is the most a unix socket's path may hold (sun_path less
 // its NUL).
 const maxSocketPath = 107
@@ -95,15 +99,29 @@ func Serve(dir, name string, mon Monitor, refused func(error)) (*Server, error) 
 			return nil, fmt.Errorf("%s: remove stale socket: %w", op, err)
 		}
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	// The socket is made under a name of its own, made private, and only
+	// then renamed into place: at its path it is never seen with the mode
+	// bind gave it (the umask's), which Dial would refuse as planted and
+	// others could connect to. A socket left at that name by a qnuma
+	// killed meanwhile is replaced as the one at path is.
+	tmp := path[:len(path)-len(suffix)] + tmpSuffix
+	if fi, err := os.Lstat(tmp); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		os.Remove(tmp)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	ln.SetUnlinkOnClose(false) // Close removes it only while it is still ours
 	// Connections made before the chmod are checked like every other.
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
-		os.Remove(path)
+		os.Remove(tmp)
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	st, err := os.Lstat(path)

@@ -100,6 +100,10 @@ type MemorySlot struct {
 	MaxBytes uint64 `json:"max_bytes"`
 	// RequestedBytes is what qnuma memory last asked the guest to plug.
 	RequestedBytes uint64 `json:"requested_bytes"`
+	// DIMMBytes, when not 0, says the growth is plugged as DIMMs of that
+	// size (plan.DIMMIDs), not by the virtio-mem device (Device and Memdev
+	// are then empty).
+	DIMMBytes uint64 `json:"dimm_bytes,omitempty"`
 }
 
 // vcpuSlotJSON is a VCPUSlot in the file, its CPUs as a cpulist.
@@ -247,8 +251,11 @@ func summarize(p *plan.Plan) Entry {
 	}
 	for _, m := range p.HotplugMemory {
 		dev, memdev := plan.HotplugIDs(m.GuestNode)
+		if m.DIMMBytes > 0 {
+			dev, memdev = "", ""
+		}
 		e.MemorySlots = append(e.MemorySlots, MemorySlot{GuestNode: m.GuestNode, Device: dev, Memdev: memdev,
-			HostNodes: append([]int(nil), m.HostNodes...), MaxBytes: m.Bytes})
+			HostNodes: append([]int(nil), m.HostNodes...), MaxBytes: m.Bytes, DIMMBytes: m.DIMMBytes})
 	}
 	for _, v := range p.HotplugVCPUs {
 		home := p.HostNodes

@@ -27,8 +27,7 @@ const (
 // open it, so nobody else can take the flock and freeze every qnuma of
 // that user. It is never followed as a symlink, and one that another user
 // owns or others may open is refused.
-func (l *Ledger) openLock() (*os.File, error) {
-	path := l.lockPath()
+func (l *Ledger) openLock(path string) (*os.File, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, unsafeDir(l.dir, "has a symlink as its lock file "+path)
@@ -67,7 +66,13 @@ func (l *Ledger) openLock() (*os.File, error) {
 // drops the lock when the process dies, so a SIGKILLed qnuma never leaves
 // the ledger locked.
 func (l *Ledger) lock(ctx context.Context) (unlock func(), err error) {
-	f, err := l.openLock()
+	return l.lockAt(ctx, l.lockPath(), l.LockTimeout, l.OnLockWait)
+}
+
+// lockAt is lock for the lock file path, waiting at most bound (0:
+// DefaultLockTimeout) and telling onWait (if set) after a second.
+func (l *Ledger) lockAt(ctx context.Context, path string, bound time.Duration, onWait func(string)) (unlock func(), err error) {
+	f, err := l.openLock(path)
 	if err != nil {
 		return nil, err
 	}
@@ -75,14 +80,13 @@ func (l *Ledger) lock(ctx context.Context) (unlock func(), err error) {
 		return func() { f.Close() }, nil
 	} else if !errors.Is(err, unix.EWOULDBLOCK) {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", l.lockPath(), err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// flock(LOCK_EX) cannot be interrupted by ctx, so it runs in its own
 	// goroutine; if the wait is given up, that goroutine closes the file
 	// (dropping the lock) as soon as it gets it.
 	got := make(chan error, 1)
 	go func() { got <- flockRetry(int(f.Fd()), unix.LOCK_EX) }()
-	bound := l.LockTimeout
 	if bound <= 0 {
 		bound = DefaultLockTimeout
 	}
@@ -99,18 +103,18 @@ func (l *Ledger) lock(ctx context.Context) (unlock func(), err error) {
 		case err := <-got:
 			if err != nil {
 				f.Close()
-				return nil, fmt.Errorf("lock %s: %w", l.lockPath(), err)
+				return nil, fmt.Errorf("lock %s: %w", path, err)
 			}
 			return func() { f.Close() }, nil
 		case <-notice.C:
-			if l.OnLockWait != nil {
-				l.OnLockWait(l.lockPath())
+			if onWait != nil {
+				onWait(path)
 			}
 			continue
 		case <-giveUp.C:
-			err = fmt.Errorf("lock %s: %w after %s: another process holds it (fuser -v %s names it)", l.lockPath(), ErrLockTimeout, bound, l.lockPath())
+			err = fmt.Errorf("lock %s: %w after %s: another process holds it (fuser -v %s names it)", path, ErrLockTimeout, bound, path)
 		case <-ctx.Done():
-			err = fmt.Errorf("lock %s: %w", l.lockPath(), ctx.Err())
+			err = fmt.Errorf("lock %s: %w", path, ctx.Err())
 		}
 		go func() {
 			<-got

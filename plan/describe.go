@@ -106,7 +106,11 @@ func (p *Plan) Describe(w io.Writer) error {
 		tw.flush()
 	}
 	if hm := p.HotplugMemory; len(hm) > 0 {
-		ew.printf("\nHotplug memory (one virtio-mem device per guest node, empty at start, its backend bound to the guest node's host nodes):\n")
+		if hm[0].DIMMBytes > 0 {
+			ew.printf("\nHotplug memory (DIMMs of %s that qnuma memory plugs, none at start, each backend bound to its guest node's host nodes):\n", sizeString(hm[0].DIMMBytes))
+		} else {
+			ew.printf("\nHotplug memory (one virtio-mem device per guest node, empty at start, its backend bound to the guest node's host nodes):\n")
+		}
 		tw = newTable(ew)
 		fmt.Fprintf(tw, "  guest node\thost nodes\tup to\n")
 		for _, m := range hm {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/qemucmd"
+	"github.com/qnuma/qnuma/qemuversion"
 	"github.com/qnuma/qnuma/topology"
 )
 
@@ -44,10 +45,19 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 	case maxM < spec.MemoryBytes:
 		return nil, badSpec("--max-memory %s is below the %s the VM starts with: give at least %s", memobj.FormatSize(maxM), memobj.FormatSize(spec.MemoryBytes), memobj.FormatSize(spec.MemoryBytes))
 	}
-	unit := max(virtioMemBlock, spec.HugepageBytes)
 	growth := maxM - spec.MemoryBytes
+	unit, dimm := max(virtioMemBlock, spec.HugepageBytes), uint64(0)
+	what := "virtio-mem's block size"
+	switch spec.MemoryHotplug {
+	case "", MemoryHotplugVirtioMem:
+	case MemoryHotplugDIMM:
+		dimm = DIMMSize(growth, spec.HugepageBytes)
+		unit, what = dimm, "the DIMM size qnuma plugs it in, --memory-hotplug dimm"
+	default:
+		return nil, badSpec("--memory-hotplug %q: want virtio-mem or dimm", spec.MemoryHotplug)
+	}
 	if growth%unit != 0 {
-		return nil, badSpec("--max-memory %s is %s above --memory %s: the growth must be a multiple of %s (virtio-mem's block size)", memobj.FormatSize(maxM), memobj.FormatSize(growth), memobj.FormatSize(spec.MemoryBytes), memobj.FormatSize(unit))
+		return nil, badSpec("--max-memory %s is %s above --memory %s: the growth must be a multiple of %s (%s)", memobj.FormatSize(maxM), memobj.FormatSize(growth), memobj.FormatSize(spec.MemoryBytes), memobj.FormatSize(unit), what)
 	}
 	full := spec
 	full.VCPUs, full.MemoryBytes, full.MaxVCPUs, full.MaxMemoryBytes = maxV, maxM, 0, 0
@@ -60,6 +70,9 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 	p.VCPUs = p.VCPUs[:spec.VCPUs]
 	if err := splitGrowth(p, maxM, growth, unit); err != nil {
 		return nil, err
+	}
+	for i := range p.HotplugMemory {
+		p.HotplugMemory[i].DIMMBytes = dimm
 	}
 	r := fmt.Sprintf("Hotplug room: qnuma fitted the VM at its most (%d vCPUs, %s) on host nodes %s (the sentences above are about that size), so the growth has room there now, and starts it with %d vCPUs and %s; the ledger promises the growth too, so VMs placed later leave it free.",
 		maxV, sizeString(maxM), idList(p.HostNodes), spec.VCPUs, sizeString(spec.MemoryBytes))
@@ -79,7 +92,14 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 		r = r[:len(r)-1] + "; each is mapped there ahead of time (-numa cpu for every slot)."
 	}
 	for _, m := range p.HotplugMemory {
-		r += fmt.Sprintf(" Guest node %d can grow by %s (virtio-mem, empty at start) on host nodes %s.", m.GuestNode, sizeString(m.Bytes), idList(m.HostNodes))
+		how := "virtio-mem, empty at start"
+		if m.DIMMBytes > 0 {
+			how = fmt.Sprintf("up to %d DIMMs of %s, none at start", m.Bytes/m.DIMMBytes, sizeString(m.DIMMBytes))
+		}
+		r += fmt.Sprintf(" Guest node %d can grow by %s (%s) on host nodes %s.", m.GuestNode, sizeString(m.Bytes), how, idList(m.HostNodes))
+	}
+	if dimm > 0 {
+		r += " The growth is plugged as DIMMs, each with its own backend bound to its guest node's host nodes, by qnuma memory; removing one needs the guest to release it (ACPI memory hot-remove)."
 	}
 	p.Reasons = append(p.Reasons, r)
 	return p, nil
@@ -121,11 +141,87 @@ func splitGrowth(p *Plan, maxM, growth, unit uint64) error {
 	return nil
 }
 
+// MemoryHotplug is how a plan's memory growth is plugged.
+type MemoryHotplug string
+
+const (
+	// MemoryHotplugVirtioMem: one virtio-mem-pci device per guest node,
+	// empty at start, whose requested-size qnuma memory sets (QEMU 5.1+).
+	MemoryHotplugVirtioMem MemoryHotplug = "virtio-mem"
+	// MemoryHotplugDIMM: -m slots= for DIMMs (pc-dimm) that qnuma memory
+	// adds at run time, each with its own backend, for a QEMU without
+	// virtio-mem.
+	MemoryHotplugDIMM MemoryHotplug = "dimm"
+)
+
+// Sizes of the DIMMs the growth is plugged in: 128 MiB (the memory block
+// an x86 Linux guest onlines and offlines whole), doubled until the growth
+// needs no more than maxDIMMs of them.
+const (
+	minDIMM  = 128 * memobj.MiB
+	maxDIMMs = 256 // QEMU's x86 limit on -m slots= (ACPI_MAX_RAM_SLOTS)
+)
+
+// DIMMSize is the size of each DIMM a growth of growth bytes is plugged in
+// with --memory-hotplug dimm: 128 MiB, or a larger power of two times it
+// so that at most 256 DIMMs take it all, and never below the hugepage size
+// (0: none).
+func DIMMSize(growth, hugepage uint64) uint64 {
+	d := max(minDIMM, hugepage)
+	for growth/d > maxDIMMs {
+		d *= 2
+	}
+	return d
+}
+
+// HasVirtioMem says whether QEMU v on machine type machine ("" for the
+// default) has virtio-mem for x86 (QEMU 5.1 and later, on a machine with
+// PCI), and if not why.
+func HasVirtioMem(v qemuversion.Version, machine string) (bool, string) {
+	switch {
+	case !v.AtLeast(5, 1):
+		return false, fmt.Sprintf("qemu %s has no virtio-mem (5.1 and later)", v)
+	case machine == "microvm" || machine == "isapc":
+		return false, fmt.Sprintf("machine %s has no PCI bus for virtio-mem-pci", machine)
+	}
+	return true, ""
+}
+
 // Ids of the growth's backends and virtio-mem devices, by guest node.
 const (
 	hotmemIDFormat = "qnuma-hotmem%d"
 	vmemIDFormat   = "qnuma-vmem%d"
+	// DIMMs, by guest node and number.
+	dimmIDFormat    = "qnuma-dimm%d-%d"
+	dimmMemIDFormat = "qnuma-dimmmem%d-%d"
 )
+
+// hotplugMemory is -m mem with the room for the growth: maxmem, and a
+// slot per virtio-mem device or per DIMM the growth can take.
+func (p *Plan) hotplugMemory(mem qemucmd.Memory, v qemuversion.Version) (qemucmd.Memory, error) {
+	mem.MaxMem = p.Spec.MemoryBytes
+	for _, m := range p.HotplugMemory {
+		mem.MaxMem += m.Bytes
+		if m.DIMMBytes == 0 {
+			if ok, why := HasVirtioMem(v, ""); !ok {
+				return mem, badSpec("memory hotplug room: %s: plan it with --memory-hotplug dimm", why)
+			}
+			mem.Slots++
+			continue
+		}
+		mem.Slots += int(m.Bytes / m.DIMMBytes)
+	}
+	if mem.Slots > maxDIMMs {
+		return mem, badSpec("memory hotplug room: %d slots, more than QEMU's %d", mem.Slots, maxDIMMs)
+	}
+	return mem, nil
+}
+
+// DIMMIDs are the ids of the k-th DIMM (from 1) qnuma memory plugs into
+// guest node g, and of its backend.
+func DIMMIDs(g, k int) (device, memdev string) {
+	return fmt.Sprintf(dimmIDFormat, g, k), fmt.Sprintf(dimmMemIDFormat, g, k)
+}
 
 // HotplugIDs are the ids of guest node g's virtio-mem device and of its
 // backend, as Args renders them.
@@ -156,10 +252,14 @@ func VirtioMem(id, memdev string, node int, block, requested uint64) qemucmd.Mem
 
 // hotplugArgs are the memory growth's backends (template b, bound to each
 // guest node's host nodes, never preallocated) and virtio-mem devices.
+// DIMMs have none at start: qnuma memory adds each with its backend.
 func (p *Plan) hotplugArgs(b qemucmd.Backend) []qemucmd.Option {
 	var frags []qemucmd.Option
 	b.Prealloc, b.PreallocThreads, b.PreallocContext = nil, nil, ""
 	for _, m := range p.HotplugMemory {
+		if m.DIMMBytes > 0 {
+			continue
+		}
 		dev, memdev := HotplugIDs(m.GuestNode)
 		mb := b
 		mb.ID, mb.Size = memdev, m.Bytes

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qnuma/qnuma/memobj"
 	"github.com/qnuma/qnuma/qemutest"
+	"github.com/qnuma/qnuma/qemuversion"
 )
 
 // Hotplug room: the VM is fitted at its most, starts at its present size,
@@ -247,5 +248,97 @@ func TestHotplugOneNodeInQEMU(t *testing.T) {
 	}
 	if len(devs) != 1 || devs[0].Type != "virtio-mem" || devs[0].Data.Node != 0 || devs[0].Data.MaxSize != 128*memobj.MiB {
 		t.Errorf("query-memory-devices %+v, want one virtio-mem of 128 MiB on node 0", devs)
+	}
+}
+
+// DIMMs where virtio-mem is not: -m with a slot per DIMM and maxmem, no
+// virtio-mem device or growth backend at start, each guest node's growth in
+// whole DIMMs; virtio-mem on a QEMU without it is refused.
+func TestHotplugDIMMArgs(t *testing.T) {
+	g, m := memobj.GiB, memobj.MiB
+	qemu50 := qemuversion.Version{Major: 5, Minor: 0}
+	for _, tc := range []struct {
+		name     string
+		spec     Spec
+		qemu     qemuversion.Version
+		want     []string // in the rendered line
+		dimms    []uint64 // each guest node's DIMM size, MiB
+		grow     []uint64 // and growth, MiB
+		bad      string   // a refusal
+		notWants []string
+	}{
+		{name: "one node, 128M dimms", spec: Spec{VCPUs: 1, MemoryBytes: 256 * m, MaxMemoryBytes: 512 * m, MemoryHotplug: MemoryHotplugDIMM}, qemu: qemu72,
+			want: []string{"-m 256M,slots=2,maxmem=512M"}, dimms: []uint64{128}, grow: []uint64{256}},
+		{name: "two nodes", spec: Spec{VCPUs: 4, MemoryBytes: 4 * g, MaxMemoryBytes: 36 * g, MemoryHotplug: MemoryHotplugDIMM}, qemu: qemu72,
+			want: []string{"-m 4G,slots=256,maxmem=36G"}, dimms: []uint64{128, 128}, grow: []uint64{23168, 9600}},
+		{name: "large room, larger dimms", spec: Spec{VCPUs: 4, MemoryBytes: 4 * g, MaxMemoryBytes: 40 * g, MemoryHotplug: MemoryHotplugDIMM}, qemu: qemu72,
+			want: []string{"-m 4G,slots=144,maxmem=40G"}, dimms: []uint64{256, 256}, grow: []uint64{25856, 11008}},
+		{name: "old qemu", spec: Spec{VCPUs: 1, MemoryBytes: 256 * m, MaxMemoryBytes: 512 * m, MemoryHotplug: MemoryHotplugDIMM}, qemu: qemu50,
+			want: []string{"-m 256M,slots=2,maxmem=512M"}, dimms: []uint64{128}, grow: []uint64{256}},
+		{name: "not whole dimms", spec: Spec{VCPUs: 1, MemoryBytes: 256 * m, MaxMemoryBytes: 320 * m, MemoryHotplug: MemoryHotplugDIMM}, qemu: qemu72,
+			bad: "must be a multiple of 128M (the DIMM size"},
+		{name: "virtio-mem on a qemu without", spec: Spec{VCPUs: 1, MemoryBytes: 256 * m, MaxMemoryBytes: 512 * m}, qemu: qemu50,
+			bad: "qemu 5.0.0 has no virtio-mem (5.1 and later): plan it with --memory-hotplug dimm"},
+		{name: "virtio-mem", spec: Spec{VCPUs: 1, MemoryBytes: 256 * m, MaxMemoryBytes: 512 * m, MemoryHotplug: MemoryHotplugVirtioMem}, qemu: qemu72,
+			want: []string{"-m 256M,slots=1,maxmem=512M", "virtio-mem-pci,id=qnuma-vmem0"}, dimms: []uint64{0}, grow: []uint64{256}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Make(intel2p(), tc.spec, nil)
+			var args []string
+			if err == nil {
+				args, err = p.Args(RenderOptions{QEMU: tc.qemu})
+			}
+			if tc.bad != "" {
+				if !errors.Is(err, ErrBadSpec) || !strings.Contains(fmt.Sprint(err), tc.bad) {
+					t.Fatalf("err = %v, want bad spec saying %q", err, tc.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.Join(args, " ")
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("args %q: want %q", line, w)
+				}
+			}
+			if tc.spec.MemoryHotplug == MemoryHotplugDIMM && (strings.Contains(line, "virtio-mem") || strings.Contains(line, "qnuma-hotmem")) {
+				t.Errorf("args %q: DIMMs want no virtio-mem nor growth backend", line)
+			}
+			var dimms, grow []uint64
+			for i, hm := range p.HotplugMemory {
+				dimms, grow = append(dimms, hm.DIMMBytes/m), append(grow, hm.Bytes/m)
+				if hm.DIMMBytes > 0 && hm.Bytes%hm.DIMMBytes != 0 || !slices.Equal(hm.HostNodes, p.GuestNodes[i].HostNodes) {
+					t.Errorf("hotplug memory %+v: want whole DIMMs on guest node %d's host nodes", hm, i)
+				}
+			}
+			if !slices.Equal(dimms, tc.dimms) || !slices.Equal(grow, tc.grow) {
+				t.Errorf("DIMMs of %v MiB, growth %v MiB; want %v and %v", dimms, grow, tc.dimms, tc.grow)
+			}
+		})
+	}
+}
+
+func TestDIMMSizeAndVirtioMem(t *testing.T) {
+	g, m := memobj.GiB, memobj.MiB
+	for _, tc := range []struct{ growth, huge, want uint64 }{
+		{128 * m, 0, 128 * m}, {32 * g, 0, 128 * m}, {32*g + 128*m, 0, 256 * m}, {1024 * g, 0, 4 * g}, {2 * g, g, g}, {256 * m, 2 * m, 128 * m},
+	} {
+		if got := DIMMSize(tc.growth, tc.huge); got != tc.want {
+			t.Errorf("DIMMSize(%s, %s) = %s, want %s", memobj.FormatSize(tc.growth), memobj.FormatSize(tc.huge), memobj.FormatSize(got), memobj.FormatSize(tc.want))
+		}
+	}
+	for _, tc := range []struct {
+		v       qemuversion.Version
+		machine string
+		want    bool
+	}{
+		{qemu72, "", true}, {qemu72, "q35", true}, {qemuversion.Version{Major: 5, Minor: 1}, "pc", true},
+		{qemuversion.Version{Major: 5, Minor: 0, Micro: 1}, "", false}, {qemu72, "microvm", false}, {qemu72, "isapc", false},
+	} {
+		if got, why := HasVirtioMem(tc.v, tc.machine); got != tc.want || got == (why != "") {
+			t.Errorf("HasVirtioMem(%s, %q) = %v %q, want %v", tc.v, tc.machine, got, why, tc.want)
+		}
 	}
 }

@@ -62,10 +62,9 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 		frags = append(frags, p.smp())
 	}
 	mem := qemucmd.Memory{Size: p.Spec.MemoryBytes}
-	if n := len(p.HotplugMemory); n > 0 {
-		mem.MaxMem, mem.Slots = p.Spec.MemoryBytes, n
-		for _, m := range p.HotplugMemory {
-			mem.MaxMem += m.Bytes
+	if len(p.HotplugMemory) > 0 {
+		if mem, err = p.hotplugMemory(mem, opts.QEMU); err != nil {
+			return nil, fmt.Errorf("render qemu args: %w", err)
 		}
 	}
 	frags = append(frags, mem)

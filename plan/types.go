@@ -82,6 +82,10 @@ type Spec struct {
 	// growth to guest nodes (hotplug.go).
 	MaxVCPUs       int
 	MaxMemoryBytes uint64
+	// MemoryHotplug is how the memory growth is plugged: virtio-mem
+	// devices (MemoryHotplugVirtioMem, also when empty) or DIMMs
+	// (MemoryHotplugDIMM), where the QEMU has no virtio-mem.
+	MemoryHotplug MemoryHotplug
 }
 
 // Pin is host CPUs given for a thread, and where they were given (for
@@ -231,4 +235,7 @@ type HotplugMemory struct {
 	GuestNode int
 	HostNodes []int
 	Bytes     uint64
+	// DIMMBytes is the size of each DIMM the growth is plugged in, Bytes
+	// a multiple of it; 0: one virtio-mem device takes it all.
+	DIMMBytes uint64
 }

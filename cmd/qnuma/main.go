@@ -43,7 +43,7 @@ type CLI struct {
 	Move     MoveCmd     `cmd:"" help:"Move a running VM to other host NUMA nodes: its memory, vCPUs and other threads, guest layout kept."`
 	Balance  BalanceCmd  `cmd:"" help:"Keep running VMs on nodes with room, as numad and ESXi do: at most one live move per round."`
 	VCPUs    VCPUsCmd    `cmd:"" name:"vcpus" help:"Hot-add or remove vCPUs of a running VM started with --max-vcpus, each in its planned guest node and pinned."`
-	Memory   MemoryCmd   `cmd:"" help:"Grow or shrink a running VM's RAM started with --max-memory, through each guest node's virtio-mem device."`
+	Memory   MemoryCmd   `cmd:"" help:"Grow or shrink a running VM's RAM started with --max-memory, through each guest node's virtio-mem device or DIMMs."`
 	Numad    NumadCmd    `cmd:"" help:"numad's advice mode (numad -w VCPUS:MB), for libvirt's placement='auto': the nodes qnuma's planner chooses."`
 }
 

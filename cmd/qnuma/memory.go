@@ -17,12 +17,13 @@ import (
 )
 
 // MemoryCmd is `qnuma memory`: grow or shrink a running VM's RAM through
-// the virtio-mem devices its plan gave each guest node.
+// the virtio-mem devices its plan gave each guest node, or the DIMMs it
+// plugs there (--memory-hotplug dimm).
 type MemoryCmd struct {
 	VM       string        `arg:"" name:"vm" help:"The VM: its name in the ledger, or its qemu's pid."`
-	Size     string        `arg:"" name:"size" help:"The guest RAM the VM is to have in all: the memory it started with plus what virtio-mem plugs (e.g. 384M)."`
-	Node     int           `name:"node" default:"-1" placeholder:"N" help:"Put the whole change on guest node N's device; by default it is spread over the guest nodes as the plan split the room."`
-	Wait     time.Duration `name:"wait" default:"10s" placeholder:"DURATION" help:"How long to wait for the guest to plug or unplug what was asked before reporting (0: do not wait)."`
+	Size     string        `arg:"" name:"size" help:"The guest RAM the VM is to have in all: the memory it started with plus what virtio-mem or the DIMMs plug (e.g. 384M)."`
+	Node     int           `name:"node" default:"-1" placeholder:"N" help:"Put the whole change on guest node N; by default it is spread over the guest nodes as the plan split the room."`
+	Wait     time.Duration `name:"wait" default:"10s" placeholder:"DURATION" help:"How long to wait for the guest to plug or unplug what was asked before reporting (0: do not wait), and for it to release each DIMM removed."`
 	JSON     bool          `name:"json" help:"Print JSON."`
 	StateDir string        `name:"state-dir" placeholder:"DIR" help:"Ledger directory (default /run/qnuma as root, $XDG_RUNTIME_DIR/qnuma otherwise)."`
 }
@@ -37,9 +38,20 @@ nodes. qnuma then reports what the guest has really plugged (a guest needs a
 virtio-mem driver: one without it, or a VM with no guest at all, plugs
 nothing, and QEMU keeps the request).
 
+A VM started with --memory-hotplug dimm (or auto on a QEMU without
+virtio-mem) grows by DIMMs instead: each a pc-dimm in its guest node with
+a backend of its own, like that node's RAM and bound to its host nodes,
+in pieces of the size its plan chose (128M unless the room is large); they
+are plugged at once (query-memory-devices says so; the guest OS onlines
+them). Shrinking removes the last added first and waits up to --wait for
+the guest to release each: only a running guest OS with ACPI memory
+hot-remove does, so on a VM without one (or a paused VM: refused, exit 2)
+shrinking fails with the DIMM still there.
+
 Refused with nothing changed (exit 2): beyond the room the VM was started
 with, below the memory it started with, a VM without room, a size that is no
-whole number of blocks, and growth the host nodes have no free memory for now.
+whole number of blocks (or DIMMs), and growth the host nodes have no free
+memory for now.
 
 Examples:
   qnuma memory web 6G            vm web to 6 GiB
@@ -50,7 +62,7 @@ func (c *MemoryCmd) Run() error {
 	return c.run(context.Background(), os.Stdout)
 }
 
-// memoryDevice is one virtio-mem device in query-memory-devices.
+// memoryDevice is one virtio-mem device or DIMM in query-memory-devices.
 type memoryDevice struct {
 	Type string `json:"type"`
 	Data struct {
@@ -60,15 +72,17 @@ type memoryDevice struct {
 		RequestedSize uint64 `json:"requested-size"`
 		MaxSize       uint64 `json:"max-size"`
 		BlockSize     uint64 `json:"block-size"`
+		Memdev        string `json:"memdev"` // a DIMM's: /objects/ID
 	} `json:"data"`
 }
 
 // memSlot is one guest node's device as qnuma memory plans with it.
 type memSlot struct {
 	ledger.MemorySlot
-	Block     uint64 // the device's block size
+	Block     uint64 // the device's block size, or the DIMMs' size
 	Requested uint64 // what qemu has been asked for now
 	Plugged   uint64 // what the guest has plugged now
+	DIMMs     []dimm // with DIMMs: those qemu has now, by number
 }
 
 // splitMemory decides each device's requested size for a VM of size bytes
@@ -88,11 +102,11 @@ func splitMemory(name string, size, boot uint64, slots []memSlot, node int) ([]u
 	}
 	switch {
 	case size < boot:
-		return nil, badInput("vm %s started with %s; virtio-mem takes away only what it plugged: give at least %s; nothing changed", name, memobj.FormatSize(boot), memobj.FormatSize(boot))
+		return nil, badInput("vm %s started with %s; qnuma memory takes away only what it plugged: give at least %s; nothing changed", name, memobj.FormatSize(boot), memobj.FormatSize(boot))
 	case size-boot > room:
 		return nil, badInput("vm %s can grow to at most %s (%s it started with and %s of room, its --max-memory), not %s; nothing changed", name, memobj.FormatSize(boot+room), memobj.FormatSize(boot), memobj.FormatSize(room), memobj.FormatSize(size))
 	case (size-boot)%block != 0:
-		return nil, badInput("size %s is %s above the %s vm %s started with: give a multiple of %s (the virtio-mem block size) above it; nothing changed", memobj.FormatSize(size), memobj.FormatSize(size-boot), memobj.FormatSize(boot), name, memobj.FormatSize(block))
+		return nil, badInput("size %s is %s above the %s vm %s started with: give a multiple of %s (the virtio-mem block size, or the size of its DIMMs) above it; nothing changed", memobj.FormatSize(size), memobj.FormatSize(size-boot), memobj.FormatSize(boot), name, memobj.FormatSize(block))
 	}
 	growth := size - boot
 	out := make([]uint64, len(slots))
@@ -107,7 +121,7 @@ func splitMemory(name string, size, boot uint64, slots []memSlot, node int) ([]u
 			}
 		}
 		if at < 0 {
-			return nil, badInput("--node %d: vm %s has virtio-mem room on guest nodes %s only", node, name, strings.Join(nodes, ","))
+			return nil, badInput("--node %d: vm %s has memory hotplug room on guest nodes %s only", node, name, strings.Join(nodes, ","))
 		}
 		want := int64(slots[at].Requested) + int64(growth) - int64(now)
 		if want < 0 || uint64(want) > slots[at].MaxBytes {
@@ -186,6 +200,10 @@ type memoryDevJSON struct {
 	RequestedBytes uint64 `json:"requested_bytes"`
 	PluggedBytes   uint64 `json:"plugged_bytes"`
 	MaxBytes       uint64 `json:"max_bytes"`
+	// DIMMBytes and DIMMs: the guest node grows by DIMMs of that size;
+	// those qemu has now (device ids).
+	DIMMBytes uint64   `json:"dimm_bytes,omitempty"`
+	DIMMs     []string `json:"dimms,omitempty"`
 }
 
 func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
@@ -205,6 +223,11 @@ func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
 		_, err := splitMemory(e.Name, size, boot, nil, c.Node)
 		return err
 	}
+	unlock, err := lockChange(ctx, l, e.Name, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout+max(c.Wait, 0))
 	defer cancel()
 	mon, err := control.Dial(ctx, l.Dir(), e)
@@ -227,15 +250,31 @@ func (c *MemoryCmd) run(ctx context.Context, stdout io.Writer) error {
 	if why := hostLacks(host, slots, target); why != "" {
 		return badInput("vm %s to %s: %s; nothing changed", e.Name, memobj.FormatSize(size), why)
 	}
+	dimms, err := prepareDIMMs(ctx, mon, e, slots, target, c.Wait)
+	if err != nil {
+		return err
+	}
+	if changePlanned != nil {
+		changePlanned(e.Name)
+	}
 	for i, s := range slots {
 		if target[i] == s.Requested {
+			continue
+		}
+		if s.DIMMBytes > 0 {
+			err := resizeDIMMs(ctx, mon, e, s, s.DIMMs, target[i], dimms[i], c.Wait, func(plugged uint64) error {
+				return recordMemory(ctx, l, e, s.GuestNode, plugged)
+			})
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		args := map[string]any{"path": "/machine/peripheral/" + s.Device, "property": "requested-size", "value": target[i]}
 		if err := mon.Execute(ctx, "qom-set", args, nil); err != nil {
 			return fmt.Errorf("vm %s: ask guest node %d's %s for %s: %w", e.Name, s.GuestNode, s.Device, memobj.FormatSize(target[i]), err)
 		}
-		if err := recordMemory(ctx, l, e, s.Device, target[i]); err != nil {
+		if err := recordMemory(ctx, l, e, s.GuestNode, target[i]); err != nil {
 			return err
 		}
 	}
@@ -254,6 +293,16 @@ func memSlots(ctx context.Context, mon *qmp.Client, e ledger.Entry) ([]memSlot, 
 	var out []memSlot
 	for _, m := range e.MemorySlots {
 		s := memSlot{MemorySlot: m}
+		if m.DIMMBytes > 0 {
+			// DIMMs are plugged when added: asked is what qemu has.
+			s.Block, s.DIMMs = m.DIMMBytes, dimmsOf(devs, m.GuestNode)
+			for _, d := range s.DIMMs {
+				s.Plugged += d.Bytes
+			}
+			s.Requested = s.Plugged
+			out = append(out, s)
+			continue
+		}
 		found := false
 		for _, d := range devs {
 			if d.Type == "virtio-mem" && d.Data.ID == m.Device {
@@ -301,21 +350,21 @@ func waitPlugged(ctx context.Context, mon *qmp.Client, e ledger.Entry, wait time
 	}
 }
 
-// recordMemory keeps device's requested size in the ledger.
-func recordMemory(ctx context.Context, l *ledger.Ledger, old ledger.Entry, device string, bytes uint64) error {
+// recordMemory keeps guest node g's requested size in the ledger.
+func recordMemory(ctx context.Context, l *ledger.Ledger, old ledger.Entry, g int, bytes uint64) error {
 	_, err := l.Update(ctx, old.Name, func(e *ledger.Entry) error {
 		if e.QEMU != old.QEMU {
 			return fmt.Errorf("its qemu is now pid %d, not %d", e.QEMU.PID, old.QEMU.PID)
 		}
 		for i := range e.MemorySlots {
-			if e.MemorySlots[i].Device == device {
+			if e.MemorySlots[i].GuestNode == g {
 				e.MemorySlots[i].RequestedBytes = bytes
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record %s of vm %s: %w (qemu has the change)", device, old.Name, err)
+		return fmt.Errorf("record guest node %d's memory of vm %s: %w (qemu has the change)", g, old.Name, err)
 	}
 	return nil
 }
@@ -325,8 +374,12 @@ func writeMemory(w io.Writer, asJSON bool, name string, boot uint64, slots []mem
 	for _, s := range slots {
 		r.RequestedBytes += s.Requested
 		r.PluggedBytes += s.Plugged
-		r.Devices = append(r.Devices, memoryDevJSON{GuestNode: s.GuestNode, Device: s.Device, HostNodes: s.HostNodes,
-			RequestedBytes: s.Requested, PluggedBytes: s.Plugged, MaxBytes: s.MaxBytes})
+		d := memoryDevJSON{GuestNode: s.GuestNode, Device: s.Device, HostNodes: s.HostNodes,
+			RequestedBytes: s.Requested, PluggedBytes: s.Plugged, MaxBytes: s.MaxBytes, DIMMBytes: s.DIMMBytes}
+		for _, m := range s.DIMMs {
+			d.DIMMs = append(d.DIMMs, m.ID)
+		}
+		r.Devices = append(r.Devices, d)
 	}
 	if asJSON {
 		b, err := json.MarshalIndent(r, "", "  ")
@@ -336,17 +389,37 @@ func writeMemory(w io.Writer, asJSON bool, name string, boot uint64, slots []mem
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
+	how, dimms := "virtio-mem", false
 	for _, d := range r.Devices {
+		if d.DIMMBytes > 0 {
+			dimms = true
+			fmt.Fprintf(w, "guest node %d (%d DIMMs of %s: %s; host nodes %s): plugged %s, of %s\n", d.GuestNode, len(d.DIMMs), memobj.FormatSize(d.DIMMBytes),
+				orNone(strings.Join(d.DIMMs, ",")), idsString(d.HostNodes), memobj.FormatSize(d.PluggedBytes), memobj.FormatSize(d.MaxBytes))
+			continue
+		}
 		fmt.Fprintf(w, "guest node %d (%s, host nodes %s): asked %s, plugged %s, of %s\n", d.GuestNode, d.Device, idsString(d.HostNodes),
 			memobj.FormatSize(d.RequestedBytes), memobj.FormatSize(d.PluggedBytes), memobj.FormatSize(d.MaxBytes))
 	}
-	fmt.Fprintf(w, "vm %s: %s asked (%s at start + %s virtio-mem), the guest has plugged %s of the %s so far\n", name,
-		memobj.FormatSize(r.RequestedBytes), memobj.FormatSize(boot), memobj.FormatSize(r.RequestedBytes-boot),
+	if dimms {
+		how = "DIMMs"
+	}
+	fmt.Fprintf(w, "vm %s: %s asked (%s at start + %s %s), plugged %s of the %s so far (query-memory-devices)\n", name,
+		memobj.FormatSize(r.RequestedBytes), memobj.FormatSize(boot), memobj.FormatSize(r.RequestedBytes-boot), how,
 		memobj.FormatSize(r.PluggedBytes-boot), memobj.FormatSize(r.RequestedBytes-boot))
+	if dimms && r.PluggedBytes > boot {
+		fmt.Fprintf(w, "qnuma: the DIMMs are in the guest's memory map; a guest OS onlines them (a VM without one uses none of it), and only a running guest OS with ACPI memory hot-remove gives them back\n")
+	}
 	if r.PluggedBytes != r.RequestedBytes {
 		fmt.Fprintf(w, "qnuma: the guest has not plugged all of it yet: a guest without a virtio-mem driver (or no guest) plugs nothing; qemu keeps the request\n")
 	}
 	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func idsString(ids []int) string {

@@ -156,6 +156,8 @@ type hotplugMemoryJSON struct {
 	Policy    string `json:"policy"`
 	Device    string `json:"device"`
 	Memdev    string `json:"memdev"`
+	// DIMMBytes: the growth is plugged as DIMMs of this size (--memory-hotplug dimm).
+	DIMMBytes uint64 `json:"dimm_bytes,omitempty"`
 }
 
 type smpJSON struct {
@@ -241,7 +243,10 @@ func planJSONOf(pr *Prepared) planJSON {
 	}
 	for _, m := range p.HotplugMemory {
 		dev, memdev := plan.HotplugIDs(m.GuestNode)
-		out.HotplugMemory = append(out.HotplugMemory, hotplugMemoryJSON{m.GuestNode, m.HostNodes, m.Bytes, string(p.BackendPolicy()), dev, memdev})
+		if m.DIMMBytes > 0 {
+			dev, memdev = "", "" // qnuma memory adds each DIMM and its backend
+		}
+		out.HotplugMemory = append(out.HotplugMemory, hotplugMemoryJSON{m.GuestNode, m.HostNodes, m.Bytes, string(p.BackendPolicy()), dev, memdev, m.DIMMBytes})
 	}
 	out.IOThreads = []iothreadJSON{}
 	for _, io := range p.IOThreads {

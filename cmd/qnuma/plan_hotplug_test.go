@@ -49,3 +49,38 @@ func TestPlanHotplugFromUserLine(t *testing.T) {
 		t.Errorf("qnuma plan ends\n%s\nwant it to end\n%s", out[max(0, len(out)-len(want)):], want)
 	}
 }
+
+// --memory-hotplug: auto renders DIMM room on a QEMU without virtio-mem
+// (and says so), dimm forces it; virtio-mem on such a QEMU is refused.
+func TestPlanMemoryHotplugFlag(t *testing.T) {
+	root := topotest.Unpack(t, intel)
+	dimmArgs := "-m 1G,slots=8,maxmem=2G -object memory-backend-memfd,id=qnuma-ram0,size=1G,host-nodes=0,policy=bind -machine memory-backend=qnuma-ram0\n"
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		want, says string
+		usage      string
+	}{
+		{name: "auto on 5.0", args: []string{"--qemu-version", "5.0"}, want: dimmArgs, says: "plugged as DIMMs: qemu 5.0.0 has no virtio-mem"},
+		{name: "dimm on 7.2", args: []string{"--qemu-version", "7.2", "--memory-hotplug", "dimm"}, want: dimmArgs, says: "DIMMs of 128 MiB"},
+		{name: "dimm without room", args: []string{"--qemu-version", "7.2", "--memory-hotplug", "dimm", "--max-memory", "1G"}, usage: "give --max-memory SIZE"},
+		{name: "virtio-mem on 5.0", args: []string{"--qemu-version", "5.0", "--memory-hotplug", "virtio-mem"}, usage: "plan it with --memory-hotplug dimm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--root", root, "--vcpus", "2", "--memory", "1G", "--max-memory", "2G"}, tc.args...)
+			out, err := planOut(t, args...)
+			if tc.usage != "" {
+				if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), tc.usage) {
+					t.Errorf("qnuma plan %q: %v; want bad input saying %q", tc.args, err, tc.usage)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(out, tc.want) || !strings.Contains(out, tc.says) || strings.Contains(out, "virtio-mem-pci") {
+				t.Errorf("qnuma plan %q:\n%s\nwant it to end %q and say %q", tc.args, out, tc.want, tc.says)
+			}
+		})
+	}
+}

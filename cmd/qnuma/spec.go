@@ -38,6 +38,7 @@ type SpecFlags struct {
 	GuestNodes string `name:"guest-nodes" default:"auto" placeholder:"auto|N" help:"Number of guest NUMA nodes, one per host node used. auto (the default) gives the guest one node per host node the VM needs."`
 	MaxVCPUs   int    `name:"max-vcpus" placeholder:"N" help:"Hotplug room: the VM can grow to N vCPUs (-smp cur,maxcpus=N). qnuma fits it at N on its host nodes and maps every absent vCPU to a guest node (-numa cpu)."`
 	MaxMemory  string `name:"max-memory" placeholder:"SIZE" help:"Hotplug room: guest RAM can grow to SIZE (-m cur,slots=,maxmem=SIZE). qnuma fits it at SIZE on its host nodes and gives each guest node a virtio-mem device, empty at start, for its share of the growth, bound to that node's host nodes."`
+	MemHotplug string `name:"memory-hotplug" default:"auto" enum:"auto,virtio-mem,dimm" help:"How --max-memory's growth is plugged: virtio-mem (one device per guest node, QEMU 5.1+), dimm (DIMMs that qnuma memory adds and removes, each with its backend on its guest node's host nodes; removal needs the guest's ACPI memory hot-remove), or auto (the default: virtio-mem where the QEMU has it, DIMMs where not)."`
 	Policy     string `name:"policy" default:"bind" enum:"bind,preferred,interleave" help:"Memory policy for guest RAM and qemu's own allocations: bind (only the chosen nodes; the default), preferred (the chosen nodes first, others when full), interleave (pages round-robin over the chosen nodes)."`
 
 	MaxVCPUsPerNode int  `name:"max-vcpus-per-node" placeholder:"N" help:"At most N vCPUs per node (like ESXi's numa.vcpu.maxPerVirtualNode); a wider VM spans more nodes."`
@@ -140,6 +141,16 @@ func (f *SpecFlags) Gather(ctx context.Context) (*Prepared, error) {
 	}
 	if pr.QEMU, err = f.qemuVersion(ctx, pr.User); err != nil {
 		return nil, err
+	}
+	if f.MemHotplug != "" && f.MemHotplug != "auto" && pr.Spec.MaxMemoryBytes <= pr.Spec.MemoryBytes {
+		return nil, badInput("--memory-hotplug %s is how memory grows: give --max-memory SIZE (or -m ...,maxmem=) above --memory too, or drop it", f.MemHotplug)
+	}
+	if pr.Spec.MaxMemoryBytes > pr.Spec.MemoryBytes {
+		var note string
+		pr.Spec.MemoryHotplug, note = memoryHotplug(f.MemHotplug, pr.QEMU, pr.User)
+		if note != "" {
+			pr.Note = strings.TrimSpace(pr.Note + " " + note)
+		}
 	}
 	trace.Mark("learnt qemu version")
 	return pr, nil

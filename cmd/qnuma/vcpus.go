@@ -184,6 +184,11 @@ func (c *VCPUsCmd) run(ctx context.Context, stdout io.Writer, sys affinity.Sys) 
 		_, err := planVCPUChange(e, c.Count, nil, nil, nil)
 		return err
 	}
+	unlock, err := lockChange(ctx, l, e.Name, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// Every wait is bounded: the QMP exchanges, and each removal's own
 	// --timeout on top.
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout+time.Duration(len(e.VCPUSlots))*c.Timeout)
@@ -210,6 +215,9 @@ func (c *VCPUsCmd) run(ctx context.Context, stdout io.Writer, sys affinity.Sys) 
 	})
 	if err != nil {
 		return err
+	}
+	if changePlanned != nil {
+		changePlanned(e.Name)
 	}
 	for _, s := range ch.Add {
 		tid, err := plugVCPU(ctx, mon, sys, e, s)
