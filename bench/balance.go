@@ -129,7 +129,7 @@ func balanceFigure(ctx context.Context, e *env, f *Figure) error {
 	}
 	f.Notes = append(f.Notes,
 		fmt.Sprintf("inside the test host (vm.TwoNodes: 2 nodes × %d CPUs, %d MiB, distance 21): two nested TCG VMs of 1 vCPU and %s each, RAM preallocated, their guest spinning in a boot sector (numad manages only processes over 300 MB and half a CPU), both on node 0; node 0 then filled by a paused qemu holding its MemFree less %d MiB, bound there; the balancer started once that memory is held, the clock started with it", topo.Nodes[0].CPUs, topo.Nodes[0].MemoryMiB, balanceMem, balanceRoomMiB),
-		fmt.Sprintf("qnuma's VMs: qnuma run --host-nodes 0 --prealloc, then qnuma balance --interval %s (numad's shortest interval; the default is 15 s); numad's VMs: numactl --cpunodebind=0 qemu -mem-prealloc (numad moves a process by its CPU affinity and migrate_pages, which a --membind policy would undo), then numad -i %s -l 6 (its defaults, logging its moves), stopped with numad -i 0", balanceInterval, numadInterval),
+		fmt.Sprintf("qnuma's VMs: qnuma run --host-nodes 0 --prealloc and qnuma pin NAME --unlock (placed by hand, a VM is locked: balance leaves it alone), then qnuma balance --interval %s (numad's shortest interval; the default is 15 s); numad's VMs: numactl --cpunodebind=0 qemu -mem-prealloc (numad moves a process by its CPU affinity and migrate_pages, which a --membind policy would undo), then numad -i %s -l 6 (its defaults, logging its moves), stopped with numad -i 0", balanceInterval, numadInterval),
 		fmt.Sprintf("guest RAM per node from /proc/PID/numa_maps through qnuma's numastat, every %.0f s; a round that did not balance within %.0f s counts %.0f s", balancePoll.Seconds(), balanceTimeout.Seconds(), balanceTimeout.Seconds()),
 	)
 	f.Notes = append(f.Notes, br.Notes...)
@@ -321,6 +321,14 @@ func (b *balanceProbe) round(ctx context.Context, withQnuma bool) ([]float64, er
 		}
 		if v.pid, err = threadGroup(tids[0]); err != nil {
 			return nil, err
+		}
+		if withQnuma {
+			// --host-nodes places it by hand, which locks it (qnuma
+			// balance leaves such VMs alone): hand it over, as a user
+			// who wants it balanced would.
+			if out, err := exec.CommandContext(ctx, b.qnuma, "pin", name, "--unlock", "--state-dir", stateDir).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("qnuma pin %s --unlock: %w: %s", name, err, out)
+			}
 		}
 	}
 	for _, v := range vms {
