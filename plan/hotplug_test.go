@@ -19,20 +19,30 @@ func TestHotplugPlan(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		spec Spec
-		// wantHot is the absent vCPUs' guest nodes, in vCPU order;
-		// wantGrow each guest node's growth in MiB (0: no device).
-		wantHot   []int
-		wantStart []uint64
-		wantGrow  []uint64
+		// wantHot is the absent vCPUs' guest nodes, in the order qnuma
+		// vcpus adds them, wantHotIDs their ids (slots), wantPresent the
+		// ids present at start; wantGrow each guest node's growth in MiB
+		// (0: no device).
+		wantHot     []int
+		wantStart   []uint64
+		wantGrow    []uint64
+		wantPresent []int
+		wantHotIDs  []int
 	}{
+		// Split 2+2 at start as --vcpus 4 is, slots 0-5 in guest node 0
+		// and 6-11 in guest node 1; growth alternates.
 		{"vcpus on two nodes", Spec{VCPUs: 4, MaxVCPUs: 12, MemoryBytes: 4 * memobj.GiB},
-			[]int{0, 0, 1, 1, 1, 1, 1, 1}, []uint64{2048, 2048}, nil},
+			[]int{0, 1, 0, 1, 0, 1, 0, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 6, 7}, []int{2, 8, 3, 9, 4, 10, 5, 11}},
+		// Odd: the first guest node takes the one left over, at start and
+		// when growing.
+		{"odd vcpus on two nodes", Spec{VCPUs: 3, MaxVCPUs: 10, MemoryBytes: 4 * memobj.GiB},
+			[]int{1, 0, 1, 0, 1, 0, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 5}, []int{6, 2, 7, 3, 8, 4, 9}},
 		{"memory on two nodes", Spec{VCPUs: 4, MemoryBytes: 4 * memobj.GiB, MaxMemoryBytes: 36 * memobj.GiB},
-			nil, []uint64{2897, 1199}, []uint64{23174, 9594}},
+			nil, []uint64{2897, 1199}, []uint64{23174, 9594}, []int{0, 1, 2, 3}, nil},
 		{"both on one node", Spec{VCPUs: 2, MaxVCPUs: 4, MemoryBytes: memobj.GiB, MaxMemoryBytes: 2 * memobj.GiB},
-			[]int{0, 0}, []uint64{1024}, []uint64{1024}},
+			[]int{0, 0}, []uint64{1024}, []uint64{1024}, []int{0, 1}, []int{2, 3}},
 		{"no growth", Spec{VCPUs: 2, MaxVCPUs: 2, MemoryBytes: memobj.GiB, MaxMemoryBytes: memobj.GiB},
-			nil, []uint64{1024}, nil},
+			nil, []uint64{1024}, nil, []int{0, 1}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Make(intel2p(), tc.spec, nil)
@@ -42,15 +52,18 @@ func TestHotplugPlan(t *testing.T) {
 			if len(p.VCPUs) != tc.spec.VCPUs || p.Spec.MemoryBytes != tc.spec.MemoryBytes {
 				t.Errorf("starts with %d vCPUs, %d bytes; want the present %d, %d", len(p.VCPUs), p.Spec.MemoryBytes, tc.spec.VCPUs, tc.spec.MemoryBytes)
 			}
-			var hot []int
-			for i, v := range p.HotplugVCPUs {
-				if v.ID != tc.spec.VCPUs+i {
-					t.Errorf("hotplug vCPU %d has id %d", i, v.ID)
-				}
-				hot = append(hot, v.GuestNode)
+			var hot, hotIDs, present []int
+			for _, v := range p.HotplugVCPUs {
+				hot, hotIDs = append(hot, v.GuestNode), append(hotIDs, v.ID)
 			}
-			if !slices.Equal(hot, tc.wantHot) {
-				t.Errorf("absent vCPUs' guest nodes %v, want %v", hot, tc.wantHot)
+			for _, v := range p.VCPUs {
+				present = append(present, v.ID)
+			}
+			if !slices.Equal(hot, tc.wantHot) || !slices.Equal(hotIDs, tc.wantHotIDs) {
+				t.Errorf("absent vCPUs %v in guest nodes %v, want %v in %v", hotIDs, hot, tc.wantHotIDs, tc.wantHot)
+			}
+			if !slices.Equal(present, tc.wantPresent) {
+				t.Errorf("present at start: vCPUs %v, want %v", present, tc.wantPresent)
 			}
 			var start, grow []uint64
 			for _, g := range p.GuestNodes {
