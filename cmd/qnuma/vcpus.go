@@ -33,11 +33,12 @@ type VCPUsCmd struct {
 func (c *VCPUsCmd) Help() string {
 	return `Grows or shrinks a running VM started with --max-vcpus (or -smp maxcpus=) to N
 vCPUs. Each new vCPU goes into the slot the plan mapped to its guest node
-(-numa cpu), and its thread is pinned to its planned host CPUs as soon as
-it exists, before the guest can online it; the ledger records it. Removal
-takes the vCPUs qnuma added away again, the last first, and waits for the
-guest to release each (DEVICE_DELETED): a guest needs an OS that ejects
-CPUs (ACPI) for that.
+(-numa cpu), in the plan's order (alternating between guest nodes: the
+Hotpluggable vCPUs of qnuma plan), and its thread is pinned to its planned
+host CPUs as soon as it exists, before the guest can online it; the ledger
+records it. Removal takes the vCPUs qnuma added away again, the last first,
+and waits for the guest to release each (DEVICE_DELETED): a guest needs an
+OS that ejects CPUs (ACPI) for that.
 
 Refused with nothing changed (exit 2): N beyond --max-vcpus or below the
 vCPUs the VM started with, a VM without hotplug room, and a new vCPU whose
