@@ -68,7 +68,12 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 		return nil, fmt.Errorf("plan vm with hotplug room (%d vCPUs, %s at most): %w", maxV, memobj.FormatSize(maxM), err)
 	}
 	p.Spec = spec
-	p.startVCPUs(spec.VCPUs)
+	if spec.LowestVCPUsAtStart {
+		p.HotplugVCPUs = append(p.HotplugVCPUs, p.VCPUs[spec.VCPUs:]...)
+		p.VCPUs = p.VCPUs[:spec.VCPUs]
+	} else {
+		p.startVCPUs(spec.VCPUs)
+	}
 	if err := splitGrowth(p, maxM, growth, unit); err != nil {
 		return nil, err
 	}

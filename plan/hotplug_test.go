@@ -37,6 +37,9 @@ func TestHotplugPlan(t *testing.T) {
 		// when growing.
 		{"odd vcpus on two nodes", Spec{VCPUs: 3, MaxVCPUs: 10, MemoryBytes: 4 * memobj.GiB},
 			[]int{1, 0, 1, 0, 1, 0, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 5}, []int{6, 2, 7, 3, 8, 4, 9}},
+		// As libvirt starts them (<vcpu current=>): the lowest ids.
+		{"lowest vcpus at start", Spec{VCPUs: 4, MaxVCPUs: 12, MemoryBytes: 4 * memobj.GiB, LowestVCPUsAtStart: true},
+			[]int{0, 0, 1, 1, 1, 1, 1, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 2, 3}, []int{4, 5, 6, 7, 8, 9, 10, 11}},
 		{"memory on two nodes", Spec{VCPUs: 4, MemoryBytes: 4 * memobj.GiB, MaxMemoryBytes: 36 * memobj.GiB},
 			nil, []uint64{2897, 1199}, []uint64{23174, 9594}, []int{0, 1, 2, 3}, nil},
 		{"both on one node", Spec{VCPUs: 2, MaxVCPUs: 4, MemoryBytes: memobj.GiB, MaxMemoryBytes: 2 * memobj.GiB},
