@@ -154,7 +154,7 @@ func queryVCPUs(ctx context.Context, r *run) error {
 	if err != nil {
 		return r.orExited(fmt.Errorf("query vcpu threads of pid %d: %w", r.pid, err))
 	}
-	tids, err := VCPUThreads(cpus, len(r.cfg.Placement.VCPUs))
+	tids, err := VCPUThreadsOf(cpus, r.cfg.Placement.VCPUIDs, len(r.cfg.Placement.VCPUs))
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", r.pid, err)
 	}
@@ -165,19 +165,46 @@ func queryVCPUs(ctx context.Context, r *run) error {
 }
 
 // VCPUThreads orders query-cpus-fast's thread ids by vCPU index and checks
-// that qemu has the vCPUs the plan has.
+// that qemu has the vCPUs the plan has: vCPUs 0 to planned-1.
 func VCPUThreads(cpus []qmp.CPU, planned int) ([]int, error) {
+	return VCPUThreadsOf(cpus, nil, planned)
+}
+
+// VCPUThreadsOf is VCPUThreads for a plan whose vCPUs are ids (QEMU's
+// cpu-index; Placement.VCPUIDs, a VM with hotplug room that starts with
+// slots of several guest nodes): tids[i] is vCPU ids[i]'s thread. nil ids
+// are 0 to planned-1. A cpu-index that is none of ids, or comes twice, is
+// refused, as is a count that differs from the plan's.
+func VCPUThreadsOf(cpus []qmp.CPU, ids []int, planned int) ([]int, error) {
+	if ids != nil && len(ids) != planned {
+		return nil, fmt.Errorf("plan has %d vcpus and %d vcpu ids", planned, len(ids))
+	}
 	if len(cpus) != planned {
 		return nil, fmt.Errorf("qemu has %d vcpus, the plan has %d", len(cpus), planned)
+	}
+	at := make(map[int]int, planned) // cpu-index: place in the plan
+	for i := range planned {
+		id := i
+		if ids != nil {
+			id = ids[i]
+		}
+		if _, dup := at[id]; dup {
+			return nil, fmt.Errorf("plan lists vcpu %d twice", id)
+		}
+		at[id] = i
 	}
 	tids := make([]int, len(cpus))
 	seen := make([]bool, len(cpus))
 	for _, c := range cpus {
-		if c.CPUIndex < 0 || c.CPUIndex >= len(cpus) || seen[c.CPUIndex] {
+		i, ok := at[c.CPUIndex]
+		if !ok || seen[i] {
+			if ids != nil {
+				return nil, fmt.Errorf("query-cpus-fast: unexpected cpu-index %d among %d vcpus (the plan's are %s)", c.CPUIndex, len(cpus), vcpuList(ids))
+			}
 			return nil, fmt.Errorf("query-cpus-fast: unexpected cpu-index %d among %d vcpus", c.CPUIndex, len(cpus))
 		}
-		seen[c.CPUIndex] = true
-		tids[c.CPUIndex] = c.ThreadID
+		seen[i] = true
+		tids[i] = c.ThreadID
 	}
 	return tids, nil
 }
@@ -221,6 +248,13 @@ func pinVCPUs(ctx context.Context, r *run) error {
 	pins, err := VCPUPins(r.vcpuThreads, r.cfg.Placement.VCPUs)
 	if err != nil {
 		return err
+	}
+	if ids := r.cfg.Placement.VCPUIDs; ids != nil { // name them by cpu-index
+		for _, p := range pins {
+			for k, i := range p.VCPUs {
+				p.VCPUs[k] = ids[i]
+			}
+		}
 	}
 	if err := r.checkThreads("vcpu", r.vcpuThreads); err != nil {
 		return err

@@ -72,6 +72,56 @@ func TestVCPUThreads(t *testing.T) {
 	}
 }
 
+// A VM with hotplug room may start with slots 0-1 and 6-7 (one guest
+// node's first slots each): each thread goes to its plan's vCPU by
+// cpu-index, and an index the plan lacks, or one twice, is refused.
+func TestVCPUThreadsOf(t *testing.T) {
+	tests := []struct {
+		name    string
+		cpus    []qmp.CPU
+		ids     []int
+		want    []int
+		wantErr string
+	}{
+		{"slots of two guest nodes", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 1, ThreadID: 11}, {CPUIndex: 6, ThreadID: 16}, {CPUIndex: 7, ThreadID: 17}},
+			[]int{0, 1, 6, 7}, []int{10, 11, 16, 17}, ""},
+		{"out of order", []qmp.CPU{{CPUIndex: 7, ThreadID: 17}, {CPUIndex: 0, ThreadID: 10}, {CPUIndex: 6, ThreadID: 16}, {CPUIndex: 1, ThreadID: 11}},
+			[]int{0, 1, 6, 7}, []int{10, 11, 16, 17}, ""},
+		{"shared thread", []qmp.CPU{{CPUIndex: 0, ThreadID: 7}, {CPUIndex: 2, ThreadID: 7}}, []int{0, 2}, []int{7, 7}, ""},
+		{"nil ids are 0 to n-1", []qmp.CPU{{CPUIndex: 1, ThreadID: 11}, {CPUIndex: 0, ThreadID: 10}}, nil, []int{10, 11}, ""},
+		// The old layout's vCPUs (0-3) where the plan has 0-1 and 6-7.
+		{"index the plan lacks", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 1, ThreadID: 11}, {CPUIndex: 2, ThreadID: 12}, {CPUIndex: 3, ThreadID: 13}},
+			[]int{0, 1, 6, 7}, nil, "unexpected cpu-index 2 among 4 vcpus (the plan's are 0-1,6-7)"},
+		{"index twice", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 6, ThreadID: 16}, {CPUIndex: 6, ThreadID: 17}}, []int{0, 1, 6}, nil, "unexpected cpu-index 6"},
+		{"fewer than planned", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}}, []int{0, 6}, nil, "qemu has 1 vcpus, the plan has 2"},
+		{"plan lists one twice", []qmp.CPU{{CPUIndex: 0, ThreadID: 10}, {CPUIndex: 6, ThreadID: 16}}, []int{6, 6}, nil, "plan lists vcpu 6 twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			planned := len(tt.ids)
+			if tt.ids == nil {
+				planned = len(tt.cpus)
+			}
+			got, err := VCPUThreadsOf(tt.cpus, tt.ids, planned)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("VCPUThreadsOf error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("VCPUThreadsOf = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if _, err := VCPUThreadsOf(nil, []int{0}, 2); err == nil || !strings.Contains(err.Error(), "2 vcpus and 1 vcpu ids") {
+		t.Errorf("ids not matching the plan's count: err = %v", err)
+	}
+}
+
 func TestVCPUPins(t *testing.T) {
 	c := cpuset.New
 	tests := []struct {

@@ -45,7 +45,9 @@ type Entry struct {
 	// EmulatorCPUs are the host CPUs its other threads (main loop, I/O
 	// threads) may run on.
 	EmulatorCPUs cpuset.CPUSet
-	// VCPUHomeNodes[i] are the host nodes that back vCPU i's guest node.
+	// VCPUHomeNodes[i] are the host nodes that back vCPU i's guest node
+	// (i its cpu-index; a VM with hotplug room may have absent slots below
+	// a present one: SlotHomeNodes).
 	VCPUHomeNodes [][]int
 	// HugepageBytes is the page size backing guest RAM (0: none).
 	HugepageBytes uint64
@@ -67,8 +69,10 @@ type Entry struct {
 	Locked bool
 
 	// VCPUSlots are every vCPU a VM with hotplug room (--max-vcpus) may
-	// have, by index, present at start or not: where qnuma vcpus plugs and
-	// pins each (empty: the VM has no vCPU hotplug room).
+	// have, present at start or not, in plan order: those present at start
+	// (ascending ids, possibly of several guest nodes), then the absent
+	// ones in the order qnuma vcpus adds them. Each says where qnuma vcpus
+	// plugs and pins it (empty: the VM has no vCPU hotplug room).
 	VCPUSlots []VCPUSlot
 	// MemorySlots are the virtio-mem devices of a VM with memory hotplug
 	// room (--max-memory), one per guest node that can grow.
@@ -215,7 +219,9 @@ func summarize(p *plan.Plan) Entry {
 		if v.GuestNode >= 0 && v.GuestNode < len(p.GuestNodes) && len(p.GuestNodes[v.GuestNode].HostNodes) > 0 {
 			home = p.GuestNodes[v.GuestNode].HostNodes
 		}
-		e.VCPUHomeNodes = append(e.VCPUHomeNodes, append([]int(nil), home...))
+		if len(p.HotplugVCPUs) == 0 {
+			e.VCPUHomeNodes = append(e.VCPUHomeNodes, append([]int(nil), home...))
+		}
 		if len(home) > 0 {
 			e.VCPUs[home[v.ID%len(home)]]++
 		}
@@ -239,15 +245,24 @@ func summarize(p *plan.Plan) Entry {
 	}
 	e.Dedicated = p.Spec.Dedicated
 	if len(p.HotplugVCPUs) > 0 {
+		// Present at start: the plan's VCPUs, by id (slot), whichever
+		// slots they are (a VM over several guest nodes starts with the
+		// first slots of each); the slots in plan order, those present
+		// first, then the absent ones in the order qnuma vcpus adds them.
+		present := map[int]bool{}
+		for _, v := range p.VCPUs {
+			present[v.ID] = true
+		}
 		t := memobj.Topology{Sockets: p.Sockets, Dies: 1, Clusters: 1, Cores: p.Cores, Threads: p.Threads}
-		for i, v := range append(append([]plan.VCPU(nil), p.VCPUs...), p.HotplugVCPUs...) {
+		for _, v := range append(append([]plan.VCPU(nil), p.VCPUs...), p.HotplugVCPUs...) {
 			s, c, th := v.Socket, v.Core, v.Thread
 			if p.Sockets > 0 && p.Cores > 0 && p.Threads > 0 { // as -numa cpu maps the slots
 				s, _, c, th = t.IDs(v.ID)
 			}
 			e.VCPUSlots = append(e.VCPUSlots, VCPUSlot{ID: v.ID, GuestNode: v.GuestNode, HostCPUs: v.HostCPUs,
-				SocketID: s, CoreID: c, ThreadID: th, Hotplug: i >= len(p.VCPUs), Present: i < len(p.VCPUs)})
+				SocketID: s, CoreID: c, ThreadID: th, Hotplug: !present[v.ID], Present: present[v.ID]})
 		}
+		e.VCPUHomeNodes = e.SlotHomeNodes()
 	}
 	for _, m := range p.HotplugMemory {
 		dev, memdev := plan.HotplugIDs(m.GuestNode)
@@ -271,6 +286,36 @@ func summarize(p *plan.Plan) Entry {
 		}
 	}
 	return e
+}
+
+// SlotHomeNodes is VCPUHomeNodes for a VM with hotplug room, from its
+// slots as they are now: by cpu-index, up to the highest present slot,
+// each its guest node's host nodes (an absent slot below it, which has no
+// thread, its planned ones). nil without slots.
+func (e Entry) SlotHomeNodes() [][]int {
+	n := 0
+	for _, s := range e.VCPUSlots {
+		if s.Present && s.ID >= 0 {
+			n = max(n, s.ID+1)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	homes := make([][]int, n)
+	for _, s := range e.VCPUSlots {
+		if s.ID < 0 || s.ID >= n {
+			continue
+		}
+		home := e.HostNodes
+		for _, g := range e.GuestNodes {
+			if g.ID == s.GuestNode && len(g.HostNodes) > 0 {
+				home = g.HostNodes
+			}
+		}
+		homes[s.ID] = append([]int(nil), home...)
+	}
+	return homes
 }
 
 // entryJSON is the file format: sets as cpulist strings, a version number.

@@ -85,3 +85,45 @@ func TestSlotsSummarizedAndKept(t *testing.T) {
 		}
 	}
 }
+
+// A VM over two guest nodes starts with the first slot of each (0 and 2):
+// the slots present are those of the plan's vCPUs, by id, whatever their
+// place, and each slot's home nodes are kept by its id (cpu-index), as
+// qnuma stat reads them from the thread names.
+func TestSlotsPresentByID(t *testing.T) {
+	p := &plan.Plan{
+		Spec:      plan.Spec{VCPUs: 2, MemoryBytes: 1 << 30, MaxVCPUs: 4},
+		HostNodes: []int{0, 1},
+		GuestNodes: []plan.GuestNode{
+			{ID: 0, HostNodes: []int{0}, VCPUs: []int{0, 1}, MemoryBytes: 512 << 20},
+			{ID: 1, HostNodes: []int{1}, VCPUs: []int{2, 3}, MemoryBytes: 512 << 20},
+		},
+		Sockets: 2, Cores: 2, Threads: 1,
+		VCPUs:        []plan.VCPU{{ID: 0, GuestNode: 0, HostCPUs: cpuset.New(2)}, {ID: 2, GuestNode: 1, Socket: 1, HostCPUs: cpuset.New(8)}},
+		HotplugVCPUs: []plan.VCPU{{ID: 1, GuestNode: 0, Core: 1, HostCPUs: cpuset.New(3)}, {ID: 3, GuestNode: 1, Socket: 1, Core: 1, HostCPUs: cpuset.New(9)}},
+	}
+	e := summarize(p)
+	type slot struct {
+		ID, Node, Socket, Core int
+		Present, Hotplug       bool
+	}
+	var got []slot
+	for _, s := range e.VCPUSlots {
+		got = append(got, slot{s.ID, s.GuestNode, s.SocketID, s.CoreID, s.Present, s.Hotplug})
+	}
+	want := []slot{{0, 0, 0, 0, true, false}, {2, 1, 1, 0, true, false}, {1, 0, 0, 1, false, true}, {3, 1, 1, 1, false, true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("slots %+v, want %+v", got, want)
+	}
+	// Up to slot 2, the highest present: slot 1 is absent, its planned home.
+	if wantHomes := [][]int{{0}, {0}, {1}}; !reflect.DeepEqual(e.VCPUHomeNodes, wantHomes) {
+		t.Errorf("vcpu home nodes %v, want %v (by cpu-index)", e.VCPUHomeNodes, wantHomes)
+	}
+	e.VCPUSlots[3].Present = true
+	if got, want := e.SlotHomeNodes(), [][]int{{0}, {0}, {1}, {1}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("with slot 3 present: homes %v, want %v", got, want)
+	}
+	if e.VCPUs[0] != 2 || e.VCPUs[1] != 2 {
+		t.Errorf("vcpus per node %v, want 2 and 2 (the room promised too)", e.VCPUs)
+	}
+}

@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"k8s.io/utils/cpuset"
 
@@ -66,8 +68,12 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 		return nil, fmt.Errorf("plan vm with hotplug room (%d vCPUs, %s at most): %w", maxV, memobj.FormatSize(maxM), err)
 	}
 	p.Spec = spec
-	p.HotplugVCPUs = append(p.HotplugVCPUs, p.VCPUs[spec.VCPUs:]...)
-	p.VCPUs = p.VCPUs[:spec.VCPUs]
+	if spec.LowestVCPUsAtStart {
+		p.HotplugVCPUs = append(p.HotplugVCPUs, p.VCPUs[spec.VCPUs:]...)
+		p.VCPUs = p.VCPUs[:spec.VCPUs]
+	} else {
+		p.startVCPUs(spec.VCPUs)
+	}
 	if err := splitGrowth(p, maxM, growth, unit); err != nil {
 		return nil, err
 	}
@@ -90,6 +96,7 @@ func hotplugPlan(host *topology.Host, spec Spec, placed []Placed) (*Plan, error)
 			}
 		}
 		r = r[:len(r)-1] + "; each is mapped there ahead of time (-numa cpu for every slot)."
+		r += " " + p.startPhrase()
 	}
 	for _, m := range p.HotplugMemory {
 		how := "virtio-mem, empty at start"
@@ -291,3 +298,110 @@ func (p *Plan) slotCPUs() []qemucmd.Option {
 }
 
 func ptr(i int) *int { return &i }
+
+// startVCPUs splits the n vCPUs a plan made at its most starts with over
+// its guest nodes as a VM of n vCPUs is split (splitVCPUs, each guest
+// node's slots its cap), each guest node's first slots present: a guest
+// node with slots boots with vCPUs of its own whenever n allows. The rest
+// become HotplugVCPUs in the order qnuma vcpus adds them: the guest node
+// the split of one vCPU more grows, so that growth alternates between
+// guest nodes as the start split does; removal takes the last added first.
+func (p *Plan) startVCPUs(n int) {
+	byNode := make([][]VCPU, len(p.GuestNodes))
+	caps := make([]int, len(p.GuestNodes))
+	for _, v := range p.VCPUs {
+		byNode[v.GuestNode] = append(byNode[v.GuestNode], v)
+		caps[v.GuestNode]++
+	}
+	used := splitVCPUs(caps, n)
+	var present []VCPU
+	for g, vs := range byNode {
+		present = append(present, vs[:used[g]]...)
+	}
+	slices.SortFunc(present, func(a, b VCPU) int { return a.ID - b.ID })
+	var hot []VCPU
+	for k := n + 1; k <= len(p.VCPUs); k++ {
+		for g, want := range splitVCPUs(caps, k) {
+			for ; used[g] < want; used[g]++ {
+				hot = append(hot, byNode[g][used[g]])
+			}
+		}
+	}
+	p.VCPUs, p.HotplugVCPUs = present, append(p.HotplugVCPUs, hot...)
+}
+
+// startPhrase says how the vCPUs present at start are given to QEMU: the
+// first by -smp, those of other guest nodes cold-plugged by -device.
+func (p *Plan) startPhrase() string {
+	boot := p.BootVCPUs()
+	if boot == len(p.VCPUs) {
+		return "qnuma vcpus adds them in the order listed under Hotpluggable vCPUs and removes the last added first."
+	}
+	var parts []string
+	for _, g := range p.GuestNodes {
+		ids := cpuset.New()
+		for _, v := range p.VCPUs {
+			if v.GuestNode == g.ID {
+				ids = ids.Union(cpuset.New(v.ID))
+			}
+		}
+		if !ids.IsEmpty() {
+			parts = append(parts, fmt.Sprintf("%s in guest node %d", ids, g.ID))
+		}
+	}
+	return fmt.Sprintf("Present at start: vCPUs %s, split as a VM of %d vCPUs is, so every guest node with vCPUs boots with some; QEMU starts vCPUs %s (-smp %d) and the others are cold-plugged into their slots (-device <cpu model>-x86_64-cpu,id=qnuma-vcpuN), each pinned like the rest. qnuma vcpus adds the absent ones in the order listed under Hotpluggable vCPUs, alternating between guest nodes, and removes the last added first.",
+		strings.Join(parts, ", "), len(p.VCPUs), cpuset.New(iota(boot)...), boot)
+}
+
+// BootVCPUs is how many vCPUs -smp starts: the present vCPUs 0, 1, ...
+// up to the first absent slot. The other present vCPUs are cold-plugged
+// (coldPlugged).
+func (p *Plan) BootVCPUs() int {
+	n := 0
+	for n < len(p.VCPUs) && p.VCPUs[n].ID == n {
+		n++
+	}
+	return n
+}
+
+// DefaultCPUType is the QOM type of QEMU's default x86 vCPU (-cpu qemu64),
+// which RenderOptions.CPUType defaults to.
+const DefaultCPUType = "qemu64-x86_64-cpu"
+
+// VCPUDeviceID is the id of the vCPU device in slot id (cpu-index id):
+// one cold-plugged on the command line, or one qnuma vcpus adds.
+func VCPUDeviceID(id int) string { return fmt.Sprintf("qnuma-vcpu%d", id) }
+
+// cpuDevice is -device for one vCPU cold-plugged into its slot.
+type cpuDevice struct {
+	Driver, ID           string
+	Socket, Core, Thread int
+}
+
+func (d cpuDevice) Arg() qemucmd.Arg {
+	return qemucmd.Arg{Flag: "-device", Name: "device", HasValue: true,
+		Value: fmt.Sprintf("%s,id=%s,socket-id=%d,core-id=%d,thread-id=%d", d.Driver, d.ID, d.Socket, d.Core, d.Thread)}
+}
+
+// coldPlugged is -device for every present vCPU -smp does not start (a
+// plan with hotplug room whose later guest nodes start with vCPUs of their
+// own), of type typ ("": DefaultCPUType).
+func (p *Plan) coldPlugged(typ string) []qemucmd.Option {
+	if typ == "" {
+		typ = DefaultCPUType
+	}
+	var frags []qemucmd.Option
+	for _, v := range p.VCPUs[p.BootVCPUs():] {
+		frags = append(frags, cpuDevice{Driver: typ, ID: VCPUDeviceID(v.ID), Socket: v.Socket, Core: v.Core, Thread: v.Thread})
+	}
+	return frags
+}
+
+// iota is 0, 1, ..., n-1.
+func iota(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}

@@ -19,20 +19,33 @@ func TestHotplugPlan(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		spec Spec
-		// wantHot is the absent vCPUs' guest nodes, in vCPU order;
-		// wantGrow each guest node's growth in MiB (0: no device).
-		wantHot   []int
-		wantStart []uint64
-		wantGrow  []uint64
+		// wantHot is the absent vCPUs' guest nodes, in the order qnuma
+		// vcpus adds them, wantHotIDs their ids (slots), wantPresent the
+		// ids present at start; wantGrow each guest node's growth in MiB
+		// (0: no device).
+		wantHot     []int
+		wantStart   []uint64
+		wantGrow    []uint64
+		wantPresent []int
+		wantHotIDs  []int
 	}{
+		// Split 2+2 at start as --vcpus 4 is, slots 0-5 in guest node 0
+		// and 6-11 in guest node 1; growth alternates.
 		{"vcpus on two nodes", Spec{VCPUs: 4, MaxVCPUs: 12, MemoryBytes: 4 * memobj.GiB},
-			[]int{0, 0, 1, 1, 1, 1, 1, 1}, []uint64{2048, 2048}, nil},
+			[]int{0, 1, 0, 1, 0, 1, 0, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 6, 7}, []int{2, 8, 3, 9, 4, 10, 5, 11}},
+		// Odd: the first guest node takes the one left over, at start and
+		// when growing.
+		{"odd vcpus on two nodes", Spec{VCPUs: 3, MaxVCPUs: 10, MemoryBytes: 4 * memobj.GiB},
+			[]int{1, 0, 1, 0, 1, 0, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 5}, []int{6, 2, 7, 3, 8, 4, 9}},
+		// As libvirt starts them (<vcpu current=>): the lowest ids.
+		{"lowest vcpus at start", Spec{VCPUs: 4, MaxVCPUs: 12, MemoryBytes: 4 * memobj.GiB, LowestVCPUsAtStart: true},
+			[]int{0, 0, 1, 1, 1, 1, 1, 1}, []uint64{2048, 2048}, nil, []int{0, 1, 2, 3}, []int{4, 5, 6, 7, 8, 9, 10, 11}},
 		{"memory on two nodes", Spec{VCPUs: 4, MemoryBytes: 4 * memobj.GiB, MaxMemoryBytes: 36 * memobj.GiB},
-			nil, []uint64{2897, 1199}, []uint64{23174, 9594}},
+			nil, []uint64{2897, 1199}, []uint64{23174, 9594}, []int{0, 1, 2, 3}, nil},
 		{"both on one node", Spec{VCPUs: 2, MaxVCPUs: 4, MemoryBytes: memobj.GiB, MaxMemoryBytes: 2 * memobj.GiB},
-			[]int{0, 0}, []uint64{1024}, []uint64{1024}},
+			[]int{0, 0}, []uint64{1024}, []uint64{1024}, []int{0, 1}, []int{2, 3}},
 		{"no growth", Spec{VCPUs: 2, MaxVCPUs: 2, MemoryBytes: memobj.GiB, MaxMemoryBytes: memobj.GiB},
-			nil, []uint64{1024}, nil},
+			nil, []uint64{1024}, nil, []int{0, 1}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Make(intel2p(), tc.spec, nil)
@@ -42,15 +55,18 @@ func TestHotplugPlan(t *testing.T) {
 			if len(p.VCPUs) != tc.spec.VCPUs || p.Spec.MemoryBytes != tc.spec.MemoryBytes {
 				t.Errorf("starts with %d vCPUs, %d bytes; want the present %d, %d", len(p.VCPUs), p.Spec.MemoryBytes, tc.spec.VCPUs, tc.spec.MemoryBytes)
 			}
-			var hot []int
-			for i, v := range p.HotplugVCPUs {
-				if v.ID != tc.spec.VCPUs+i {
-					t.Errorf("hotplug vCPU %d has id %d", i, v.ID)
-				}
-				hot = append(hot, v.GuestNode)
+			var hot, hotIDs, present []int
+			for _, v := range p.HotplugVCPUs {
+				hot, hotIDs = append(hot, v.GuestNode), append(hotIDs, v.ID)
 			}
-			if !slices.Equal(hot, tc.wantHot) {
-				t.Errorf("absent vCPUs' guest nodes %v, want %v", hot, tc.wantHot)
+			for _, v := range p.VCPUs {
+				present = append(present, v.ID)
+			}
+			if !slices.Equal(hot, tc.wantHot) || !slices.Equal(hotIDs, tc.wantHotIDs) {
+				t.Errorf("absent vCPUs %v in guest nodes %v, want %v in %v", hotIDs, hot, tc.wantHotIDs, tc.wantHot)
+			}
+			if !slices.Equal(present, tc.wantPresent) {
+				t.Errorf("present at start: vCPUs %v, want %v", present, tc.wantPresent)
 			}
 			var start, grow []uint64
 			for _, g := range p.GuestNodes {
@@ -123,8 +139,9 @@ func TestHotplugArgsOnlyWithRoom(t *testing.T) {
 }
 
 // The rendered room on the real QEMU, planned for two host nodes and
-// rendered for node 0 (this machine's only node): query-hotpluggable-cpus
-// puts every absent slot on its planned guest node, query-memory-devices
+// rendered for node 0 (this machine's only node): query-cpus-fast has one
+// vCPU in each guest node at start (cpu-index 0, and 6 cold-plugged),
+// query-hotpluggable-cpus puts every absent slot on its planned guest node, query-memory-devices
 // has one empty virtio-mem per guest node on its node, whose backend is
 // bound as planned.
 func TestHotplugInQEMU(t *testing.T) {
@@ -159,6 +176,32 @@ func TestHotplugInQEMU(t *testing.T) {
 	}
 	if err := vm.Execute("query-hotpluggable-cpus", nil, &slots); err != nil {
 		t.Fatal(err)
+	}
+	// Present: one vCPU in each guest node, QEMU's cpu-index its slot
+	// (vCPU 6, the first of guest node 1, cold-plugged by -device).
+	var cpus []struct {
+		CPUIndex int    `json:"cpu-index"`
+		QOMPath  string `json:"qom-path"`
+		Props    struct {
+			NodeID   *int `json:"node-id"`
+			SocketID int  `json:"socket-id"`
+			CoreID   int  `json:"core-id"`
+		} `json:"props"`
+	}
+	if err := vm.Execute("query-cpus-fast", nil, &cpus); err != nil {
+		t.Fatal(err)
+	}
+	gotPresent := map[int]string{}
+	for _, c := range cpus {
+		n := -1
+		if c.Props.NodeID != nil {
+			n = *c.Props.NodeID
+		}
+		gotPresent[c.CPUIndex] = fmt.Sprintf("node %d socket %d core %d %s", n, c.Props.SocketID, c.Props.CoreID, c.QOMPath)
+	}
+	wantPresent := map[int]string{0: "node 0 socket 0 core 0 /machine/unattached/device[0]", 6: "node 1 socket 1 core 0 /machine/peripheral/qnuma-vcpu6"}
+	if !maps.Equal(gotPresent, wantPresent) {
+		t.Errorf("present vCPUs (cpu-index: where) %v, want %v", gotPresent, wantPresent)
 	}
 	want := map[string]int{}
 	for _, v := range p.HotplugVCPUs {
@@ -339,6 +382,68 @@ func TestDIMMSizeAndVirtioMem(t *testing.T) {
 	} {
 		if got, why := HasVirtioMem(tc.v, tc.machine); got != tc.want || got == (why != "") {
 			t.Errorf("HasVirtioMem(%s, %q) = %v %q, want %v", tc.v, tc.machine, got, why, tc.want)
+		}
+	}
+}
+
+// A VM with hotplug room over two guest nodes: -smp starts guest node 0's
+// vCPUs, -device of the user's -cpu model cold-plugs guest node 1's into
+// their slots; one guest node needs no -device.
+func TestHotplugColdPlugArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name, cpuType string
+		spec          Spec
+		want, not     []string
+	}{
+		{"two guest nodes", "", Spec{VCPUs: 4, MaxVCPUs: 12, MemoryBytes: 4 * memobj.GiB},
+			[]string{"-smp 2,sockets=2,cores=6,threads=1,maxcpus=12 ", "-device qemu64-x86_64-cpu,id=qnuma-vcpu6,socket-id=1,core-id=0,thread-id=0 -device qemu64-x86_64-cpu,id=qnuma-vcpu7,socket-id=1,core-id=1,thread-id=0"},
+			[]string{"qnuma-vcpu2", "qnuma-vcpu8"}},
+		{"the user's model", "host-x86_64-cpu", Spec{VCPUs: 3, MaxVCPUs: 10, MemoryBytes: 4 * memobj.GiB},
+			[]string{"-smp 2,sockets=2,cores=5,threads=1,maxcpus=10 ", "-device host-x86_64-cpu,id=qnuma-vcpu5,socket-id=1,core-id=0,thread-id=0"},
+			[]string{"qemu64", "qnuma-vcpu6"}},
+		{"one guest node", "", Spec{VCPUs: 2, MaxVCPUs: 4, MemoryBytes: memobj.GiB},
+			[]string{"-smp 2,sockets=1,cores=4,threads=1,maxcpus=4"}, []string{"-device"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Make(intel2p(), tc.spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args, err := p.Args(RenderOptions{QEMU: qemu72, CPUType: tc.cpuType})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.Join(args, " ")
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("args %q lack %q", line, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(line, n) {
+					t.Errorf("args %q have %q", line, n)
+				}
+			}
+		})
+	}
+}
+
+func TestQEMUArgvCPUType(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"qemu-system-x86_64", "-m", "1G"}, ""},
+		{[]string{"qemu-system-x86_64", "-cpu", "host"}, "host-x86_64-cpu"},
+		{[]string{"qemu-system-x86_64", "-cpu", "qemu64", "-cpu", "Skylake-Client-v2,+avx2,pmu=off"}, "Skylake-Client-v2-x86_64-cpu"},
+		{[]string{"/usr/bin/qemu-system-i386", "-cpu", "max"}, "max-i386-cpu"},
+	} {
+		q, err := ParseQEMUArgv(tc.argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.CPUType(); got != tc.want {
+			t.Errorf("%q: CPUType() = %q, want %q", tc.argv, got, tc.want)
 		}
 	}
 }

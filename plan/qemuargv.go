@@ -359,3 +359,26 @@ func (q *QEMUArgv) hasBackend(v string) bool {
 	}
 	return false
 }
+
+// CPUType is the QOM type of the user's vCPUs, for the ones a plan with
+// hotplug room cold-plugs with -device (RenderOptions.CPUType): the model
+// of the last -cpu ("host" is host-x86_64-cpu; qemu-system-i386's end in
+// -i386-cpu), "" without one (QEMU's default, DefaultCPUType).
+func (q *QEMUArgv) CPUType() string {
+	if q == nil || q.Cmdline == nil {
+		return ""
+	}
+	cpus := q.Cmdline.Find("cpu")
+	if len(cpus) == 0 {
+		return ""
+	}
+	model, _, _ := strings.Cut(cpus[len(cpus)-1].Value, ",")
+	if model == "" {
+		return ""
+	}
+	arch := "x86_64"
+	if strings.HasSuffix(q.Binary, "qemu-system-i386") {
+		arch = "i386"
+	}
+	return model + "-" + arch + "-cpu"
+}

@@ -21,6 +21,10 @@ type RenderOptions struct {
 	// MemPath is the directory (a hugetlbfs mount for hugepages) file
 	// backends create their files in.
 	MemPath string
+	// CPUType is the QOM type of the vCPUs a plan with hotplug room
+	// cold-plugs with -device (the -cpu model's, QEMUArgv.CPUType); "":
+	// DefaultCPUType.
+	CPUType string
 }
 
 // Backend and thread-context ids, by guest node.
@@ -100,6 +104,7 @@ func (p *Plan) Args(opts RenderOptions) ([]string, error) {
 		frags = append(frags, numa...)
 	}
 	frags = append(frags, p.hotplugArgs(backend)...)
+	frags = append(frags, p.coldPlugged(opts.CPUType)...)
 	args, err := qemucmd.Render(frags...)
 	if err != nil {
 		return nil, fmt.Errorf("render qemu args: %w", err)
@@ -164,16 +169,23 @@ func (p *Plan) checkShape() error {
 		return fmt.Errorf("%d vcpus do not fit %d sockets × %d cores × %d threads", len(p.VCPUs), p.Sockets, p.Cores, p.Threads)
 	}
 	for i, v := range p.VCPUs {
-		if v.ID != i {
+		// With hotplug room the present vCPUs are any slots, ascending,
+		// vCPU 0 among them: -smp starts 0, 1, ... and -device plugs the
+		// others into their slots (cpu-index = slot).
+		hot := len(p.HotplugVCPUs) > 0 && p.Spec.Topology == nil
+		switch {
+		case !hot && v.ID != i:
 			return fmt.Errorf("vcpu %d has id %d: ids must be 0..%d in order", i, v.ID, len(p.VCPUs)-1)
+		case hot && (i == 0 && v.ID != 0 || i > 0 && v.ID <= p.VCPUs[i-1].ID || v.ID >= topo.MaxCPUs):
+			return fmt.Errorf("vcpu %d has id %d: ids must ascend from 0 within the %d slots", i, v.ID, topo.MaxCPUs)
 		}
 		if v.GuestNode < 0 || v.GuestNode >= len(p.GuestNodes) {
-			return fmt.Errorf("vcpu %d is on guest node %d, which does not exist", i, v.GuestNode)
+			return fmt.Errorf("vcpu %d is on guest node %d, which does not exist", v.ID, v.GuestNode)
 		}
-		s, _, c, t := topo.IDs(i)
+		s, _, c, t := topo.IDs(v.ID)
 		if v.Socket != s || v.Core != c || v.Thread != t {
 			return fmt.Errorf("vcpu %d is planned as socket %d core %d thread %d, but -smp sockets=%d,cores=%d,threads=%d makes it socket %d core %d thread %d",
-				i, v.Socket, v.Core, v.Thread, p.Sockets, p.Cores, p.Threads, s, c, t)
+				v.ID, v.Socket, v.Core, v.Thread, p.Sockets, p.Cores, p.Threads, s, c, t)
 		}
 	}
 	return nil
@@ -222,7 +234,7 @@ func (p *Plan) backend(opts RenderOptions) (qemucmd.Backend, error) {
 // smp is -smp from the plan's topology; maxcpus covers a topology with
 // more slots than vCPUs.
 func (p *Plan) smp() qemucmd.SMP {
-	s := qemucmd.SMP{CPUs: len(p.VCPUs), Sockets: p.Sockets, Cores: p.Cores, Threads: p.Threads}
+	s := qemucmd.SMP{CPUs: p.BootVCPUs(), Sockets: p.Sockets, Cores: p.Cores, Threads: p.Threads}
 	if n := p.Sockets * p.Cores * p.Threads; n != s.CPUs {
 		s.MaxCPUs = n
 	}
@@ -232,10 +244,14 @@ func (p *Plan) smp() qemucmd.SMP {
 // preallocThreads is one preallocation thread per host CPU the guest
 // node's vCPUs run on (the emulator's CPUs for a memory-only node).
 func (p *Plan) preallocThreads(g GuestNode) int {
+	present := make(map[int]cpuset.CPUSet, len(p.VCPUs)) // by id
+	for _, v := range p.VCPUs {
+		present[v.ID] = v.HostCPUs
+	}
 	cpus := cpuset.New()
 	for _, id := range g.VCPUs {
-		if id >= 0 && id < len(p.VCPUs) {
-			cpus = cpus.Union(p.VCPUs[id].HostCPUs)
+		if c, ok := present[id]; ok {
+			cpus = cpus.Union(c)
 		}
 	}
 	if len(g.VCPUs) == 0 {

@@ -82,6 +82,12 @@ type Spec struct {
 	// growth to guest nodes (hotplug.go).
 	MaxVCPUs       int
 	MaxMemoryBytes uint64
+	// LowestVCPUsAtStart: with vCPU hotplug room the vCPUs present at
+	// start are 0 to VCPUs-1, the first guest nodes' slots, as libvirt's
+	// <vcpu current=> starts them (qnuma libvirt place). Otherwise each
+	// guest node starts with its share (its first slots, cold-plugged by
+	// -device past guest node 0's).
+	LowestVCPUsAtStart bool
 	// MemoryHotplug is how the memory growth is plugged: virtio-mem
 	// devices (MemoryHotplugVirtioMem, also when empty) or DIMMs
 	// (MemoryHotplugDIMM), where the QEMU has no virtio-mem.

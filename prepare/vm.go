@@ -76,7 +76,7 @@ func (pr *VM) PlanFor(placed []plan.Placed) error {
 	if pr.Note != "" {
 		pr.Plan.Reasons = append(pr.Plan.Reasons, pr.Note)
 	}
-	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU, Backend: pr.backendType()}); err != nil {
+	if pr.Rendered, err = pr.Plan.Args(plan.RenderOptions{QEMU: pr.QEMU, Backend: pr.backendType(), CPUType: pr.User.CPUType()}); err != nil {
 		return err
 	}
 	pr.Argv = pr.Rendered

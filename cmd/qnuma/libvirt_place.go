@@ -220,6 +220,9 @@ func (c *LibvirtPlaceCmd) planOn(ctx context.Context, conn libvirthost.Conn, uri
 	if err != nil {
 		return nil, err
 	}
+	// libvirt starts vCPUs 0 to current-1 (<vcpu current=>), whatever
+	// their guest nodes.
+	pr.Spec.LowestVCPUsAtStart = true
 	if !local {
 		if pr.Host, err = remoteHost(conn); err != nil {
 			return nil, err

@@ -146,6 +146,33 @@ func TestLibvirtPlaceConfigWide(t *testing.T) {
 	}
 }
 
+// A domain with vCPU hotplug room (<vcpu current='4'>6</vcpu>) over two
+// nodes (3 vCPU slots each, --prefer-ht): libvirt starts vCPUs 0 to
+// current-1, so the plan keeps those present at start (0-2 in guest node 0,
+// 3 in guest node 1), not each guest node's share of them (0-1 and 3-4),
+// which only qnuma run can start (cold-plugged by -device).
+func TestLibvirtPlaceConfigHotplugRoom(t *testing.T) {
+	f := newFake(t)
+	f.Domains["grow"] = &libvirthosttest.Domain{State: libvirthost.StateShutoff,
+		XML: strings.Replace(fakeDomainXML("grow", 6, 5*1024, ""), "<vcpu placement='static'>6</vcpu>", "<vcpu placement='static' current='4'>6</vcpu>", 1)}
+	r, err := placeFake(t, f, "grow", "--config", "--prefer-ht")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int
+	for _, v := range r.VCPUs {
+		ids = append(ids, v.VCPU)
+	}
+	if len(r.HostNodes) != 2 || !slices.Equal(ids, []int{0, 1, 2, 3}) || len(f.Defined) != 1 {
+		t.Fatalf("host nodes %v, vCPUs present %v, defined %d: want two nodes, vCPUs 0-3", r.HostNodes, ids, len(f.Defined))
+	}
+	for _, want := range []string{"current='4'", "<vcpupin vcpu='3'", "<cell id='1'"} {
+		if !strings.Contains(f.Defined[0], want) {
+			t.Errorf("defined XML lacks %s:\n%s", want, f.Defined[0])
+		}
+	}
+}
+
 // TestLibvirtPlaceRefused: every refusal exits 2 and leaves the domain as
 // it was; one libvirt makes half-way is undone.
 func TestLibvirtPlaceRefused(t *testing.T) {

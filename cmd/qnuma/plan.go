@@ -146,6 +146,9 @@ type vcpuJSON struct {
 	Thread    int    `json:"thread"`
 	HostCPUs  string `json:"host_cpus"`
 	Present   bool   `json:"present"`
+	// Device is the -device id of a present vCPU that -smp does not start,
+	// cold-plugged into its slot (a VM with hotplug room); "" otherwise.
+	Device string `json:"device,omitempty"`
 }
 
 // hotplugMemoryJSON is one guest node's virtio-mem device and backend.
@@ -233,10 +236,14 @@ func planJSONOf(pr *Prepared) planJSON {
 		out.GuestNodes = append(out.GuestNodes, guestNodeJSON{g.ID, g.HostNodes, nonNil(g.VCPUs), g.MemoryBytes, given, b.Backend, b.Policy, b.Reason})
 	}
 	vcpu := func(v plan.VCPU, present bool) vcpuJSON {
-		return vcpuJSON{v.ID, p.GuestNodeID(v), v.Socket, p.Die(v.ID), v.Core, v.Thread, v.HostCPUs.String(), present}
+		return vcpuJSON{v.ID, p.GuestNodeID(v), v.Socket, p.Die(v.ID), v.Core, v.Thread, v.HostCPUs.String(), present, ""}
 	}
-	for _, v := range p.VCPUs {
-		out.VCPUs = append(out.VCPUs, vcpu(v, true))
+	for i, v := range p.VCPUs {
+		j := vcpu(v, true)
+		if i >= p.BootVCPUs() {
+			j.Device = plan.VCPUDeviceID(v.ID)
+		}
+		out.VCPUs = append(out.VCPUs, j)
 	}
 	for _, v := range p.HotplugVCPUs {
 		out.HotplugVCPUs = append(out.HotplugVCPUs, vcpu(v, false))

@@ -16,6 +16,7 @@ import (
 	"github.com/qnuma/qnuma/affinity"
 	"github.com/qnuma/qnuma/control"
 	"github.com/qnuma/qnuma/ledger"
+	"github.com/qnuma/qnuma/plan"
 	"github.com/qnuma/qnuma/qmp"
 	"github.com/qnuma/qnuma/topology"
 )
@@ -32,11 +33,12 @@ type VCPUsCmd struct {
 func (c *VCPUsCmd) Help() string {
 	return `Grows or shrinks a running VM started with --max-vcpus (or -smp maxcpus=) to N
 vCPUs. Each new vCPU goes into the slot the plan mapped to its guest node
-(-numa cpu), and its thread is pinned to its planned host CPUs as soon as
-it exists, before the guest can online it; the ledger records it. Removal
-takes the vCPUs qnuma added away again, the last first, and waits for the
-guest to release each (DEVICE_DELETED): a guest needs an OS that ejects
-CPUs (ACPI) for that.
+(-numa cpu), in the plan's order (alternating between guest nodes: the
+Hotpluggable vCPUs of qnuma plan), and its thread is pinned to its planned
+host CPUs as soon as it exists, before the guest can online it; the ledger
+records it. Removal takes the vCPUs qnuma added away again, the last first,
+and waits for the guest to release each (DEVICE_DELETED): a guest needs an
+OS that ejects CPUs (ACPI) for that.
 
 Refused with nothing changed (exit 2): N beyond --max-vcpus or below the
 vCPUs the VM started with, a VM without hotplug room, and a new vCPU whose
@@ -59,8 +61,9 @@ func (c *VCPUsCmd) Run() error {
 // to (--timeout, --wait).
 const controlTimeout = 2 * time.Minute
 
-// slotDeviceID is the id of the vCPU device qnuma plugs into slot id.
-func slotDeviceID(id int) string { return fmt.Sprintf("qnuma-vcpu%d", id) }
+// slotDeviceID is the id of the vCPU device qnuma plugs into slot id (the
+// one a VM over several guest nodes has cold-plugged at start has it too).
+func slotDeviceID(id int) string { return plan.VCPUDeviceID(id) }
 
 // hotpluggableCPU is one entry of query-hotpluggable-cpus.
 type hotpluggableCPU struct {
@@ -82,8 +85,12 @@ type vcpuChange struct {
 }
 
 // planVCPUChange decides which slots to plug or unplug to bring vm e from
-// the vCPUs present now (by slot index) to want, refusing what may not be
-// done before anything changes.
+// the vCPUs present now (by slot id) to want, refusing what may not be
+// done before anything changes. The slots are in plan order (those present
+// at start, then the absent ones as the plan adds them, alternating
+// between guest nodes): the first want of them are to be present, so a
+// grow adds the next absent slots in that order and a shrink removes the
+// last added first.
 func planVCPUChange(e ledger.Entry, want int, present map[int]bool, others []ledger.Entry, usable func(ledger.VCPUSlot) error) (vcpuChange, error) {
 	var ch vcpuChange
 	if len(e.VCPUSlots) == 0 {
@@ -102,7 +109,7 @@ func planVCPUChange(e ledger.Entry, want int, present map[int]bool, others []led
 		return ch, badInput("vm %s started with %d vCPUs; qnuma vcpus removes only those it added: give at least %d; nothing changed", e.Name, boot, boot)
 	}
 	for i, s := range e.VCPUSlots {
-		if i < want && !present[i] {
+		if i < want && !present[s.ID] {
 			if !s.Hotplug {
 				return ch, fmt.Errorf("vm %s: vCPU %d, present at start, is gone from qemu", e.Name, s.ID)
 			}
@@ -121,7 +128,7 @@ func planVCPUChange(e ledger.Entry, want int, present map[int]bool, others []led
 		}
 	}
 	for i := len(e.VCPUSlots) - 1; i >= want; i-- {
-		if present[i] {
+		if present[e.VCPUSlots[i].ID] {
 			ch.Remove = append(ch.Remove, e.VCPUSlots[i])
 		}
 	}
@@ -129,7 +136,7 @@ func planVCPUChange(e ledger.Entry, want int, present map[int]bool, others []led
 }
 
 // presentSlots maps qemu's vCPUs to the entry's slots by their topology
-// ids; tids are their threads.
+// ids: present and tids (their threads) are by slot id.
 func presentSlots(e ledger.Entry, cpus []qmp.CPU) (present map[int]bool, tids map[int]int) {
 	present, tids = map[int]bool{}, map[int]int{}
 	for _, cpu := range cpus {
@@ -139,9 +146,9 @@ func presentSlots(e ledger.Entry, cpus []qmp.CPU) (present map[int]bool, tids ma
 				p[k] = *v
 			}
 		}
-		for i, s := range e.VCPUSlots {
+		for _, s := range e.VCPUSlots {
 			if slotMatches(p, s) {
-				present[i], tids[i] = true, cpu.ThreadID
+				present[s.ID], tids[s.ID] = true, cpu.ThreadID
 			}
 		}
 	}
@@ -392,18 +399,9 @@ func recordSlot(ctx context.Context, l *ledger.Ledger, old ledger.Entry, id int,
 				continue
 			}
 			e.VCPUSlots[i].Present = present
-			// qnuma stat's home of each vCPU, by index.
-			switch {
-			case present && len(e.VCPUHomeNodes) == id:
-				for _, g := range e.GuestNodes {
-					if g.ID == s.GuestNode {
-						e.VCPUHomeNodes = append(e.VCPUHomeNodes, append([]int(nil), g.HostNodes...))
-					}
-				}
-			case !present && len(e.VCPUHomeNodes) == id+1:
-				e.VCPUHomeNodes = e.VCPUHomeNodes[:id]
-			}
 		}
+		// qnuma stat's home of each vCPU, by cpu-index.
+		e.VCPUHomeNodes = e.SlotHomeNodes()
 		return nil
 	})
 	if err != nil {

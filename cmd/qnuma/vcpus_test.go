@@ -26,6 +26,12 @@ func TestPlanVCPUChange(t *testing.T) {
 		{ID: 3, GuestNode: 1, HostCPUs: cpuset.New(5), Hotplug: true},
 	}
 	vm := ledger.Entry{Name: "vm", VCPUSlots: slots}
+	twoNodes := ledger.Entry{Name: "two", VCPUSlots: []ledger.VCPUSlot{
+		{ID: 0, GuestNode: 0, HostCPUs: cpuset.New(0), Present: true},
+		{ID: 2, GuestNode: 1, HostCPUs: cpuset.New(4), Present: true},
+		{ID: 1, GuestNode: 0, HostCPUs: cpuset.New(1), Hotplug: true},
+		{ID: 3, GuestNode: 1, HostCPUs: cpuset.New(5), Hotplug: true},
+	}}
 	ok := func(ledger.VCPUSlot) error { return nil }
 	ids := func(ss []ledger.VCPUSlot) []int {
 		var out []int
@@ -63,6 +69,15 @@ func TestPlanVCPUChange(t *testing.T) {
 				return nil
 			}, usage: "vCPU 2: offline"},
 		{name: "boot vcpu gone", e: vm, want: 2, present: map[int]bool{1: true}, err: "present at start, is gone"},
+		// Two guest nodes that start with slots 0 and 2, slots 1 and 3
+		// added in plan order (node 0, node 1): growth alternates, and
+		// shrinking takes the last added first.
+		{name: "two nodes: grow by one", e: twoNodes, want: 3, present: map[int]bool{0: true, 2: true}, add: []int{1}},
+		{name: "two nodes: grow to the most", e: twoNodes, want: 4, present: map[int]bool{0: true, 2: true}, add: []int{1, 3}},
+		{name: "two nodes: shrink last added first", e: twoNodes, want: 2, present: map[int]bool{0: true, 1: true, 2: true, 3: true}, del: []int{3, 1}},
+		{name: "two nodes: the next after one added", e: twoNodes, want: 4, present: map[int]bool{0: true, 1: true, 2: true}, add: []int{3}},
+		{name: "two nodes: below the boot vcpus", e: twoNodes, want: 1, present: map[int]bool{0: true, 2: true}, usage: "started with 2 vCPUs"},
+		{name: "two nodes: the cold-plugged one gone", e: twoNodes, want: 2, present: map[int]bool{0: true}, err: "vCPU 2, present at start, is gone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,6 +134,13 @@ func TestPresentSlots(t *testing.T) {
 	present, tids := presentSlots(e, cpus)
 	if !present[0] || present[1] || !present[2] || tids[2] != 12 {
 		t.Errorf("present %v tids %v; want slots 0 and 2, slot 2 on tid 12", present, tids)
+	}
+	// In plan order, slot 2 (guest node 1's first) before slot 1: by id,
+	// not by place.
+	e.VCPUSlots[1], e.VCPUSlots[2] = e.VCPUSlots[2], e.VCPUSlots[1]
+	present, tids = presentSlots(e, cpus)
+	if !present[0] || present[1] || !present[2] || tids[2] != 12 || len(present) != 2 {
+		t.Errorf("slots in plan order: present %v tids %v; want slots 0 and 2, slot 2 on tid 12", present, tids)
 	}
 }
 

@@ -13,13 +13,15 @@ import (
 
 // growScript runs inside the two-node test host: it boots the grown tiny
 // guest (under KVM, which the test host's -cpu max offers) as a VM of two
-// guest nodes on host nodes 0 and 1 with room for two more vCPUs (both
-// planned in guest node 1) and 128 MiB more per guest node, grows it by
-// $VCPUS and $MEMORY ($MEMFLAGS), and checks from the host's /proc that
-// each new vCPU thread runs only on its planned CPU of host node 1 and that
-// the pages the guest put in each guest node's new memory are on that
-// guest node's host node (numa_maps of qemu's 128 MiB virtio-mem backends),
-// then shrinks it back.
+// guest nodes on host nodes 0 and 1 that starts with one vCPU in each
+// (slot 0 in guest node 0, slot 2 in guest node 1, cold-plugged), with room
+// for one more vCPU per guest node (slots 1 and 3) and 128 MiB more per
+// guest node, grows it by $VCPUS and $MEMORY ($MEMFLAGS), and checks from
+// the host's /proc that each vCPU thread runs only on its planned CPU of
+// its guest node's host node, that the guest sees one CPU per node at boot
+// and two after, and that the pages the guest put in each guest node's new
+// memory are on that guest node's host node (numa_maps of qemu's 128 MiB
+// virtio-mem backends), then shrinks it back.
 const growScript = `
 load_kvm
 eval "set -- $GUEST"
@@ -42,13 +44,17 @@ qnuma memory g $MEMORY $MEMFLAGS --wait 60s || die "qnuma memory g $MEMORY"
 wait_console grown
 grep '^qnuma-guest:' /tmp/console
 
-# expect_vcpu N CPUS: vCPU N's thread may run on exactly CPUS, all on host node 1.
+# expect_vcpu N CPUS NODE: vCPU N's thread may run on exactly CPUS, of host node NODE.
 expect_vcpu() {
 	tid=$(vcpu_tids $qemu_pid | awk -v v=$1 '$1 == v {print $2}')
 	[ -n "$tid" ] || die "vCPU $1: no thread"
 	got=$(cpus_allowed $tid)
-	echo "vCPU $1 (tid $tid) on cpus $got; host node 1 has $(node_cpulist 1)"
+	echo "vCPU $1 (tid $tid) on cpus $got; host node $3 has $(node_cpulist $3)"
 	[ "$got" = "$2" ] || die "vCPU $1 on cpus $got, want $2"
+}
+# expect_guest WHEN NODE CPUS: the guest listed CPUS in its node NODE (WHEN: before, after).
+expect_guest() {
+	grep -q "^qnuma-guest: $1 node $2 cpus $3 " /tmp/console || die "the guest does not list cpus $3 in its node $2 $1 the growth"
 }
 # hot_mapping NODE: the numa_maps line of qemu's 128 MiB backend bound to NODE.
 hot_mapping() {
@@ -67,11 +73,18 @@ expect_hot() {
 	echo "hot memory of guest node $1: $on MiB on host node $1, $off MiB on host node $2"
 	[ "$on" -ge "$3" ] && [ "$off" -eq 0 ] || die "hot memory of guest node $1: $on MiB on node $1 (want >= $3), $off on node $2 (want 0)"
 }
-check expect_vcpu 2 2
-check expect_vcpu 3 3
+check expect_vcpu 0 0 0
+check expect_vcpu 2 2 1
+check expect_vcpu 1 1 0
+check expect_vcpu 3 3 1
 check expect_hot 0 1 32
 check expect_hot 1 0 32
-grep -q '^qnuma-guest: after node 1 cpus 2-3 ' /tmp/console || { echo "FAIL: the guest does not list vCPUs 2-3 in its node 1" >&2; checks_failed=$((checks_failed + 1)); }
+# The guest's own cpu numbers: the boot vCPUs first (slots 0 and 2), the
+# ones plugged later after them (slot 1, then slot 3).
+check expect_guest before 0 0
+check expect_guest before 1 1
+check expect_guest after 0 0,2
+check expect_guest after 1 1,3
 
 qnuma vcpus g 2 --timeout 60s || die "qnuma vcpus g 2"
 qnuma memory g 512M --wait 60s || die "qnuma memory g 512M"
@@ -81,8 +94,8 @@ checks_done
 `
 
 // Issue 15's multi-node proof, in the two-node test host; the negative
-// control grows only one vCPU and puts all the memory on guest node 0,
-// and the same checks fail.
+// control grows only one vCPU (guest node 0's) and puts all the memory on
+// guest node 0, and the same checks fail.
 func TestVCPUsAndMemoryInTestHost(t *testing.T) {
 	a := vm.Require(t)
 	kernel, tiny, err := vm.TinyGuest(context.Background())
@@ -120,9 +133,9 @@ func TestVCPUsAndMemoryInTestHost(t *testing.T) {
 		wantOutput                    []string
 	}{
 		{name: "one vCPU and 128 MiB more per guest node", vcpus: "4", memory: "768M",
-			wantOutput: []string{"vCPU 2 (tid", "vCPU 3 (tid", "all checks passed"}},
+			wantOutput: []string{"vCPU 1 (tid", "vCPU 2 (tid", "vCPU 3 (tid", "all checks passed"}},
 		{name: "negative: one vCPU, the memory on guest node 0 only", vcpus: "3", memory: "640M", memflags: "--node 0", wantExit: 1,
-			wantOutput: []string{"vCPU 3: no thread", "hot memory of guest node 1: 0 MiB on node 1"}},
+			wantOutput: []string{"vCPU 1 (tid", "vCPU 3: no thread", "hot memory of guest node 1: 0 MiB on node 1", "cpus 1,3 in its node 1 after"}},
 	} {
 		t.Run(row.name, func(t *testing.T) {
 			res, err := vm.Run(context.Background(), vm.Options{
