@@ -389,6 +389,9 @@ func (pr *VM) planDomain(placed []plan.Placed) error {
 	if pr.NotMovable != "" && pr.Dom.dom.MemoryBacking.Source == "" {
 		pr.NotMovable += " (the domain gives no <memoryBacking><source type='memfd'/>, so its RAM is libvirt's default, anonymous memory)"
 	}
+	if pr.NotMovable == "" {
+		pr.NotMovable = hotplugNotMovable(p.Spec)
+	}
 	return nil
 }
 

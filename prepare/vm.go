@@ -84,7 +84,20 @@ func (pr *VM) PlanFor(placed []plan.Placed) error {
 		pr.Argv = pr.User.Final(pr.Rendered)
 	}
 	pr.NotMovable = NotMovable(pr.Argv, pr.User != nil)
+	if pr.NotMovable == "" {
+		pr.NotMovable = hotplugNotMovable(pr.Plan.Spec)
+	}
 	return nil
+}
+
+// hotplugNotMovable is why a VM with hotplug room cannot be moved live
+// ("" without room): a move would leave its absent vCPU slots' CPUs and
+// its hot-plugged memory on the old nodes.
+func hotplugNotMovable(s plan.Spec) string {
+	if s.MaxVCPUs == 0 && s.MaxMemoryBytes == 0 {
+		return ""
+	}
+	return "it has hotplug room (--max-vcpus, --max-memory), which qnuma move does not move yet: its absent vCPU slots' CPUs and its hot-plugged memory would stay on the old nodes"
 }
 
 // backendType is --memory-backend for rendering: memfd is the renderer's

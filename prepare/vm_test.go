@@ -48,6 +48,14 @@ func TestPlanFor(t *testing.T) {
 			t.Errorf("the note is not the plan's last reason: %q", r)
 		}
 	}
+	// Hotplug room: not movable live, with the reason.
+	hp := &VM{Host: twoNodes(), Spec: plan.Spec{VCPUs: 2, MaxVCPUs: 4, MemoryBytes: 1 << 30}, QEMU: v72}
+	if err := hp.PlanFor(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hp.NotMovable, "hotplug room") {
+		t.Errorf("a VM with --max-vcpus: NotMovable %q, want the hotplug room named", hp.NotMovable)
+	}
 	// A VM that does not fit is the planner's error, bad input for qnuma.
 	vm := &VM{Host: twoNodes(), Spec: plan.Spec{VCPUs: 2, MemoryBytes: 64 << 30}, QEMU: v72}
 	if err := vm.PlanFor(nil); !errors.Is(err, plan.ErrDoesNotFit) {
