@@ -190,7 +190,8 @@ func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []pl
 	}
 	r := &Reservation{l: l, Reclaimed: sc.dead}
 	// Waiting VMs hold no room; those whose qnuma is gone are reaped too.
-	if _, err := l.reapWaiting(); err != nil {
+	waiting, err := l.reapWaiting(sc.waiting)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	for _, c := range sc.corrupt {
@@ -226,7 +227,7 @@ func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []pl
 	r.Entry, r.Plan = e, p
 	// Placed now, so no longer waiting (qnuma run --wait): its waiting
 	// entry goes under the same lock, never seen beside the VM's.
-	if err := l.placedWaiting(owner, asked); err != nil {
+	if err := l.placedWaiting(waiting, owner, asked); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if hold {

@@ -121,6 +121,9 @@ type scanned struct {
 	// reclaims, else only left out of live.
 	dead    []string
 	corrupt []Corrupt
+	// waiting are the names of the waiting VMs' files (PID.waiting),
+	// read by whoever needs them (readWaiting).
+	waiting []string
 }
 
 // scan reads every entry. With reclaim (callers hold the lock) it removes
@@ -151,6 +154,10 @@ func (l *Ledger) scan(reclaim bool) (scanned, error) {
 			// qnuma makes no symlinks: whatever it is named, it was put
 			// there to be followed, and never is.
 			sc.corrupt = append(sc.corrupt, Corrupt{Path: filepath.Join(l.dir, n), Err: errors.New("is a symlink (never followed)")})
+			continue
+		}
+		if !strings.HasPrefix(n, ".") && strings.HasSuffix(n, waitingSuffix) {
+			sc.waiting = append(sc.waiting, n)
 			continue
 		}
 		if strings.HasPrefix(n, ".") || !strings.HasSuffix(n, entrySuffix) {

@@ -51,19 +51,16 @@ func (l *Ledger) waitingPath(pid int) string {
 }
 
 // placedWaiting removes owner's waiting entry for the VM named name ("":
-// a free name) as that VM is placed; the lock is held.
-func (l *Ledger) placedWaiting(owner Proc, name string) error {
-	path := l.waitingPath(owner.PID)
-	b, err := readRegular(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	var w Waiting
-	if err != nil || json.Unmarshal(b, &w) != nil || w.Owner != owner || w.Name != name {
-		return nil // another's, or another VM's: not this placement's to remove
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove its waiting entry: %w", err)
+// a free name), among the live waiting VMs ws, as that VM is placed; the
+// lock is held.
+func (l *Ledger) placedWaiting(ws []Waiting, owner Proc, name string) error {
+	for _, w := range ws {
+		if w.Owner != owner || w.Name != name {
+			continue // another's, or another VM's: not this placement's to remove
+		}
+		if err := os.Remove(l.waitingPath(owner.PID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove its waiting entry: %w", err)
+		}
 	}
 	return nil
 }
@@ -153,22 +150,21 @@ func (l *Ledger) ListWaiting(ctx context.Context) ([]Waiting, []Corrupt, error) 
 	return live, corrupt, nil
 }
 
-// reapWaiting removes the waiting entries whose qnuma is gone (killed
+// reapWaiting removes the waiting entries among files (names in the
+// ledger's directory, from Place's scan) whose qnuma is gone (killed
 // outright: one that ends otherwise removes its own), as Place reclaims
-// dead VMs, and returns their labels. Callers hold the lock.
-func (l *Ledger) reapWaiting() ([]string, error) {
-	_, dead, _, err := l.scanWaiting()
+// dead VMs, and returns the live ones. Callers hold the lock.
+func (l *Ledger) reapWaiting(files []string) ([]Waiting, error) {
+	live, dead, _, err := l.readWaiting(files)
 	if err != nil {
 		return nil, fmt.Errorf("reap waiting vms: %w", err)
 	}
-	var out []string
 	for _, w := range dead {
 		if err := os.Remove(l.waitingPath(w.Owner.PID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return out, fmt.Errorf("reap waiting vm %s: %w", w.Label(), err)
+			return nil, fmt.Errorf("reap waiting vm %s: %w", w.Label(), err)
 		}
-		out = append(out, w.Label())
 	}
-	return out, nil
+	return live, nil
 }
 
 // scanWaiting reads every waiting file: those whose qnuma runs, oldest
@@ -178,11 +174,19 @@ func (l *Ledger) scanWaiting() (live, dead []Waiting, corrupt []Corrupt, err err
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	var files []string
 	for _, de := range des {
-		n := de.Name()
-		if strings.HasPrefix(n, ".") || !strings.HasSuffix(n, waitingSuffix) {
-			continue
+		if n := de.Name(); !strings.HasPrefix(n, ".") && strings.HasSuffix(n, waitingSuffix) {
+			files = append(files, n)
 		}
+	}
+	return l.readWaiting(files)
+}
+
+// readWaiting reads the waiting files named files (PID.waiting in the
+// ledger's directory), as scanWaiting says.
+func (l *Ledger) readWaiting(files []string) (live, dead []Waiting, corrupt []Corrupt, err error) {
+	for _, n := range files {
 		pid, perr := strconv.Atoi(strings.TrimSuffix(n, waitingSuffix))
 		path := filepath.Join(l.dir, n)
 		if perr != nil || pid <= 0 {
