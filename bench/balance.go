@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -186,17 +185,7 @@ func balanceProbeMain(args []string) int {
 		return 2
 	}
 	br, err := probeBalance(context.Background(), *qnuma, *rounds)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probe:", err)
-		return 1
-	}
-	b, err := json.Marshal(br)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probe:", err)
-		return 1
-	}
-	fmt.Println(balanceMarker + string(b))
-	return 0
+	return printProbe("probe", balanceMarker, br, err)
 }
 
 // balanceProbe is the test host's side of the figure.

@@ -298,17 +298,7 @@ func moveProbeMain(args []string) int {
 		return 2
 	}
 	pr, err := probeMove(context.Background(), *qnuma, cases)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probe-move:", err)
-		return 1
-	}
-	b, err := json.Marshal(pr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probe-move:", err)
-		return 1
-	}
-	fmt.Println(moveMarker + string(b))
-	return 0
+	return printProbe("probe-move", moveMarker, pr, err)
 }
 
 func probeMove(ctx context.Context, qnuma string, cases []moveCase) (*moveProbeResult, error) {

@@ -26,16 +26,21 @@ func probeMain(args []string) int {
 		return 2
 	}
 	pr, err := probeLocality(context.Background(), *qnuma, *rounds)
+	return printProbe("probe", probeMarker, pr, err)
+}
+
+// printProbe ends a probe's main inside the test host: its result as one
+// marked JSON line on stdout (exit 0), or its error on stderr (exit 1).
+func printProbe(name, marker string, result any, err error) int {
+	var b []byte
+	if err == nil {
+		b, err = json.Marshal(result)
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "probe:", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	b, err := json.Marshal(pr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "probe:", err)
-		return 1
-	}
-	fmt.Println(probeMarker + string(b))
+	fmt.Println(marker + string(b))
 	return 0
 }
 
