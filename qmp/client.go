@@ -103,13 +103,8 @@ func NewClient(ctx context.Context, conn net.Conn, name string) (*Client, error)
 // own. Ready waits for the greeting and the negotiation. The client owns
 // conn from then on.
 func Start(conn net.Conn, name string) *Client {
-	return start(conn, name, "qmp "+name)
-}
-
-// start is Start with op naming the client in Ready's errors.
-func start(conn net.Conn, name, op string) *Client {
 	c := newClient(conn, name)
-	c.op = op
+	c.op = "qmp " + name
 	go c.read()
 	c.negotiated = make(chan error, 1)
 	// Written before Start returns, so that it is first on the wire; a
@@ -153,9 +148,20 @@ func (c *Client) Ready(ctx context.Context) error {
 }
 
 func handshake(ctx context.Context, conn net.Conn, name, op string) (*Client, error) {
-	c := start(conn, name, op)
-	if err := c.Ready(ctx); err != nil {
-		return nil, err
+	c := newClient(conn, name)
+	go c.read()
+
+	select {
+	case c.greeting = <-c.greeted:
+	case <-c.done:
+		return nil, fmt.Errorf("%s: wait for greeting: %w", op, c.Err())
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("%s: wait for greeting: %w", op, ctx.Err())
+	}
+	if err := c.Execute(ctx, "qmp_capabilities", nil, nil); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return c, nil
 }
