@@ -49,7 +49,7 @@ const (
 	// balanceSettle is how long the balancer keeps running once one VM is
 	// on node 1 (a numad scan after a move comes 5 s later), before the
 	// locality reached and the VMs moved are read.
-	balanceSettle = 8 * time.Second
+	balanceSettle = 6 * time.Second
 	balanceFrom   = 0
 	balanceTo     = 1
 )

@@ -184,3 +184,9 @@ func (e *env) nodeCPUs(id int) cpuset.CPUSet {
 	n, _ := e.host.Node(id)
 	return n.CPUs
 }
+
+// nodeFreeGiB is node e.node's MemFree when the bench started.
+func (e *env) nodeFreeGiB() float64 {
+	n, _ := e.host.Node(e.node)
+	return float64(n.MemFree) / (1 << 30)
+}

@@ -38,7 +38,7 @@ type probeVariant struct {
 }
 
 func localityFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(3, 1)
+	f.Rounds = e.rounds(2, 1)
 	stage, err := os.MkdirTemp("", "qnuma-bench-stage-")
 	if err != nil {
 		return fmt.Errorf("stage binaries for the test host: %w", err)

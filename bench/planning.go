@@ -85,7 +85,7 @@ func planningFigure(ctx context.Context, e *env, f *Figure) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build the planner's benchmark: %w: %s", err, out)
 	}
-	benchtime := "100ms"
+	benchtime := "50ms"
 	if e.quick {
 		benchtime = "3x"
 	}

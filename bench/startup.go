@@ -25,7 +25,7 @@ var startupVCPUs = []int{2, 4, 64}
 var tcgArgs = []string{"-accel", "tcg,thread=multi"}
 
 func startupFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(9, 2)
+	f.Rounds = e.rounds(25, 2)
 	for _, n := range startupVCPUs {
 		name := fmt.Sprintf("%d vCPUs, 256 MiB, no kernel", n)
 		base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
@@ -151,12 +151,12 @@ func tinyGuestCase(ctx context.Context, e *env, f *Figure) error {
 		bootVariant(fmt.Sprintf("numactl --membind=%d qemu", e.node), append([]string{e.numactl, "--membind=" + strconv.Itoa(e.node), e.qemu}, vmArgs...)),
 		bootVariant(q.name, q.argv),
 	}
-	rows, err := timeCase(ctx, name, e.rounds(5, 1), false, vs)
+	rows, err := timeCase(ctx, name, e.rounds(3, 1), false, vs)
 	if err != nil {
 		return err
 	}
 	f.Rows = append(f.Rows, rows...)
-	f.Notes = append(f.Notes, fmt.Sprintf("%s: %s (a boot takes seconds under TCG)", name, plural(e.rounds(5, 1), "round")))
+	f.Notes = append(f.Notes, fmt.Sprintf("%s: %s (a boot takes seconds under TCG)", name, plural(e.rounds(3, 1), "round")))
 	return nil
 }
 
