@@ -20,6 +20,9 @@ import (
 type failingCgroup struct{ added int }
 
 func (*failingCgroup) CloneFD() (int, bool) { return 0, false }
+func (*failingCgroup) JoinThread() (func() error, bool, error) {
+	return nil, false, nil
+}
 func (f *failingCgroup) AddProc(_ context.Context, pid int) error {
 	f.added = pid
 	return errors.New("cgroup.procs: permission denied")
@@ -54,7 +57,8 @@ func TestLaunchInCgroup(t *testing.T) {
 	}()
 	cfg := baseConfig(t, qemuArgv(2, "-S"), p)
 	cfg.UserPaused = true
-	cfg.Cgroup = g
+	rec := &recordingCgroup{Group: g}
+	cfg.Cgroup = rec
 	sys := &recordingSys{Sys: affinity.Real{}}
 	cfg.Sys = sys
 	sigs := make(chan os.Signal, 1)
@@ -83,6 +87,39 @@ func TestLaunchInCgroup(t *testing.T) {
 	if sys.mempolicies != 0 {
 		t.Errorf("%d set_mempolicy calls, want none in a cgroup", sys.mempolicies)
 	}
+	// Born in it where the kernel lets a child be (v2's clone into the
+	// cgroup, v1's starting thread in it for the fork): not moved in.
+	if rec.added != 0 && h.Kind != vmcgroup.V2Systemd {
+		t.Errorf("on a %s host qemu was moved into its cgroup after it started (AddProc), not born there", h.Kind)
+	}
+	if h.Kind == vmcgroup.V1 && rec.joined != 1 {
+		t.Errorf("on a v1 host the starting thread joined the cgroup %d times, want once", rec.joined)
+	}
+	// The thread that started qemu went back: none of this process's
+	// threads is left in the VM's cgroup (it could not be removed).
+	tasks, err := os.ReadFile(g.Dir() + "/tasks")
+	if err == nil && strings.TrimSpace(string(tasks)) != "" {
+		t.Errorf("the cgroup still holds tasks %q after qemu exited", tasks)
+	}
+}
+
+// recordingCgroup counts how qemu got into a real cgroup.
+type recordingCgroup struct {
+	*vmcgroup.Group
+	added, joined int
+}
+
+func (r *recordingCgroup) AddProc(ctx context.Context, pid int) error {
+	r.added++
+	return r.Group.AddProc(ctx, pid)
+}
+
+func (r *recordingCgroup) JoinThread() (func() error, bool, error) {
+	back, ok, err := r.Group.JoinThread()
+	if ok {
+		r.joined++
+	}
+	return back, ok, err
 }
 
 // A qemu that cannot join its cgroup is stopped, and the launch says why.

@@ -97,6 +97,10 @@ type Cgroup interface {
 	// CloneFD is the cgroup's directory fd to start a child in it
 	// (CLONE_INTO_CGROUP, cgroup v2); ok false where the kernel cannot.
 	CloneFD() (fd int, ok bool)
+	// JoinThread moves the calling (locked) OS thread alone into it, so
+	// that the child it starts is born there (cgroup v1); back moves the
+	// thread back. ok false where the kernel cannot: start, then AddProc.
+	JoinThread() (back func() error, ok bool, err error)
 	// AddProc moves a process into it.
 	AddProc(ctx context.Context, pid int) error
 }

@@ -257,13 +257,44 @@ func (r *run) startLocked() error {
 				r.warn(fmt.Sprintf("%v; starting qemu without it (--best-effort)", err))
 			}
 		}
-		if err := r.cmd.Start(); err != nil {
+		// On cgroup v1 this thread joins the VM's cgroup alone for the
+		// fork, so that qemu is born there as CLONE_INTO_CGROUP does on
+		// v2, and leaves it again.
+		var back func() error
+		joined := false
+		if g := r.cfg.Cgroup; g != nil {
+			if _, born := g.CloneFD(); !born {
+				b, ok, err := g.JoinThread()
+				if err != nil {
+					started <- fmt.Errorf("start qemu in its cgroup: %w", err)
+					return
+				}
+				back, joined = b, ok
+			}
+		}
+		err := r.cmd.Start()
+		if back != nil {
+			if berr := back(); berr != nil {
+				// This thread stays in the VM's cgroup, which could then
+				// never be removed: it ends with this goroutine (locked,
+				// so the runtime ends it), and a qemu that started is
+				// stopped and reaped first, before its guest ran.
+				if err == nil {
+					r.cmd.Process.Kill()
+					r.cmd.Wait()
+					err = fmt.Errorf("%w; qemu (pid %d) stopped", berr, r.cmd.Process.Pid)
+				}
+				started <- err
+				return
+			}
+		}
+		if err != nil {
 			started <- fmt.Errorf("start %s: %w", r.qemuPath, err)
 			return
 		}
 		r.proc = r.cmd.Process
 		r.pid = r.proc.Pid
-		if g := r.cfg.Cgroup; g != nil {
+		if g := r.cfg.Cgroup; g != nil && !joined {
 			if _, born := g.CloneFD(); !born {
 				// Moving a process into a v1 cpuset (or a systemd scope)
 				// takes milliseconds: it runs while qemu starts up, and

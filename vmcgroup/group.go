@@ -83,6 +83,77 @@ func (g *Group) CloneFD() (fd int, ok bool) {
 	return int(g.dir.Fd()), true
 }
 
+// JoinThread moves the calling OS thread alone into the group, so that a
+// child it starts next is born there: what CLONE_INTO_CGROUP does on v2,
+// for a v1 hierarchy, where a cgroup holds threads one by one. back moves
+// the thread to the cgroup it came from; the caller keeps the thread
+// locked (runtime.LockOSThread) from JoinThread until back has returned,
+// and starts the child in between. ok is false, with nothing done, on
+// other hosts and where the thread's own cgroup cannot be reopened safely
+// (outside the mount, a kernel without openat2): use AddProc there.
+//
+// Moving a whole process (AddProc) takes the kernel's threadgroup lock for
+// writing, which waits for an RCU grace period while every fork and thread
+// creation on the host waits for it: a qemu moved while it starts up
+// creates its threads milliseconds later. Writing "0" (the writer itself)
+// to tasks moves one thread, which Linux 6.0 and later do without that
+// lock, and the child is in the group from its first page.
+func (g *Group) JoinThread() (back func() error, ok bool, err error) {
+	if g.host.Kind != V1 || g.dir == nil {
+		return nil, false, nil
+	}
+	from, ok, err := g.host.openOwnTasks()
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	if err := writeAt(g.dir, "tasks", "0"); err != nil {
+		from.Close()
+		return nil, false, fmt.Errorf("move the thread that starts qemu into the cgroup of vm %s: %w", g.name, err)
+	}
+	return func() error {
+		defer from.Close()
+		if _, err := from.Write([]byte("0")); err != nil {
+			return fmt.Errorf("move the thread that started qemu back to %s: %w", filepath.Dir(from.Name()), err)
+		}
+		return nil
+	}, true, nil
+}
+
+// openOwnTasks opens the tasks file of the calling thread's cgroup in the
+// hierarchy, beneath the mount and never through a symlink; ok false when
+// that cannot be done here.
+func (h Host) openOwnTasks() (_ *os.File, ok bool, err error) {
+	self, err := readFile(filepath.Join(h.root, "proc/thread-self/cgroup"), 64<<10)
+	if err != nil {
+		return nil, false, fmt.Errorf("the starting thread's cgroup: %w", err)
+	}
+	cg, err := cgroupPath(self, true)
+	if err != nil {
+		return nil, false, fmt.Errorf("the starting thread's cgroup: %w", err)
+	}
+	rel, ok := h.underMount(cg)
+	if !ok {
+		return nil, false, nil
+	}
+	m, err := openDir(filepath.Join(h.root, h.Mount))
+	if err != nil {
+		return nil, false, err
+	}
+	defer m.Close()
+	name := strings.TrimPrefix(path.Join(rel, "tasks"), "/")
+	fd, err := unix.Openat2(int(m.Fd()), name, &unix.OpenHow{
+		Flags:   unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("open %s: %w", filepath.Join(m.Name(), name), err)
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(m.Name(), name)), true, nil
+}
+
 // Close releases the directory the group holds open; the cgroup stays.
 func (g *Group) Close() error {
 	if g.dir == nil {

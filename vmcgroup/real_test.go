@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -229,4 +230,95 @@ func TestReapStale(t *testing.T) {
 			t.Errorf("cgroup %s (%s): gone %v after ReapStale", g.Dir(), k, gone)
 		}
 	}
+}
+
+// On a v1 host, a child started by a thread that joined the group is born
+// in it (its cgroup from its first instruction, no AddProc), the thread is
+// back where it was after back, and the rest of the process never moved.
+// Negative control: a child started by the thread after back is not in
+// the group. On other hosts JoinThread does nothing (ok false).
+func TestJoinThread(t *testing.T) {
+	h := requireRealHost(t)
+	ctx := context.Background()
+	cpus, mems, err := h.available()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := h.Create(ctx, fmt.Sprintf("vmcgroup-join-%d", os.Getpid()), cpus, cpuset.New(mems.List()[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Remove(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	ownBefore := cpusetLine(t, "/proc/self/cgroup")
+	done := make(chan struct{})
+	var inside, after *exec.Cmd
+	var ok bool
+	var joinErr, backErr error
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var back func() error
+		back, ok, joinErr = g.JoinThread()
+		if !ok || joinErr != nil {
+			return
+		}
+		inside = exec.Command("sleep", "30")
+		startErr := inside.Start()
+		backErr = back()
+		if startErr != nil {
+			joinErr = startErr
+			return
+		}
+		after = exec.Command("sleep", "30")
+		if err := after.Start(); err != nil {
+			joinErr = err
+		}
+	}()
+	<-done
+	for _, c := range []*exec.Cmd{inside, after} {
+		if c != nil && c.Process != nil {
+			defer func(c *exec.Cmd) { c.Process.Kill(); c.Wait() }(c)
+		}
+	}
+	if h.Kind != V1 {
+		if ok || joinErr != nil {
+			t.Fatalf("JoinThread on a %s host = %v, %v; want nothing done", h.Kind, ok, joinErr)
+		}
+		return
+	}
+	if !ok || joinErr != nil || backErr != nil {
+		t.Fatalf("JoinThread = %v, %v; back: %v", ok, joinErr, backErr)
+	}
+	procs, err := g.Procs()
+	if err != nil || len(procs) != 1 || procs[0] != inside.Process.Pid {
+		t.Errorf("group holds %v (%v), want only the child started inside, %d", procs, err, inside.Process.Pid)
+	}
+	if got := cpusetLine(t, fmt.Sprintf("/proc/%d/cgroup", after.Process.Pid)); got != ownBefore {
+		t.Errorf("the child started after back is in %q, want the test's own %q", got, ownBefore)
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		if got := cpusetLine(t, "/proc/self/task/"+task.Name()+"/cgroup"); got != ownBefore {
+			t.Errorf("thread %s of the test is in %q, want %q: the starting thread did not go back", task.Name(), got, ownBefore)
+		}
+	}
+}
+
+// cpusetLine is the cpuset hierarchy's line of a /proc cgroup file.
+func cpusetLine(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cgroupPath(b, true)
+	if err != nil {
+		return "(none: " + err.Error() + ")"
+	}
+	return p
 }
