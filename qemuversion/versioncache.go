@@ -58,14 +58,9 @@ func (c VersionCache) Probe(ctx context.Context, binary string) (Version, error)
 	if err != nil {
 		return ProbeVersion(ctx, binary) // its error names the binary
 	}
-	file := filepath.Join(c.Dir, "qemu-version-"+pathKey(id.Path)+".json")
-	if b, err := os.ReadFile(file); err == nil {
-		var cv cachedVersion
-		if json.Unmarshal(b, &cv) == nil && cv.Binary == id {
-			if v, err := ParseVersion(cv.Output); err == nil {
-				return v, nil
-			}
-		}
+	file := c.file(id)
+	if v, ok := c.read(file, id); ok {
+		return v, nil
 	}
 	v, out, err := probe(ctx, binary)
 	if err != nil {
@@ -73,6 +68,37 @@ func (c VersionCache) Probe(ctx context.Context, binary string) (Version, error)
 	}
 	c.store(file, cachedVersion{Binary: id, Output: out})
 	return v, nil
+}
+
+// Cached is binary's version when the cache holds it for the binary as it
+// is now; it never runs the binary.
+func (c VersionCache) Cached(binary string) (Version, bool) {
+	if c.Dir == "" {
+		return Version{}, false
+	}
+	id, err := identify(binary)
+	if err != nil {
+		return Version{}, false
+	}
+	return c.read(c.file(id), id)
+}
+
+func (c VersionCache) file(id binaryID) string {
+	return filepath.Join(c.Dir, "qemu-version-"+pathKey(id.Path)+".json")
+}
+
+// read is the cached answer in file, when it is for the binary id.
+func (c VersionCache) read(file string, id binaryID) (Version, bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return Version{}, false
+	}
+	var cv cachedVersion
+	if json.Unmarshal(b, &cv) != nil || cv.Binary != id {
+		return Version{}, false
+	}
+	v, err := ParseVersion(cv.Output)
+	return v, err == nil
 }
 
 // store writes the entry atomically; failing that, the next launch asks

@@ -83,6 +83,39 @@ func TestVersionCache(t *testing.T) {
 	}
 }
 
+// TestVersionCached: Cached answers from the cache alone: nothing before
+// a Probe stored the answer, never for a binary changed since, and it
+// never runs the binary.
+func TestVersionCached(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bin, runs := fakeQEMU(t, dir, "7.2.5")
+	c := VersionCache{Dir: filepath.Join(dir, "cache")}
+	if v, ok := c.Cached(bin); ok {
+		t.Fatalf("Cached before any probe = %v, true", v)
+	}
+	if _, err := c.Probe(ctx, bin); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.Cached(bin); !ok || v.String() != "7.2.5" {
+		t.Errorf("Cached after a probe = %v, %v; want 7.2.5, true", v, ok)
+	}
+	os.Remove(bin)
+	bin, _ = fakeQEMU(t, dir, "9.2.0")
+	if v, ok := c.Cached(bin); ok {
+		t.Errorf("Cached for a replaced binary = %v, true; want not cached", v)
+	}
+	if _, ok := c.Cached(filepath.Join(dir, "nope")); ok {
+		t.Error("Cached for a missing binary: true")
+	}
+	if _, ok := (VersionCache{}).Cached(bin); ok {
+		t.Error("Cached without a cache directory: true")
+	}
+	if n := runs(); n != 1 {
+		t.Errorf("binary ran %d times, want once (the probe's)", n)
+	}
+}
+
 // TestProbeTimeout: a qemu whose -version hangs is killed, with everything
 // it started, once the limit passes, and the error says so.
 func TestProbeTimeout(t *testing.T) {

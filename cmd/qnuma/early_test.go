@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/qnuma/qnuma/topology"
@@ -56,4 +60,58 @@ func layout(h *topology.Host) []string {
 		out = append(out, fmt.Sprintf("%d:%s:%d", n.ID, n.CPUs, n.MemTotal))
 	}
 	return out
+}
+
+// TestEarlyQEMUVersion: `qnuma run ... -- BINARY` reads BINARY's version
+// from the cache while kong parses, handed out once and only for the
+// binary the parse found; it never runs the binary (a cache miss is left
+// to the probe), and without "--" nothing is looked up.
+func TestEarlyQEMUVersion(t *testing.T) {
+	t.Cleanup(func() { earlyHost, earlyQEMU = nil, nil })
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
+	bin := filepath.Join(dir, "qemu-system-x86_64")
+	count := filepath.Join(dir, "runs")
+	script := "#!/bin/sh\necho run >> " + count + "\necho 'QEMU emulator version 8.1.3'\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runs := func() int { b, _ := os.ReadFile(count); return strings.Count(string(b), "run") }
+	args := []string{"run", "--vcpus", "1", "--", bin, "-m", "1G"}
+
+	startEarly(args)
+	if _, ok := cachedVersion(bin); ok {
+		t.Fatal("an empty cache gave a version")
+	}
+	if n := runs(); n != 0 {
+		t.Fatalf("the early lookup ran the binary %d times", n)
+	}
+	if _, err := versionCache().Probe(context.Background(), bin); err != nil {
+		t.Fatal(err)
+	}
+
+	startEarly(args)
+	v, ok := cachedVersion(bin)
+	if !ok || v.String() != "8.1.3" {
+		t.Errorf("cachedVersion = %v, %v; want 8.1.3 from the cache", v, ok)
+	}
+	if _, ok := cachedVersion(bin); ok {
+		t.Error("the early answer was handed out twice")
+	}
+	startEarly(args)
+	if _, ok := cachedVersion(filepath.Join(dir, "other")); ok {
+		t.Error("the early answer for one binary was taken for another")
+	}
+	if n := runs(); n != 1 {
+		t.Errorf("the binary ran %d times, want once (the probe's)", n)
+	}
+	startEarly([]string{"run", "--vcpus", "1"})
+	if earlyQEMU != nil {
+		t.Error("qnuma run without -- looked up a qemu")
+	}
+	for _, a := range [][]string{{"plan", "--", bin}, {"run", "--"}} {
+		if got := qemuNamed(a); got != "" {
+			t.Errorf("qemuNamed(%q) = %q, want none", a, got)
+		}
+	}
 }

@@ -292,6 +292,9 @@ func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (qemuv
 	if !f.starting {
 		hint = ", or give --qemu-version X.Y to plan without it"
 	}
+	if v, ok := cachedVersion(bin); ok {
+		return v, nil // looked up and read while kong parsed the flags
+	}
 	// A binary that is not there is the user's to fix, not a fault.
 	if _, err := exec.LookPath(bin); err != nil {
 		fix := "install QEMU (apt-get install qemu-system-x86) or put its directory in $PATH"
@@ -300,7 +303,7 @@ func (f *SpecFlags) qemuVersion(ctx context.Context, user *plan.QEMUArgv) (qemuv
 		}
 		return qemuversion.Version{}, badInput("qemu binary %s: %w: %s%s", bin, notFoundReason(err), fix, hint)
 	}
-	v, err := qemuversion.VersionCache{Dir: qemuversion.DefaultVersionCacheDir()}.Probe(ctx, bin)
+	v, err := versionCache().Probe(ctx, bin)
 	if err != nil {
 		if hint != "" {
 			return v, fmt.Errorf("%w (give --qemu-version X.Y to plan without it)", err)
