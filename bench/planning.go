@@ -85,7 +85,7 @@ func planningFigure(ctx context.Context, e *env, f *Figure) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build the planner's benchmark: %w: %s", err, out)
 	}
-	benchtime := "50ms"
+	benchtime := "30ms"
 	if e.quick {
 		benchtime = "3x"
 	}

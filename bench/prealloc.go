@@ -22,7 +22,7 @@ func (e *env) preallocSizes() []int {
 }
 
 func preallocFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(5, 1)
+	f.Rounds = e.rounds(4, 1)
 	node := strconv.Itoa(e.node)
 	var skipped []string
 	for _, gib := range e.preallocSizes() {

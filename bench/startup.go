@@ -25,7 +25,7 @@ var startupVCPUs = []int{2, 4, 64}
 var tcgArgs = []string{"-accel", "tcg,thread=multi"}
 
 func startupFigure(ctx context.Context, e *env, f *Figure) error {
-	f.Rounds = e.rounds(25, 2)
+	f.Rounds = e.rounds(15, 2)
 	for _, n := range startupVCPUs {
 		name := fmt.Sprintf("%d vCPUs, 256 MiB, no kernel", n)
 		base := append(append([]string{}, tcgArgs...), "-nodefaults", "-display", "none")
