@@ -296,8 +296,9 @@ func (r *run) startLocked() error {
 		r.pid = r.proc.Pid
 		if g := r.cfg.Cgroup; g != nil && !joined {
 			if _, born := g.CloneFD(); !born {
-				// Moving a process into a v1 cpuset (or a systemd scope)
-				// takes milliseconds: it runs while qemu starts up, and
+				// Moving a process into a systemd scope (or a v1 cpuset
+				// whose thread could not join it) takes milliseconds: it
+				// runs while qemu starts up, and
 				// the launch waits for it before the first pin (the move
 				// resets every thread's affinity to the cgroup's CPUs).
 				r.cgroupDone = make(chan error, 1)

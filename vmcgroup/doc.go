@@ -26,7 +26,9 @@
 //   - cgroup v1 with a cpuset hierarchy (also the v1 "hybrid" layout, where
 //     cgroup2 is mounted at /sys/fs/cgroup/unified without controllers): a
 //     directory CPUSET/qnuma/NAME; the qnuma directory gets its parent's
-//     cpus and mems, as v1 requires before a child may have any.
+//     cpus and mems, as v1 requires before a child may have any. The
+//     thread that starts qemu joins it alone for the fork (JoinThread),
+//     so that qemu is born inside, as on v2.
 //   - none: Host.Why says why (no cgroup mounted, v2 without the cpuset
 //     controller, not root).
 //
