@@ -291,6 +291,10 @@ func TestJoinThread(t *testing.T) {
 		}
 		return
 	}
+	if !ok && joinErr == nil {
+		// openat2 missing (Linux < 5.6), or the test outside the mount.
+		t.Skip("SKIP: JoinThread cannot reopen this thread's own cgroup here: qemu is moved in instead")
+	}
 	if !ok || joinErr != nil || backErr != nil {
 		t.Fatalf("JoinThread = %v, %v; back: %v", ok, joinErr, backErr)
 	}
