@@ -68,7 +68,7 @@ func moveCases(quick bool) []moveCase {
 	return []moveCase{{MiB: 256, Rounds: 3, Control: true}}
 }
 
-// String is the case as the probe's -cases flag takes it: 256x3c, 512x2.
+// String is the case as the probe's -cases flag takes it: 256x3c, 512x2 (no c: no control).
 func (c moveCase) String() string {
 	s := fmt.Sprintf("%dx%d", c.MiB, c.Rounds)
 	if c.Control {

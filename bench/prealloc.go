@@ -52,7 +52,7 @@ func preallocFigure(ctx context.Context, e *env, f *Figure) error {
 			return err
 		}
 		f.Rows = append(f.Rows, rows...)
-		f.Notes = append(f.Notes, preallocSizeNote(gib, e.node, e.nodeFreeGiB(), skipped),
+		f.Notes = append(f.Notes, preallocSizeNote(gib, e.preallocSizes(), e.node, e.nodeFreeGiB(), skipped),
 			"time from launch until QMP answers: QEMU preallocates guest RAM before its main loop, so this is the preallocation plus QEMU's (and qnuma's) own start",
 			"qnuma's choice is prealloc-threads = the CPUs its vCPUs may use on the node, with prealloc-context a thread-context bound to that node (QEMU 7.2+), so the threads that touch the memory run where it is bound")
 		return nil
@@ -61,8 +61,16 @@ func preallocFigure(ctx context.Context, e *env, f *Figure) error {
 }
 
 // preallocSizeNote says which size the figure measured and why.
-func preallocSizeNote(gib, node int, freeGiB float64, skipped []string) string {
-	s := fmt.Sprintf("sized %d GiB: the largest of %s GiB that node %d, with %.1f GiB free, has room for", gib, "4, 2 and 1", node, freeGiB)
+func preallocSizeNote(gib int, tried []int, node int, freeGiB float64, skipped []string) string {
+	words := make([]string, len(tried))
+	for i, t := range tried {
+		words[i] = strconv.Itoa(t)
+	}
+	list := strings.Join(words, ", ")
+	if n := len(words); n > 1 {
+		list = strings.Join(words[:n-1], ", ") + " and " + words[n-1]
+	}
+	s := fmt.Sprintf("sized %d GiB: the largest of %s GiB that node %d, with %.1f GiB free, has room for", gib, list, node, freeGiB)
 	if len(skipped) > 0 {
 		s += "; too large: " + strings.Join(skipped, ", ")
 	}

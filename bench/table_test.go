@@ -121,3 +121,18 @@ func golden(t *testing.T, path, got string) {
 		t.Errorf("%s differs (go test ./bench -update rewrites it); got:\n%s", path, got)
 	}
 }
+
+// The preallocation figure's note names the sizes it tried, as tried.
+func TestPreallocSizeNote(t *testing.T) {
+	for _, tc := range []struct {
+		tried []int
+		want  string
+	}{
+		{[]int{4, 2, 1}, "sized 2 GiB: the largest of 4, 2 and 1 GiB that node 0, with 3.5 GiB free, has room for; too large: 4 GiB (x)"},
+		{[]int{1}, "sized 2 GiB: the largest of 1 GiB that node 0, with 3.5 GiB free, has room for; too large: 4 GiB (x)"},
+	} {
+		if got := preallocSizeNote(2, tc.tried, 0, 3.5, []string{"4 GiB (x)"}); got != tc.want {
+			t.Errorf("preallocSizeNote(%v) = %q, want %q", tc.tried, got, tc.want)
+		}
+	}
+}

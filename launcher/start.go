@@ -260,16 +260,17 @@ func (r *run) startLocked() error {
 		// On cgroup v1 this thread joins the VM's cgroup alone for the
 		// fork, so that qemu is born there as CLONE_INTO_CGROUP does on
 		// v2, and leaves it again.
+		g := r.cfg.Cgroup
+		born, joined := false, false
+		if g != nil {
+			_, born = g.CloneFD()
+		}
 		var back func() error
-		joined := false
-		if g := r.cfg.Cgroup; g != nil {
-			if _, born := g.CloneFD(); !born {
-				b, ok, err := g.JoinThread()
-				if err != nil {
-					started <- fmt.Errorf("start qemu in its cgroup: %w", err)
-					return
-				}
-				back, joined = b, ok
+		if g != nil && !born {
+			var err error
+			if back, joined, err = g.JoinThread(); err != nil {
+				started <- fmt.Errorf("start qemu in its cgroup: %w", err)
+				return
 			}
 		}
 		err := r.cmd.Start()
@@ -294,17 +295,15 @@ func (r *run) startLocked() error {
 		}
 		r.proc = r.cmd.Process
 		r.pid = r.proc.Pid
-		if g := r.cfg.Cgroup; g != nil && !joined {
-			if _, born := g.CloneFD(); !born {
-				// Moving a process into a systemd scope (or a v1 cpuset
-				// whose thread could not join it) takes milliseconds: it
-				// runs while qemu starts up, and
-				// the launch waits for it before the first pin (the move
-				// resets every thread's affinity to the cgroup's CPUs).
-				r.cgroupDone = make(chan error, 1)
-				pid := r.pid
-				go func() { r.cgroupDone <- g.AddProc(context.Background(), pid) }()
-			}
+		if g != nil && !born && !joined {
+			// Moving a process into a systemd scope (or a v1 cpuset whose
+			// thread could not join it) takes milliseconds: it runs while
+			// qemu starts up, and the launch waits for it before the first
+			// pin (the move resets every thread's affinity to the cgroup's
+			// CPUs).
+			r.cgroupDone = make(chan error, 1)
+			pid := r.pid
+			go func() { r.cgroupDone <- g.AddProc(context.Background(), pid) }()
 		}
 		started <- nil
 		// Wait returns at most drainWait after qemu's exit, whoever

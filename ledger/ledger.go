@@ -160,6 +160,22 @@ func (l *Ledger) PlaceHeld(ctx context.Context, name string, planFn func(placed 
 	return l.place(ctx, name, planFn, true)
 }
 
+// begin is how a change to the ledger starts: who is making it (the
+// owner its entry records), the directory made and checked, and the lock
+// taken; op names the change in errors.
+func (l *Ledger) begin(ctx context.Context, op string) (owner Proc, unlock func(), err error) {
+	if owner, err = self(); err != nil {
+		return Proc{}, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := makeDir(l.dir); err != nil {
+		return Proc{}, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if unlock, err = l.lock(ctx); err != nil {
+		return Proc{}, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return owner, unlock, nil
+}
+
 func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []plan.Placed) (*plan.Plan, error), hold bool) (_ *Reservation, err error) {
 	op := "place vm " + name
 	if name == "" {
@@ -167,16 +183,9 @@ func (l *Ledger) place(ctx context.Context, name string, planFn func(placed []pl
 	} else if err := ValidateName(name); err != nil {
 		return nil, fmt.Errorf("place vm: %w", err)
 	}
-	owner, err := self()
+	owner, unlock, err := l.begin(ctx, op)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if err := makeDir(l.dir); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	unlock, err := l.lock(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, err
 	}
 	defer func() {
 		if err != nil || !hold {

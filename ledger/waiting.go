@@ -83,16 +83,9 @@ func (l *Ledger) Wait(ctx context.Context, name string, spec plan.Spec, short st
 			return nil, fmt.Errorf("record waiting vm: %w", err)
 		}
 	}
-	owner, err := self()
+	owner, unlock, err := l.begin(ctx, op)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if err := makeDir(l.dir); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	unlock, err := l.lock(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, err
 	}
 	defer unlock()
 	w := Waiting{Name: name, Owner: owner, Since: l.now().UTC(), Spec: spec, Short: short}

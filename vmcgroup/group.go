@@ -92,12 +92,12 @@ func (g *Group) CloneFD() (fd int, ok bool) {
 // other hosts and where the thread's own cgroup cannot be reopened safely
 // (outside the mount, a kernel without openat2): use AddProc there.
 //
-// Moving a whole process (AddProc) takes the kernel's threadgroup lock for
-// writing, which waits for an RCU grace period while every fork and thread
-// creation on the host waits for it: a qemu moved while it starts up
-// creates its threads milliseconds later. Writing "0" (the writer itself)
-// to tasks moves one thread, which Linux 6.0 and later do without that
-// lock, and the child is in the group from its first page.
+// The child is in the group from its first page, where AddProc moves it
+// in once it runs. Moving a whole process takes the kernel's threadgroup
+// lock for writing, which every fork and thread creation on the host
+// waits for; writing "0" (the writer itself) to tasks moves one thread,
+// which Linux 6.0 and later do without that lock. (qemu's start-up
+// measured the same either way on Linux 6.18.)
 func (g *Group) JoinThread() (back func() error, ok bool, err error) {
 	if g.host.Kind != V1 || g.dir == nil {
 		return nil, false, nil
