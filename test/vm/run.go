@@ -121,8 +121,15 @@ func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result,
 	}
 	v, err := parseVerdict(console.String(), nonce)
 	if err != nil {
-		return nil, fmt.Errorf("run test host: %w (qemu: %v: %s); last console lines:\n%s",
-			err, waitErr, lastLines(qemuErr.String(), 5), lastLines(console.String(), 10))
+		// The console can lose the last message at power-off; init writes
+		// the verdict to the job share too.
+		if b, ferr := os.ReadFile(filepath.Join(job, "verdict")); ferr == nil {
+			v, err = parseVerdict(string(b), nonce)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run test host: %w (qemu: %v: %s); last output:\n%s\nlast console lines:\n%s",
+			err, waitErr, lastLines(qemuErr.String(), 5), lastLines(string(output), 10), lastLines(console.String(), 10))
 	}
 	if v.setupFailed != "" {
 		return nil, fmt.Errorf("run test host: init failed to %s; last console lines:\n%s",

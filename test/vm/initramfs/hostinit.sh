@@ -3,7 +3,10 @@
 # test's script, report its exit status on the console, power off.
 #
 # The verdict goes to /dev/kmsg: the kernel prints it on the console
-# synchronously, so it cannot be lost in a tty buffer at power-off.
+# synchronously, so it cannot be lost in a tty buffer at power-off; and to
+# /job/verdict as well, since a message handed to another CPU that holds
+# the console (a nested VM's KVM warnings) can still be in flight when the
+# power goes.
 B=/bb/busybox
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
@@ -45,6 +48,8 @@ done </job/shares
 export PATH=/usr/sbin:/usr/bin:/bb HOME=/root
 cd /tmp
 /bb/sh -c '. /etc/qnuma/lib.sh && . /job/env && . /job/script' >/job/output 2>&1 </dev/null
-say "exit $?"
+status=$?
+echo "qnuma-vm $nonce exit $status" >/job/verdict
+say "exit $status"
 $B sync
 $B poweroff -f
