@@ -55,6 +55,9 @@ type Result struct {
 	Console string
 	// Elapsed is the wall time from starting QEMU to its exit.
 	Elapsed time.Duration
+	// BootHangs says why each earlier boot was given up before the script
+	// started (see bootAttempts); empty when the first boot ran it.
+	BootHangs []string
 }
 
 // Run boots the test host with opts.Topology under TCG, runs script (sh,
@@ -69,7 +72,45 @@ func Run(ctx context.Context, opts Options, script string) (*Result, error) {
 	return boot(ctx, a, opts, script)
 }
 
+// bootAttempts is how many times Run boots the test host when its kernel
+// hangs before the script starts: under TCG on a loaded 2-CPU machine a
+// boot has stalled in early kernel set-up (an RCU stall on one vCPU, a
+// soft lockup in a kworker on another) and never reached init. A hang
+// after the script started is the scenario's own and is never retried.
+const bootAttempts = 2
+
+// bootDeadline is how long the kernel may take to start the script
+// (boots take 5-10 s here) before the boot counts as hung.
+const bootDeadline = 75 * time.Second
+
+// stallRe matches the kernel's own words for a vCPU that stopped making
+// progress.
+var stallRe = regexp.MustCompile(`rcu: INFO: rcu_(preempt|sched) detected stalls|watchdog: BUG: soft lockup`)
+
+// errBootHung is an attempt that never reached the script.
+var errBootHung = errors.New("test host kernel hung before the script started")
+
 func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result, error) {
+	var hangs []string
+	for attempt := 1; ; attempt++ {
+		res, err := bootOnce(ctx, a, opts, script)
+		if !errors.Is(err, errBootHung) {
+			if res != nil {
+				res.BootHangs = hangs
+			}
+			return res, err
+		}
+		hangs = append(hangs, err.Error())
+		// Said where every caller (tests, bench, testhost) shows it.
+		fmt.Fprintf(os.Stderr, "qnuma test host: boot %d of %d: %v\n", attempt, bootAttempts, err)
+		if attempt == bootAttempts {
+			return nil, fmt.Errorf("run test host: %d boots hung before the script started:\n%s",
+				attempt, strings.Join(hangs, "\n"))
+		}
+	}
+}
+
+func bootOnce(ctx context.Context, a *Assets, opts Options, script string) (*Result, error) {
 	job, err := os.MkdirTemp("", "qnuma-vm-job-")
 	if err != nil {
 		return nil, fmt.Errorf("run test host: %w", err)
@@ -108,11 +149,32 @@ func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	waitErr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run test host: %w", err)
+	}
+	hung := make(chan string, 1)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if why := watchBoot(tctx, filepath.Join(job, "started"), &console, start); why != "" {
+			hung <- why
+			_ = cmd.Process.Kill()
+		}
+	}()
+	waitErr := cmd.Wait()
+	timedOut := tctx.Err() != nil
+	cancel()
+	<-watchDone
 	elapsed := time.Since(start)
+	select {
+	case why := <-hung:
+		return nil, fmt.Errorf("%w: %s after %s; last console lines:\n%s",
+			errBootHung, why, elapsed.Round(time.Second), lastLines(console.String(), 6))
+	default:
+	}
 	output, _ := os.ReadFile(filepath.Join(job, "output"))
 
-	if tctx.Err() != nil {
+	if timedOut {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("run test host: %w", ctx.Err())
 		}
@@ -136,6 +198,31 @@ func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result,
 			v.setupFailed, lastLines(console.String(), 10))
 	}
 	return &Result{ExitCode: v.exitCode, Output: string(output), Console: console.String(), Elapsed: elapsed}, nil
+}
+
+// watchBoot waits until init has started the script (it creates started in
+// the job share), and says why the boot counts as hung if the kernel
+// reports a stall first or the script has not started by bootDeadline. It
+// returns "" once the script started or ctx ends.
+func watchBoot(ctx context.Context, started string, console *syncBuffer, since time.Time) string {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-tick.C:
+		}
+		if _, err := os.Stat(started); err == nil {
+			return ""
+		}
+		if m := stallRe.FindString(console.String()); m != "" {
+			return "the kernel reported a stall (" + m + ")"
+		}
+		if time.Since(since) > bootDeadline {
+			return "the script had not started after " + bootDeadline.String()
+		}
+	}
 }
 
 // hostArgs is the test host's QEMU command line.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseVerdict(t *testing.T) {
@@ -256,4 +257,100 @@ func TestExtractVmlinuxRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeHostQEMU puts a qemu-system-x86_64 first in PATH that plays the test
+// host: on the boots listed in hangOn (1-based) it prints a kernel stall
+// before init would start the script and waits to be killed; on the others
+// it starts the script (creates started in the job share), prints stall
+// after the start if stallAfterStart, and reports exit 7. It returns the
+// file counting the boots.
+func fakeHostQEMU(t *testing.T, hangOn string, stallAfterStart bool) string {
+	t.Helper()
+	dir := t.TempDir()
+	count := filepath.Join(dir, "boots")
+	after := ""
+	if stallAfterStart {
+		after = `echo "[   30.1] watchdog: BUG: soft lockup - CPU#2 stuck for 22s! [kworker/2:1:43]"; sleep 1`
+	}
+	script := `#!/bin/sh
+n=$(( $(cat ` + count + ` 2>/dev/null || echo 0) + 1 )); echo $n > ` + count + `
+job=; nonce=
+for a in "$@"; do
+	case $a in
+	*mount_tag=job,*) job=${a#local,path=}; job=${job%%,*} ;;
+	*qnuma.nonce=*) nonce=${a##*qnuma.nonce=} ;;
+	esac
+done
+case " ` + hangOn + ` " in *" $n "*)
+	echo "[   22.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"
+	exec sleep 60 ;;
+esac
+: > "$job/started"
+` + after + `
+echo "script ran on boot $n" > "$job/output"
+echo "[    5.0] qnuma-vm $nonce exit 7"
+`
+	if err := os.WriteFile(filepath.Join(dir, "qemu-system-x86_64"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return count
+}
+
+func boots(t *testing.T, count string) string {
+	t.Helper()
+	b, err := os.ReadFile(count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// A kernel that stalls before the script starts is booted again, and the
+// result says so; a stall after the start is the scenario's (no second
+// boot); two hung boots are an error that names both.
+func TestBootRetriesAHungKernel(t *testing.T) {
+	a := &Assets{Kernel: "/nonexistent/vmlinuz", Initrd: "/nonexistent/initrd"}
+	opts := Options{Topology: TwoNodes(), Timeout: 30 * time.Second}
+
+	t.Run("hung first boot", func(t *testing.T) {
+		count := fakeHostQEMU(t, "1", false)
+		res, err := boot(context.Background(), a, opts, "true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 7 || !strings.Contains(res.Output, "boot 2") {
+			t.Errorf("exit %d, output %q; want exit 7 from boot 2", res.ExitCode, res.Output)
+		}
+		if len(res.BootHangs) != 1 || !strings.Contains(res.BootHangs[0], "rcu_preempt detected stalls") {
+			t.Errorf("BootHangs = %q, want the first boot's stall", res.BootHangs)
+		}
+		if got := boots(t, count); got != "2" {
+			t.Errorf("%s boots, want 2", got)
+		}
+	})
+	t.Run("stall after the script started", func(t *testing.T) {
+		count := fakeHostQEMU(t, "", true)
+		res, err := boot(context.Background(), a, opts, "true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 7 || len(res.BootHangs) != 0 {
+			t.Errorf("exit %d, BootHangs %q; want exit 7 and no hang", res.ExitCode, res.BootHangs)
+		}
+		if got := boots(t, count); got != "1" {
+			t.Errorf("%s boots, want 1", got)
+		}
+	})
+	t.Run("every boot hung", func(t *testing.T) {
+		count := fakeHostQEMU(t, "1 2 3", false)
+		res, err := boot(context.Background(), a, opts, "true")
+		if err == nil || !strings.Contains(err.Error(), "2 boots hung") {
+			t.Fatalf("boot() = %+v, %v; want an error naming 2 hung boots", res, err)
+		}
+		if got := boots(t, count); got != "2" {
+			t.Errorf("%s boots, want 2", got)
+		}
+	})
 }
