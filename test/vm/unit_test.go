@@ -354,3 +354,38 @@ func TestBootRetriesAHungKernel(t *testing.T) {
 		}
 	})
 }
+
+// vcpuWhereabouts reads every vCPU's instruction pointer from a real QEMU's
+// monitor: a paused 2-vCPU machine is at the reset vector, the second vCPU
+// halted until it is started.
+func TestVCPUWhereabouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts qemu: skipped under -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("no qemu-system-x86_64")
+	}
+	sock := filepath.Join(t.TempDir(), "hmp.sock")
+	cmd := exec.Command("qemu-system-x86_64", "-S", "-accel", "tcg", "-display", "none", "-nodefaults", "-smp", "2",
+		"-monitor", "unix:"+sock+",server=on,wait=off")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 600 {
+			t.Fatal("qemu made no monitor socket in 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := vcpuWhereabouts(sock)
+	if want := "vCPUs: CPU 0 at 0000fff0, CPU 1 at 0000fff0 halted"; got != want {
+		t.Errorf("vcpuWhereabouts = %q, want %q", got, want)
+	}
+	if got := vcpuWhereabouts(filepath.Join(t.TempDir(), "none.sock")); !strings.Contains(got, "monitor:") {
+		t.Errorf("vcpuWhereabouts of no socket = %q, want the dial error", got)
+	}
+}

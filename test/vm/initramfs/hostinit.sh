@@ -17,6 +17,8 @@ for w in $($B cat /proc/cmdline); do
 	case $w in qnuma.nonce=*) nonce=${w#qnuma.nonce=} ;; esac
 done
 say() { echo "<2>qnuma-vm $nonce $*" >/dev/kmsg; }
+# Tells the harness that a boot which hangs from here got as far as init.
+say init
 fail() {
 	say "setup-failed $*"
 	$B poweroff -f
