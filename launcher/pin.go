@@ -16,10 +16,13 @@ import (
 	"github.com/qnuma/qnuma/qmp"
 )
 
-// exitReapWait bounds how long waitQMP waits for a qemu that closed its
-// QMP socket to exit and be reaped (which takes up to drainWait more when
-// a child of qemu holds its stderr).
-const exitReapWait = drainWait + 2*time.Second
+// exitReapWait bounds how long qnuma waits for a qemu that closed its QMP
+// socket to exit and be reaped (which takes up to drainWait more when a
+// child of qemu holds its stderr), so that the error gives qemu's status
+// and stderr. A dying qemu is reaped in milliseconds; the bound is for a
+// loaded host, and is only reached by a qemu that closed its monitor and
+// lives on.
+const exitReapWait = drainWait + 9*time.Second
 
 // waitQMP waits within QMPTimeout for qemu's greeting on qnuma's end of the
 // socketpair and negotiates capabilities. The launch's first questions
@@ -408,7 +411,7 @@ func (r *run) orExited(err error) error {
 	default:
 		return err
 	}
-	t := time.NewTimer(stopGrace)
+	t := time.NewTimer(exitReapWait)
 	defer t.Stop()
 	select {
 	case <-r.exited:

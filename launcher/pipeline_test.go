@@ -25,7 +25,7 @@ func TestVCPUAndIOThreadQueriesGoTogether(t *testing.T) {
 	p := testPlan(t, 1)
 	cfg := baseConfig(t, []string{self}, p)
 	cfg.Env = append(os.Environ(), fakeQEMUEnv+"=pipelined")
-	cfg.QMPTimeout = 3 * time.Second
+	cfg.QMPTimeout = 30 * time.Second // bounds only a failure
 	cfg.Sys = &affinitytest.Fake{}
 	cfg.Timeout = 100 * time.Millisecond // the fake runs until stopped
 	cfg.Grace = 100 * time.Millisecond
@@ -54,7 +54,7 @@ func TestFirstQueriesGoBeforeTheGreeting(t *testing.T) {
 	}
 	cfg := baseConfig(t, []string{self}, testPlan(t, 1))
 	cfg.Env = append(os.Environ(), fakeQEMUEnv+"=greet-last")
-	cfg.QMPTimeout = 3 * time.Second
+	cfg.QMPTimeout = 30 * time.Second // bounds only a failure
 	cfg.Sys = &affinitytest.Fake{}
 	cfg.Timeout = 100 * time.Millisecond
 	cfg.Grace = 100 * time.Millisecond

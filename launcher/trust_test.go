@@ -123,9 +123,11 @@ func TestStalledQMPCommandEndsTheLaunch(t *testing.T) {
 	}
 	cfg := baseConfig(t, []string{self}, testPlan(t, 1))
 	cfg.Env = append(os.Environ(), fakeQEMUEnv+"=stall-query")
-	cfg.QMPTimeout = 500 * time.Millisecond
+	// Long enough for the race-built fake to start and greet on a loaded
+	// machine: only its unanswered query may run out of time.
+	cfg.QMPTimeout = 5 * time.Second
 	res, err := launchGuarded(t, cfg, time.Minute)
-	if err == nil || !strings.Contains(err.Error(), "did not answer query-cpus-fast within 500ms") {
+	if err == nil || !strings.Contains(err.Error(), "did not answer query-cpus-fast within 5s") {
 		t.Fatalf("Launch error = %v, want the stalled query-cpus-fast named", err)
 	}
 	if res.ExitCode != 1 {

@@ -16,7 +16,9 @@ import (
 func TestPlaceHeld(t *testing.T) {
 	ctx := context.Background()
 	l := open(t)
-	l.LockTimeout = 200 * time.Millisecond
+	// Long enough that the Place after Commit never loses to the given-up
+	// wait of the one before (it takes the lock and drops it at once).
+	l.LockTimeout = time.Second
 	r, err := l.PlaceHeld(ctx, "held", fixed(onePlan(0, 1<<20, 1)))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func TestPlaceHeld(t *testing.T) {
 func TestPlaceHeldReleasedOrFailed(t *testing.T) {
 	ctx := context.Background()
 	l := open(t)
-	l.LockTimeout = 200 * time.Millisecond
+	l.LockTimeout = 2 * time.Second // every lock here must be had
 	r, err := l.PlaceHeld(ctx, "a", fixed(onePlan(0, 1<<20, 1)))
 	if err != nil {
 		t.Fatal(err)

@@ -268,7 +268,8 @@ func TestLockWaitIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	var told []string
-	l.lockNotice, l.LockTimeout = time.Millisecond, 300*time.Millisecond
+	// A bound far past the notice: a stalled test never sees both due at once.
+	l.lockNotice, l.LockTimeout = time.Millisecond, 2*time.Second
 	l.OnLockWait = func(p string) { told = append(told, p) }
 	_, err = l.Place(context.Background(), "b", fixed(onePlan(0, 1, 1)))
 	if !errors.Is(err, ErrLockTimeout) || !strings.Contains(err.Error(), l.lockPath()) {

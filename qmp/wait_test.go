@@ -33,8 +33,8 @@ func TestDialWhenReadyGivesUp(t *testing.T) {
 		want    string
 	}{
 		{name: "process exited", path: filepath.Join(t.TempDir(), "absent.sock"), exited: exitedNow, timeout: callTimeout, is: ErrExited, want: "absent.sock"},
-		{name: "never listening", path: stale, timeout: 50 * time.Millisecond, is: context.DeadlineExceeded, want: "connection refused"},
-		{name: "never created", path: filepath.Join(t.TempDir(), "absent.sock"), timeout: 50 * time.Millisecond, is: context.DeadlineExceeded, want: "no such file"},
+		{name: "never listening", path: stale, timeout: time.Second, is: context.DeadlineExceeded, want: "connection refused"},
+		{name: "never created", path: filepath.Join(t.TempDir(), "absent.sock"), timeout: time.Second, is: context.DeadlineExceeded, want: "no such file"},
 		{name: "not a socket dir", path: "/proc/self/status/qmp.sock", timeout: callTimeout, is: syscall.ENOTDIR, want: "qmp dial"},
 	}
 	for _, tt := range tests {

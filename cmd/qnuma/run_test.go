@@ -372,7 +372,9 @@ func TestRunUnprivileged(t *testing.T) {
 		prefix = []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"}
 	}
 	bin := buildQnuma(t)
-	args := append([]string{"run", "-v", "--vcpus", "2", "--memory", "64M", "--timeout", "1s", "--grace", "1s", "--"}, bareQEMU...)
+	// --timeout leaves the checks below time to read qemu's /proc on a
+	// loaded machine before it is stopped.
+	args := append([]string{"run", "-v", "--vcpus", "2", "--memory", "64M", "--timeout", "8s", "--grace", "1s", "--"}, bareQEMU...)
 	p := startQnuma(t, append(prefix, bin), args...)
 	got := p.readPins(t, 2)
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", got.qemuPID))

@@ -389,15 +389,18 @@ func TestRunNamesTheSocketQEMUWaitsOn(t *testing.T) {
 	qemutest.Require(t)
 	bin := buildQnuma(t)
 	for _, tc := range []struct {
-		opt      string
-		wantCode int
+		opt        string
+		qmpTimeout string
+		wantCode   int
 	}{
-		{"server=on", 1},
-		{"server=on,wait=off", 0},
+		// The waiting socket must time out; the control gets the default
+		// budget, so a slow start on a loaded machine is not mistaken for it.
+		{"server=on", "3s", 1},
+		{"server=on,wait=off", "60s", 0},
 	} {
 		sock := filepath.Join(t.TempDir(), "u.sock")
 		qmpOpt := "unix:" + sock + "," + tc.opt
-		args := append([]string{"run", "--state-dir", t.TempDir(), "--qmp-timeout", "3s", "--timeout", "1s", "--grace", "1s",
+		args := append([]string{"run", "--state-dir", t.TempDir(), "--qmp-timeout", tc.qmpTimeout, "--timeout", "1s", "--grace", "1s",
 			"--vcpus", "1", "--memory", "64M", "--"}, bareQEMU...)
 		p := startQnuma(t, []string{bin}, append(args, "-qmp", qmpOpt)...)
 		code := p.wait(t)

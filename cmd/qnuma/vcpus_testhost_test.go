@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,21 +121,27 @@ func TestVCPUsAndMemoryInTestHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guest := []string{"-kernel", "/opt/qnuma-vm/" + rel, "-initrd", "/opt/grow/grow.cpio",
-		"-append", growAppend("qnuma.cpus=2,3 qnuma.grow=0:122880,1:122880 qnuma.fill=0,1 qnuma.shrink=1 qnuma.wait=30"),
-		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"}
-	for i, w := range guest {
-		guest[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	// The guest's wait for each change: the host's steps allow 60 s; the
+	// negative row, whose changes partly never come, keeps 30 s.
+	guest := func(wait int) string {
+		args := []string{"-kernel", "/opt/qnuma-vm/" + rel, "-initrd", "/opt/grow/grow.cpio",
+			"-append", growAppend(fmt.Sprintf("qnuma.cpus=2,3 qnuma.grow=0:122880,1:122880 qnuma.fill=0,1 qnuma.shrink=1 qnuma.wait=%d", wait)),
+			"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"}
+		for i, w := range args {
+			args[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+		return strings.Join(args, " ")
 	}
 	bin := filepath.Dir(buildQnuma(t))
 	for _, row := range []struct {
 		name, vcpus, memory, memflags string
+		wait                          int
 		wantExit                      int
 		wantOutput                    []string
 	}{
-		{name: "one vCPU and 128 MiB more per guest node", vcpus: "4", memory: "768M",
+		{name: "one vCPU and 128 MiB more per guest node", vcpus: "4", memory: "768M", wait: 60,
 			wantOutput: []string{"vCPU 1 (tid", "vCPU 2 (tid", "vCPU 3 (tid", "all checks passed"}},
-		{name: "negative: one vCPU, the memory on guest node 0 only", vcpus: "3", memory: "640M", memflags: "--node 0", wantExit: 1,
+		{name: "negative: one vCPU, the memory on guest node 0 only", vcpus: "3", memory: "640M", memflags: "--node 0", wait: 30, wantExit: 1,
 			wantOutput: []string{"vCPU 1 (tid", "vCPU 3: no thread", "hot memory of guest node 1: 0 MiB on node 1", "cpus 1,3 in its node 1 after"}},
 	} {
 		t.Run(row.name, func(t *testing.T) {
@@ -143,7 +150,7 @@ func TestVCPUsAndMemoryInTestHost(t *testing.T) {
 				Timeout:  6 * time.Minute,
 				Shares: []vm.Share{{HostPath: bin, GuestPath: "/opt/qnuma"}, {HostPath: a.Dir, GuestPath: "/opt/qnuma-vm"},
 					{HostPath: growDir, GuestPath: "/opt/grow"}},
-				Env: map[string]string{"PATH": "/opt/qnuma:/usr/sbin:/usr/bin:/bb", "GUEST": strings.Join(guest, " "),
+				Env: map[string]string{"PATH": "/opt/qnuma:/usr/sbin:/usr/bin:/bb", "GUEST": guest(row.wait),
 					"VCPUS": row.vcpus, "MEMORY": row.memory, "MEMFLAGS": row.memflags},
 			}, growScript)
 			if err != nil {

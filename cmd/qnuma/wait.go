@@ -109,8 +109,9 @@ func waitLoop(ctx context.Context, w io.Writer, label string, wait time.Duration
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	last := short
-	// A change wakes a try at most every waitGap: this qnuma's own writes
-	// (what is short, which may name amounts that change) are changes too.
+	// A change wakes a try at most every waitGap, and so does the tick:
+	// this qnuma's own writes (what is short, which may name amounts that
+	// change) are changes too.
 	var soon <-chan time.Time
 	lastTry := start
 	for {
@@ -122,6 +123,9 @@ func waitLoop(ctx context.Context, w io.Writer, label string, wait time.Duration
 			continue
 		case <-soon:
 		case <-tick.C:
+			if time.Since(lastTry) < waitGap {
+				continue // a change's try has just run
+			}
 		case <-deadline.C:
 			return nil, fmt.Errorf("vm %s waited %s for room and still does not fit; nothing started: %w", label, wait, last)
 		case s := <-sigs:

@@ -97,7 +97,7 @@ kill $pid
 i=0
 until proc_gone $pid; do
 	i=$((i + 1))
-	[ $i -le 100 ] || die "pid $pid did not exit"
+	[ $i -le 300 ] || die "pid $pid did not exit in 30 s"
 	sleep 0.1
 done
 cgtool remove vm1 || die "remove"
@@ -157,7 +157,7 @@ kill $pid
 i=0
 until proc_gone $pid; do
 	i=$((i + 1))
-	[ $i -le 100 ] || die "pid $pid did not exit"
+	[ $i -le 300 ] || die "pid $pid did not exit in 30 s"
 	sleep 0.1
 done
 cgtool remove vm1 || die "remove"

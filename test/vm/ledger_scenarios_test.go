@@ -33,10 +33,13 @@ t=0
 until [ "$(ls /tmp/ready.* | wc -l)" -eq 20 ]; do
 	t=$((t + 1)); [ $t -le 600 ] || die "the 20 runs were not ready in 60 s"; sleep 0.1
 done
-# Opening the FIFO for writing lets every reader's open finish; closing it
-# gives them all end-of-file at once.
+# Opening the FIFO for writing lets every reader's open finish; closing it,
+# once all 20 hold it open, gives them all end-of-file at once.
 exec 3>/tmp/go
-sleep 1
+t=0
+until [ "$(ls -l /proc/[0-9]*/fd/0 2>/dev/null | grep -c ' /tmp/go$')" -eq 20 ]; do
+	t=$((t + 1)); [ $t -le 600 ] || die "the 20 runs did not open the FIFO in 60 s"; sleep 0.1
+done
 exec 3>&-
 t=0
 while :; do

@@ -163,7 +163,9 @@ func TestHungScriptTimesOut(t *testing.T) {
 	Require(t)
 	res, err := Run(context.Background(), Options{
 		Topology: Topology{Nodes: []Node{{CPUs: 1, MemoryMiB: 256}}},
-		Timeout:  20 * time.Second,
+		// Room for a boot on a loaded machine (5-10 s idle) before the
+		// script's line; the test host is killed at this timeout.
+		Timeout: 30 * time.Second,
 	}, "echo about to hang; sleep 100000")
 	if err == nil {
 		t.Fatalf("Run returned %+v, want a timeout", res)
@@ -172,7 +174,7 @@ func TestHungScriptTimesOut(t *testing.T) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
 	t.Log(err)
-	for _, want := range []string{"20s", "about to hang"} {
+	for _, want := range []string{"30s", "about to hang"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("timeout error lacks %q: %v", want, err)
 		}

@@ -61,7 +61,7 @@ fi
 i=0
 until grep -q 'step cont' /tmp/c.log; do
 	kill -0 $c_qnuma 2>/dev/null || break
-	i=$((i + 1)); [ $i -le 150 ] || break
+	i=$((i + 1)); [ $i -le 300 ] || break # 30 s: c starts and preallocates 576M
 	sleep 0.1
 done
 echo "c:"; cat /tmp/c.log
