@@ -89,6 +89,9 @@ const bootDeadline = 45 * time.Second
 // progress.
 var stallRe = regexp.MustCompile(`rcu: INFO: rcu_(preempt|sched) detected stalls|watchdog: BUG: soft lockup`)
 
+// hangLog is where a hung boot is said (a test's buffer in unit tests).
+var hangLog io.Writer = os.Stderr
+
 // errBootHung is an attempt that never reached the script.
 var errBootHung = errors.New("test host kernel hung before the script started")
 
@@ -104,7 +107,7 @@ func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result,
 		}
 		hangs = append(hangs, err.Error())
 		// Said where every caller (tests, bench, testhost) shows it.
-		fmt.Fprintf(os.Stderr, "qnuma test host: boot %d of %d: %v\n", attempt, bootAttempts, err)
+		fmt.Fprintf(hangLog, "qnuma test host: boot %d of %d: %v\n", attempt, bootAttempts, err)
 		if attempt == bootAttempts {
 			return nil, fmt.Errorf("run test host: %d boots hung before the script started:\n%s",
 				attempt, strings.Join(hangs, "\n"))

@@ -313,6 +313,9 @@ func boots(t *testing.T, count string) string {
 func TestBootRetriesAHungKernel(t *testing.T) {
 	a := &Assets{Kernel: "/nonexistent/vmlinuz", Initrd: "/nonexistent/initrd"}
 	opts := Options{Topology: TwoNodes(), Timeout: 30 * time.Second}
+	var said bytes.Buffer
+	hangLog = &said
+	t.Cleanup(func() { hangLog = os.Stderr })
 
 	t.Run("hung first boot", func(t *testing.T) {
 		count := fakeHostQEMU(t, "1", false)
@@ -329,15 +332,19 @@ func TestBootRetriesAHungKernel(t *testing.T) {
 		if got := boots(t, count); got != "2" {
 			t.Errorf("%s boots, want 2", got)
 		}
+		if !strings.HasPrefix(said.String(), "qnuma test host: boot 1 of 2: test host kernel hung before the script started: the kernel reported a stall") {
+			t.Errorf("said %q, want the hung boot named", said.String())
+		}
 	})
 	t.Run("stall after the script started", func(t *testing.T) {
+		said.Reset()
 		count := fakeHostQEMU(t, "", true)
 		res, err := boot(context.Background(), a, opts, "true")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.ExitCode != 7 || len(res.BootHangs) != 0 {
-			t.Errorf("exit %d, BootHangs %q; want exit 7 and no hang", res.ExitCode, res.BootHangs)
+		if res.ExitCode != 7 || len(res.BootHangs) != 0 || said.Len() != 0 {
+			t.Errorf("exit %d, BootHangs %q, said %q; want exit 7 and no hang", res.ExitCode, res.BootHangs, said.String())
 		}
 		if got := boots(t, count); got != "1" {
 			t.Errorf("%s boots, want 1", got)
