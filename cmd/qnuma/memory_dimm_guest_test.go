@@ -30,7 +30,7 @@ func TestMemoryDIMMInTinyGuest(t *testing.T) {
 	bin := buildQnuma(t)
 	state := t.TempDir()
 	guest := []string{"-kernel", kernel, "-initrd", initrd,
-		"-append", growAppend("qnuma.grow=0:122880 qnuma.shrink=1"),
+		"-append", growAppend("qnuma.grow=0:122880 qnuma.shrink=1 qnuma.wait=300"),
 		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"}
 	args := append([]string{"run", "-v", "--state-dir", state, "--name", "td", "--timeout", "8m",
 		"--vcpus", "1", "--memory", "256M", "--max-memory", "512M", "--memory-hotplug", "dimm", "--",

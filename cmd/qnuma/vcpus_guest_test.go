@@ -155,7 +155,7 @@ func TestVCPUsAndMemoryInTinyGuest(t *testing.T) {
 	bin := buildQnuma(t)
 	state := t.TempDir()
 	guest := []string{"-kernel", kernel, "-initrd", initrd,
-		"-append", growAppend("qnuma.cpus=1 qnuma.grow=0:122880 qnuma.shrink=1"),
+		"-append", growAppend("qnuma.cpus=1 qnuma.grow=0:122880 qnuma.shrink=1 qnuma.wait=300"),
 		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio"}
 	args := append([]string{"run", "-v", "--state-dir", state, "--name", "tg", "--timeout", "8m", "--cpus-dedicated",
 		"--vcpus", "1", "--max-vcpus", "2", "--memory", "256M", "--max-memory", "512M", "--",
