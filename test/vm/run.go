@@ -108,6 +108,14 @@ func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result,
 		hangs = append(hangs, err.Error())
 		// Said where every caller (tests, bench, testhost) shows it.
 		fmt.Fprintf(hangLog, "qnuma test host: boot %d of %d: %v\n", attempt, bootAttempts, err)
+		// And kept beside the assets: go test shows a passing package's
+		// stderr to nobody, and these are what finds the hang's cause.
+		if a.Dir != "" {
+			if f, ferr := os.OpenFile(filepath.Join(a.Dir, "boot-hangs.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); ferr == nil {
+				fmt.Fprintf(f, "%s boot %d of %d: %v\n", time.Now().UTC().Format(time.RFC3339), attempt, bootAttempts, err)
+				f.Close()
+			}
+		}
 		if attempt == bootAttempts {
 			return nil, fmt.Errorf("run test host: %d boots hung before the script started:\n%s",
 				attempt, strings.Join(hangs, "\n"))

@@ -311,7 +311,7 @@ func boots(t *testing.T, count string) string {
 // result says so; a stall after the start is the scenario's (no second
 // boot); two hung boots are an error that names both.
 func TestBootRetriesAHungKernel(t *testing.T) {
-	a := &Assets{Kernel: "/nonexistent/vmlinuz", Initrd: "/nonexistent/initrd"}
+	a := &Assets{Dir: t.TempDir(), Kernel: "/nonexistent/vmlinuz", Initrd: "/nonexistent/initrd"}
 	opts := Options{Topology: TwoNodes(), Timeout: 30 * time.Second}
 	var said bytes.Buffer
 	hangLog = &said
@@ -334,6 +334,9 @@ func TestBootRetriesAHungKernel(t *testing.T) {
 		}
 		if !strings.HasPrefix(said.String(), "qnuma test host: boot 1 of 2: test host kernel hung before the script started: the kernel reported a stall") {
 			t.Errorf("said %q, want the hung boot named", said.String())
+		}
+		if b, err := os.ReadFile(filepath.Join(a.Dir, "boot-hangs.log")); err != nil || !strings.Contains(string(b), " boot 1 of 2: test host kernel hung") {
+			t.Errorf("boot-hangs.log: %q, %v; want the hung boot kept", b, err)
 		}
 	})
 	t.Run("stall after the script started", func(t *testing.T) {
