@@ -106,20 +106,25 @@ func boot(ctx context.Context, a *Assets, opts Options, script string) (*Result,
 			return res, err
 		}
 		hangs = append(hangs, err.Error())
-		// Said where every caller (tests, bench, testhost) shows it.
-		fmt.Fprintf(hangLog, "qnuma test host: boot %d of %d: %v\n", attempt, bootAttempts, err)
-		// And kept beside the assets: go test shows a passing package's
-		// stderr to nobody, and these are what finds the hang's cause.
-		if a.Dir != "" {
-			if f, ferr := os.OpenFile(filepath.Join(a.Dir, "boot-hangs.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); ferr == nil {
-				fmt.Fprintf(f, "%s boot %d of %d: %v\n", time.Now().UTC().Format(time.RFC3339), attempt, bootAttempts, err)
-				f.Close()
-			}
-		}
+		reportHang(a.Dir, fmt.Sprintf("boot %d of %d: %v\n", attempt, bootAttempts, err))
 		if attempt == bootAttempts {
 			return nil, fmt.Errorf("run test host: %d boots hung before the script started:\n%s",
 				attempt, strings.Join(hangs, "\n"))
 		}
+	}
+}
+
+// reportHang says a hung boot where every caller (tests, bench, testhost)
+// shows it, and keeps it in dir's boot-hangs.log: go test shows a passing
+// package's stderr to nobody, and these lines are what finds the cause.
+func reportHang(dir, line string) {
+	fmt.Fprint(hangLog, "qnuma test host: "+line)
+	if dir == "" {
+		return
+	}
+	if f, err := os.OpenFile(filepath.Join(dir, "boot-hangs.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+		fmt.Fprint(f, time.Now().UTC().Format(time.RFC3339)+" "+line)
+		f.Close()
 	}
 }
 
